@@ -1,0 +1,145 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Every target is Swift 6 language mode with strict concurrency (the tools-version default).
+let package = Package(
+    name: "ChunkRelay",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "chunkrelay", targets: ["chunkrelay"]),
+        .executable(name: "map-render", targets: ["map-render"]),
+        .library(name: "RelayProtocol", targets: ["RelayProtocol"]),
+        .library(name: "RelayClient", targets: ["RelayClient"]),
+        .library(name: "FunctionKit", targets: ["FunctionKit"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "LocalRuntime", targets: ["LocalRuntime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.4.0"),
+    ],
+    targets: [
+        // Shared wire types: no I/O.
+        .target(
+            name: "RelayProtocol",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "RelayProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .target(
+            name: "RelayClient",
+            dependencies: [
+                "RelayProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "FunctionKit",
+            dependencies: [
+                "RelayProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "LocalRuntime",
+            dependencies: [
+                "RelayProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "local-runtime/Sources/LocalRuntime"
+        ),
+        // The map-render generator function: a library (testable renderer + PNG encoder) and its executable.
+        .target(
+            name: "MapRender",
+            path: "functions/map-render/Sources/MapRender"
+        ),
+        .executableTarget(
+            name: "map-render",
+            dependencies: ["MapRender", "FunctionKit", "RelayProtocol", .product(name: "Logging", package: "swift-log")],
+            path: "functions/map-render/Sources/map-render"
+        ),
+        .executableTarget(
+            name: "chunkrelay",
+            dependencies: [
+                "Gateway",
+                "LocalRuntime",
+                "RelayClient",
+                "RelayProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "RelayProtocolTests",
+            dependencies: ["RelayProtocol"]
+        ),
+        .testTarget(
+            name: "MapRenderTests",
+            dependencies: ["MapRender"]
+        ),
+        .testTarget(
+            name: "FunctionKitTests",
+            dependencies: [
+                "FunctionKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "Gateway",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "LocalRuntimeTests",
+            dependencies: [
+                "LocalRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "chunkrelay",
+                "Gateway",
+                "LocalRuntime",
+                "RelayClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+    ]
+)

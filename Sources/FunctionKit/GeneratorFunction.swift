@@ -1,0 +1,54 @@
+import Foundation
+import Logging
+import NIOCore
+import RelayProtocol
+
+/// An image a generator function made.
+public struct GeneratedImage: Sendable {
+    /// The encoded image.
+    public var bytes: [UInt8]
+    /// Its media type.
+    public var contentType: String
+
+    /// Makes an image.
+    public init(bytes: [UInt8], contentType: String) {
+        self.bytes = bytes
+        self.contentType = contentType
+    }
+}
+
+/// A handler for generator functions: decodes the gateway's `InvocationEvent`, renders, uploads the chunks
+/// and returns a `GenerationSummary` as the invocation's response.
+///
+/// ```swift
+/// try await FunctionRuntime(handler: GeneratorFunction { event, context in
+///     GeneratedImage(bytes: render(event.params), contentType: "image/png")
+/// }).run()
+/// ```
+public struct GeneratorFunction: FunctionHandler {
+    private let render: @Sendable (InvocationEvent, InvocationContext) async throws -> GeneratedImage
+    private let uploader: ChunkUploader
+
+    /// Makes a generator from its render closure.
+    public init(
+        uploader: ChunkUploader = ChunkUploader(),
+        render: @escaping @Sendable (InvocationEvent, InvocationContext) async throws -> GeneratedImage
+    ) {
+        self.uploader = uploader
+        self.render = render
+    }
+
+    /// Renders and uploads; the response body is the summary as JSON.
+    public func handle(_ event: ByteBuffer, context: InvocationContext) async throws -> ByteBuffer {
+        let decoded: InvocationEvent
+        do {
+            decoded = try JSONDecoder().decode(InvocationEvent.self, from: Data(event.readableBytesView))
+        } catch {
+            throw FunctionError(errorType: "InvalidEvent", errorMessage: "not a ChunkRelay invocation event: \(error)")
+        }
+        let image = try await render(decoded, context)
+        context.logger.info("rendered \(image.bytes.count) bytes; uploading to job \(decoded.jobId)")
+        let summary = try await uploader.upload(image.bytes, contentType: image.contentType, for: decoded)
+        return ByteBuffer(bytes: try JSONEncoder().encode(summary))
+    }
+}

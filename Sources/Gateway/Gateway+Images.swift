@@ -1,0 +1,126 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOFileSystem
+import RelayProtocol
+
+extension Gateway {
+    /// `GET` / `HEAD /v1/images/{key}`: the image once.
+    ///
+    /// The key is consumed only once the last byte has been written to the connection; a transfer that
+    /// breaks leaves it retrievable (resumable with `Range`); `HEAD` never consumes; while one transfer
+    /// runs, other GETs get 409.
+    func image(_ request: Request, context: BasicRequestContext, head: Bool) async throws -> Response {
+        let key = try context.parameters.require("key")
+        guard RandomToken.isWellFormed(key), let job = try await store.job(imageKey: key) else {
+            throw GatewayError(.notFound, "image_not_found", "no image with this key")
+        }
+        switch job.jobState {
+        case .queued, .running:
+            throw GatewayError(.conflict, "image_not_ready", "the image is not ready yet (job is \(job.jobState.rawValue))", headers: [.retryAfter: "1"])
+        case .done:
+            throw GatewayError(.gone, "image_consumed", "this image was already retrieved")
+        case .expired:
+            throw GatewayError(.gone, "image_expired", "this image expired before it was retrieved")
+        case .failed, .cancelled:
+            throw GatewayError(.gone, "image_unavailable", "the job \(job.jobState.rawValue); there is no image")
+        case .ready:
+            break
+        }
+        guard let size = job.totalBytes else { throw GatewayError(.internalServerError, "internal_error", "ready job without a size") }
+        let etag = "\"\(job.sha256 ?? "")\""
+        var headers: HTTPFields = [
+            .contentType: job.contentType ?? "application/octet-stream",
+            .eTag: etag,
+            .acceptRanges: "bytes",
+            .cacheControl: "no-store",
+        ]
+        var range: Range<Int64> = 0..<size
+        var status = HTTPResponse.Status.ok
+        if let rangeHeader = request.headers[.range], request.headers[.ifRange].map({ $0 == etag }) ?? true {
+            guard let requested = ByteRange(header: rangeHeader)?.resolve(size: size) else {
+                throw GatewayError(.rangeNotSatisfiable, "range_not_satisfiable", "the image has \(size) bytes", headers: [.contentRange: "bytes */\(size)"])
+            }
+            range = requested
+            status = .partialContent
+            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(size)"
+        }
+        headers[.contentLength] = String(range.count)
+        if head {
+            return Response(status: status, headers: headers)
+        }
+        guard claims.withLock({ $0.insert(key).inserted }) else {
+            throw GatewayError(.conflict, "image_in_flight", "another transfer of this image is in progress", headers: [.retryAfter: "1"])
+        }
+        // The claim is re-checked now that it is held: the job may have been consumed by a transfer
+        // that ended between the lookup above and the claim.
+        guard let current = try? await store.job(imageKey: key), current.jobState == .ready else {
+            _ = claims.withLock { $0.remove(key) }
+            throw GatewayError(.gone, "image_consumed", "this image was already retrieved")
+        }
+        let path = spool.imagePath(jobId: job.id)
+        let consumesKey = range.upperBound == size
+        let bytes = range
+        let body = ResponseBody(contentLength: Int(range.count)) { [self] writer in
+            do {
+                try await FileSystem.shared.withFileHandle(forReadingAt: path) { handle in
+                    for try await chunk in handle.readChunks(in: bytes, chunkLength: .kibibytes(64)) {
+                        try await writer.write(chunk)
+                    }
+                }
+                try await writer.finish(nil)
+                if consumesKey {
+                    // Durable before the file goes: a crash between the two leaves a consumed key and an
+                    // orphan file, never a second retrieval.
+                    if try await store.finish(jobId: job.id, from: [.ready], to: .done) {
+                        await spool.removeImage(jobId: job.id)
+                        logger.info("job \(job.id): image retrieved; key consumed")
+                    }
+                }
+                _ = claims.withLock { $0.remove(key) }
+            } catch {
+                _ = claims.withLock { $0.remove(key) }
+                logger.notice("job \(job.id): image transfer broke (\(error)); key stays retrievable")
+                throw error
+            }
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+}
+
+/// A single `Range: bytes=...` request (RFC 9110 §14.1.2); multiple ranges are not served.
+struct ByteRange: Equatable {
+    var first: Int64?
+    var last: Int64?
+
+    init?(header: String) {
+        guard header.hasPrefix("bytes=") else { return nil }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return nil }
+        let start = spec[..<dash]
+        let end = spec[spec.index(after: dash)...]
+        first = start.isEmpty ? nil : Int64(start)
+        last = end.isEmpty ? nil : Int64(end)
+        if !start.isEmpty && first == nil { return nil }
+        if !end.isEmpty && last == nil { return nil }
+        if first == nil && last == nil { return nil }
+    }
+
+    /// The byte range within a file of `size` bytes, or nil when unsatisfiable.
+    func resolve(size: Int64) -> Range<Int64>? {
+        switch (first, last) {
+        case (let first?, let last?):
+            guard first <= last, first < size else { return nil }
+            return first..<min(last + 1, size)
+        case (let first?, nil):
+            guard first < size else { return nil }
+            return first..<size
+        case (nil, let suffix?):
+            guard suffix > 0, size > 0 else { return nil }
+            return max(0, size - suffix)..<size
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RelayProtocol
+
+extension Gateway {
+    static let contentDigest = HTTPField.Name("Content-Digest")!
+
+    /// Checks the attempt's bearer token in constant time and that the job is still taking uploads.
+    func authorizedRunningJob(_ request: Request, context: BasicRequestContext) async throws -> JobRecord {
+        let job = try await existingJob(context)
+        let header = request.headers[.authorization] ?? ""
+        let presented = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
+        // A finished job has no token: every upload to it is unauthorised rather than a conflict,
+        // so a late chunk from an abandoned attempt learns nothing about the job.
+        guard let token = job.uploadToken, Self.constantTimeEquals(presented, token) else {
+            throw GatewayError(.unauthorized, "invalid_token", "missing or wrong upload token for job \(job.id)", headers: [.wwwAuthenticate: "Bearer"])
+        }
+        guard job.jobState == .running else {
+            throw GatewayError(.conflict, "job_not_running", "job \(job.id) is \(job.jobState.rawValue)")
+        }
+        return job
+    }
+
+    /// `PUT /v1/jobs/{id}/chunks/{index}`.
+    func putChunk(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let job = try await authorizedRunningJob(request, context: context)
+        let indexText = try context.parameters.require("index")
+        let maxChunks = Int(RelayLimits.maximumImageBytes / Int64(job.chunkSize))
+        guard let index = Int(indexText), index >= 0, index < maxChunks, String(index) == indexText else {
+            throw GatewayError(.badRequest, "invalid_index", "chunk index must be an integer 0...\(maxChunks - 1)")
+        }
+        guard let digestHeader = request.headers[Self.contentDigest] else {
+            throw GatewayError(.badRequest, "missing_digest", "Content-Digest: sha-256=:<base64>: is required")
+        }
+        guard let declared = ContentDigest(header: digestHeader) else {
+            throw GatewayError(.badRequest, "invalid_digest", "Content-Digest must carry a sha-256 byte sequence (RFC 9530)")
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > job.chunkSize {
+            throw GatewayError(.contentTooLarge, "chunk_too_large", "a chunk may be at most \(job.chunkSize) bytes; this one is \(length)")
+        }
+        if let existing = try await store.chunk(jobId: job.id, attempt: job.attempt, index: index) {
+            guard existing.sha256 == declared.hex else {
+                throw GatewayError(.conflict, "chunk_conflict", "chunk \(index) is already stored with another digest")
+            }
+            return try Self.json(ChunkAccepted(index: index, bytes: existing.size, sha256: existing.sha256, stored: false))
+        }
+
+        let slot = "\(job.id)/\(job.attempt)/\(index)"
+        guard chunksInFlight.withLock({ $0.insert(slot).inserted }) else {
+            throw GatewayError(.serviceUnavailable, "chunk_in_flight", "chunk \(index) is being written by another request", headers: [.retryAfter: "1"])
+        }
+        defer { _ = chunksInFlight.withLock { $0.remove(slot) } }
+
+        // At most one chunk cap per upload is held in memory; a body that grows past it is refused
+        // as soon as it does (a chunked body has no Content-Length to check up front).
+        var body = ByteBuffer()
+        var hasher = SHA256()
+        for try await part in request.body {
+            guard body.readableBytes + part.readableBytes <= job.chunkSize else {
+                throw GatewayError(.contentTooLarge, "chunk_too_large", "a chunk may be at most \(job.chunkSize) bytes")
+            }
+            part.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            body.writeImmutableBuffer(part)
+        }
+        let actual = ContentDigest(hasher.finalize())
+        guard actual == declared else {
+            throw GatewayError(.unprocessableContent, "digest_mismatch", "chunk \(index) does not match its Content-Digest; nothing was stored")
+        }
+        let size = body.readableBytes
+        try await spool.write(body, jobId: job.id, attempt: job.attempt, offset: Int64(index) * Int64(job.chunkSize))
+        let record = ChunkRecord(jobId: job.id, attempt: job.attempt, idx: index, size: size, sha256: actual.hex)
+        switch try await store.insertChunk(record, chunkSize: job.chunkSize) {
+        case .stored:
+            return try Self.json(ChunkAccepted(index: index, bytes: size, sha256: actual.hex, stored: true), status: .created)
+        case .duplicate:
+            return try Self.json(ChunkAccepted(index: index, bytes: size, sha256: actual.hex, stored: false))
+        case .conflict:
+            throw GatewayError(.conflict, "chunk_conflict", "chunk \(index) is already stored with another digest")
+        case .attemptOver:
+            throw GatewayError(.unauthorized, "invalid_token", "the attempt this token belongs to has ended", headers: [.wwwAuthenticate: "Bearer"])
+        case .shortChunkNotLast:
+            throw GatewayError(.unprocessableContent, "short_chunk", "only the last chunk may be smaller than the cap (\(job.chunkSize) bytes)")
+        }
+    }
+
+    /// `POST /v1/jobs/{id}/complete`: verifies count, size and whole-image SHA-256, then makes the image ready.
+    func complete(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let job = try await authorizedRunningJob(request, context: context)
+        let manifest = try await Self.decodeJSON(CompleteRequest.self, from: request)
+        guard manifest.chunks >= 1, manifest.bytes >= 0, manifest.bytes <= RelayLimits.maximumImageBytes else {
+            throw GatewayError(.badRequest, "invalid_manifest", "chunks must be at least 1 and bytes 0...\(RelayLimits.maximumImageBytes)")
+        }
+        guard let declared = ContentDigest(hex: manifest.sha256) else {
+            throw GatewayError(.badRequest, "invalid_manifest", "sha256 must be 64 hex digits")
+        }
+        guard Self.isMediaType(manifest.contentType) else {
+            throw GatewayError(.badRequest, "invalid_manifest", "contentType must be a media type such as image/png")
+        }
+        let summary = try await store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
+        guard summary.count == manifest.chunks, summary.maxIndex == manifest.chunks - 1 else {
+            throw GatewayError(.unprocessableContent, "incomplete", "\(manifest.chunks) chunks announced, \(summary.count) stored (indices 0...\(max(summary.maxIndex, 0)))")
+        }
+        guard summary.bytes == manifest.bytes, summary.shortBeforeLast == 0 else {
+            throw GatewayError(.unprocessableContent, "size_mismatch", "\(manifest.bytes) bytes announced, \(summary.bytes) stored")
+        }
+        let actual = try await spool.sealSpool(jobId: job.id, attempt: job.attempt, length: manifest.bytes)
+        guard actual == declared else {
+            throw GatewayError(.unprocessableContent, "digest_mismatch", "the assembled image's SHA-256 is \(actual.hex), not \(declared.hex)")
+        }
+        try await spool.promote(jobId: job.id, attempt: job.attempt)
+        let expiresAt = Date().timeIntervalSince1970 + Double(configuration.imageTTL.components.seconds)
+        guard try await store.markReady(jobId: job.id, attempt: job.attempt, manifest: manifest, expiresAt: expiresAt) else {
+            await spool.removeImage(jobId: job.id)
+            throw GatewayError(.conflict, "job_not_running", "job \(job.id) ended while completing")
+        }
+        logger.info("job \(job.id): ready, \(manifest.bytes) bytes in \(manifest.chunks) chunks, sha256 \(manifest.sha256)")
+        return try Self.json(try await status(of: try await existingJob(context)))
+    }
+
+    static func isMediaType(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        return text.utf8.count <= 255 && parts.count == 2 && parts.allSatisfy { part in
+            !part.isEmpty && part.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }
+        }
+    }
+
+    /// Compares tokens without leaking where they differ through timing.
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) {
+            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return difference == 0
+    }
+}

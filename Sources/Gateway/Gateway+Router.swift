@@ -1,0 +1,117 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RelayProtocol
+
+extension Gateway {
+    /// The gateway's HTTP API (DESIGN.md "Interfaces"), errors mapped by one middleware.
+    public func buildRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        }
+        router.get("/metrics") { _, _ in try await self.metrics() }
+        router.post("/v1/jobs") { request, context in try await self.createJob(request, context: context) }
+        router.get("/v1/jobs/{id}") { _, context in try await self.getJob(context) }
+        router.delete("/v1/jobs/{id}") { _, context in try await self.cancelJob(context) }
+        router.put("/v1/jobs/{id}/chunks/{index}") { request, context in try await self.putChunk(request, context: context) }
+        router.post("/v1/jobs/{id}/complete") { request, context in try await self.complete(request, context: context) }
+        router.get("/v1/images/{key}") { request, context in try await self.image(request, context: context, head: false) }
+        router.head("/v1/images/{key}") { request, context in try await self.image(request, context: context, head: true) }
+        return router
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    /// Reads a JSON body of at most `RelayLimits.maximumJSONBody` bytes.
+    static func decodeJSON<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: RelayLimits.maximumJSONBody)
+        } catch {
+            throw GatewayError(.contentTooLarge, "body_too_large", "a JSON body may be at most \(RelayLimits.maximumJSONBody) bytes")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw GatewayError(.badRequest, "invalid_request", "missing field '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw GatewayError(.badRequest, "invalid_request", "wrong type for '\(path)'")
+        } catch let DecodingError.dataCorrupted(context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw GatewayError(.badRequest, "invalid_request", path.isEmpty ? "the body is not valid JSON" : "invalid value for '\(path)'")
+        } catch {
+            throw GatewayError(.badRequest, "invalid_request", "the body is not valid JSON")
+        }
+    }
+
+    /// A job id from the path, checked for shape before it reaches the ledger.
+    static func jobID(_ context: BasicRequestContext) throws -> String {
+        let id = try context.parameters.require("id")
+        guard RandomToken.isWellFormed(id) else { throw GatewayError(.notFound, "job_not_found", "no job \(id)") }
+        return id
+    }
+
+    func existingJob(_ context: BasicRequestContext) async throws -> JobRecord {
+        let id = try Self.jobID(context)
+        guard let job = try await store.job(id: id) else { throw GatewayError(.notFound, "job_not_found", "no job \(id)") }
+        return job
+    }
+
+    func createJob(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let create = try await Self.decodeJSON(CreateJobRequest.self, from: request)
+        guard invoker.hasFunction(named: create.function) else {
+            throw GatewayError(.notFound, "function_not_found", "no function named '\(create.function)'")
+        }
+        guard create.delivery == .retrieve else {
+            throw GatewayError(.notImplemented, "delivery_not_supported", "stream delivery is not available in this build; use \"retrieve\"")
+        }
+        let id = RandomToken.make()
+        let key = create.delivery == .retrieve ? RandomToken.make() : nil
+        let job = try await store.insert(id: id, request: create, chunkSize: configuration.chunkSize, imageKey: key)
+        admission.wake()
+        let created = JobCreated(id: job.id, state: .queued, events: "/v1/jobs/\(id)/events", image: key.map { "/v1/images/\($0)" })
+        return try Self.json(created, status: .accepted, headers: [.location: "/v1/jobs/\(id)"])
+    }
+
+    func getJob(_ context: BasicRequestContext) async throws -> Response {
+        try Self.json(try await status(of: try await existingJob(context)))
+    }
+
+    func cancelJob(_ context: BasicRequestContext) async throws -> Response {
+        let job = try await existingJob(context)
+        guard try await store.finish(jobId: job.id, from: [.queued, .running, .ready], to: .cancelled) else {
+            throw GatewayError(.conflict, "job_finished", "job \(job.id) is already \(job.jobState.rawValue)")
+        }
+        await spool.removeSpool(jobId: job.id)
+        if job.jobState == .ready, let key = job.imageKey, !claims.withLock({ $0.contains(key) }) {
+            await spool.removeImage(jobId: job.id)
+        }
+        admission.wake()
+        return try Self.json(try await status(of: try await existingJob(context)))
+    }
+
+    func metrics() async throws -> Response {
+        var lines = ["# HELP chunkrelay_jobs Jobs in the ledger by state.", "# TYPE chunkrelay_jobs gauge"]
+        let counts = try await store.countsByState()
+        for state in JobState.allCases {
+            lines.append("chunkrelay_jobs{state=\"\(state.rawValue)\"} \(counts[state.rawValue] ?? 0)")
+        }
+        lines.append("# HELP chunkrelay_image_transfers Image transfers in progress.")
+        lines.append("# TYPE chunkrelay_image_transfers gauge")
+        lines.append("chunkrelay_image_transfers \(claims.withLock { $0.count })")
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+            body: .init(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n"))
+        )
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import RelayProtocol
+import ServiceLifecycle
+import Synchronization
+
+/// The gateway: the job API, chunk ingest, the ledger and spool, the admission queue and delivery.
+///
+/// Build it with `Gateway.open(...)`, serve `buildRouter()`, and run `services` (the dispatcher and
+/// the janitor) beside the HTTP server.
+public final class Gateway: Sendable {
+    /// The configuration it runs with.
+    public let configuration: GatewayConfiguration
+    let store: JobStore
+    let spool: Spool
+    let invoker: any Invoker
+    let logger: Logger
+    let admission: AdmissionQueue
+    let janitor: Janitor
+    /// Image keys whose transfer is under way; a second GET meanwhile gets 409.
+    let claims = Mutex<Set<String>>([])
+    /// Chunks being written (`job/attempt/index`); a concurrent write of the same chunk gets 503.
+    let chunksInFlight = Mutex<Set<String>>([])
+    private let baseURL = Mutex<(url: String?, waiters: [CheckedContinuation<String, Never>])>((nil, []))
+
+    private init(configuration: GatewayConfiguration, store: JobStore, spool: Spool, invoker: any Invoker, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.spool = spool
+        self.invoker = invoker
+        self.logger = logger
+        self.admission = AdmissionQueue(maxConcurrency: configuration.maxConcurrency, logger: logger)
+        self.janitor = Janitor(interval: configuration.janitorInterval)
+    }
+
+    /// Opens the state directory (created if missing, owner-only), the ledger and the spool, and puts
+    /// jobs that were running when the last process died back at the front of the queue.
+    public static func open(configuration: GatewayConfiguration, invoker: any Invoker, logger: Logger) async throws -> Gateway {
+        try configuration.validate()
+        try FileManager.default.createDirectory(at: configuration.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let store = try JobStore(path: configuration.stateDirectory.appendingPathComponent("ledger.sqlite").path)
+        let spool = Spool(stateDirectory: configuration.stateDirectory)
+        try await spool.prepare()
+        let gateway = Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
+        let requeued = try await store.requeueRunningJobs()
+        if requeued > 0 { logger.notice("recovered \(requeued) running job(s) to the front of the queue") }
+        return gateway
+    }
+
+    /// The long-lived parts to run beside the HTTP server: the dispatcher and the janitor.
+    public var services: [any Service] {
+        [AdmissionQueue.Runner(gateway: self), Janitor.Runner(gateway: self)]
+    }
+
+    /// Tells the gateway where it is reachable (functions post chunks there); dispatching waits for it.
+    public func setBaseURL(_ url: String) {
+        let waiters = baseURL.withLock { state in
+            state.url = url
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: url) }
+    }
+
+    /// The base URL once `setBaseURL` was called.
+    func waitForBaseURL() async -> String {
+        await withCheckedContinuation { continuation in
+            let url: String? = baseURL.withLock { state in
+                if let url = state.url { return url }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let url { continuation.resume(returning: url) }
+        }
+    }
+
+    /// The JSON status of a job.
+    func status(of job: JobRecord) async throws -> JobStatus {
+        let state = job.jobState
+        var chunks = job.totalChunks ?? 0
+        var bytes = job.totalBytes ?? 0
+        if state == .running {
+            let summary = try await store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
+            chunks = summary.count
+            bytes = summary.bytes
+        }
+        let error = job.errorCode.map { JobError(code: $0, message: job.errorMessage ?? "") }
+        return JobStatus(
+            id: job.id, function: job.function, delivery: job.deliveryMode, state: state,
+            position: state == .queued ? try await store.position(of: job) : nil,
+            chunks: chunks, bytes: bytes, sha256: job.sha256, contentType: job.contentType, attempts: job.attempt,
+            error: error, events: "/v1/jobs/\(job.id)/events", image: job.imageKey.map { "/v1/images/\($0)" }
+        )
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RelayProtocol
+
+/// An error a client sees: a status and `{"error": {"code", "message"}}`.
+public struct GatewayError: HTTPResponseError, CustomStringConvertible, Sendable {
+    /// HTTP status.
+    public var status: HTTPResponse.Status
+    /// Stable machine-readable code.
+    public var code: String
+    /// Human-readable explanation.
+    public var message: String
+    /// Extra response headers (`Retry-After`, `Content-Range`).
+    public var headers: HTTPFields
+
+    /// Makes an error.
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    /// A readable summary.
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    /// The JSON response.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = self.headers
+        headers[.contentType] = "application/json"
+        let body = (try? JSONEncoder().encode(ErrorBody(code: code, message: message))) ?? Data()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// The one place errors become responses: `GatewayError`s as they are, Hummingbird's own
+/// `HTTPError`s (unknown route, bad method) in the same JSON shape, anything else a 500 that
+/// hides its details from the client and logs them.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as GatewayError {
+            return try error.response(from: request, context: context)
+        } catch let error as HTTPError {
+            let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_\(error.status.code)"
+            return try GatewayError(error.status, code, error.body ?? error.status.reasonPhrase, headers: error.headers)
+                .response(from: request, context: context)
+        } catch {
+            context.logger.error("unhandled error: \(String(reflecting: error))")
+            return try GatewayError(.internalServerError, "internal_error", "the gateway failed; see its log")
+                .response(from: request, context: context)
+        }
+    }
+}

@@ -1,0 +1,243 @@
+import Foundation
+import GRDB
+import RelayProtocol
+
+/// The SQLite ledger (WAL): jobs, their chunks' digests and their image keys.
+///
+/// Every write that a client or function is told about is committed before the answer goes out,
+/// with `synchronous=FULL` so that a crash after the answer cannot lose it.
+struct JobStore: Sendable {
+    let database: DatabasePool
+
+    /// Opens (creating if needed) the ledger at `path` with owner-only permissions.
+    init(path: String) throws {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        configuration.busyMode = .timeout(10)
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        database = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "job") { t in
+                t.primaryKey("id", .text)
+                t.column("function", .text).notNull()
+                t.column("params", .text).notNull()
+                t.column("delivery", .text).notNull()
+                t.column("state", .text).notNull()
+                t.column("queueOrder", .integer).notNull()
+                t.column("attempt", .integer).notNull().defaults(to: 0)
+                t.column("uploadToken", .text)
+                t.column("chunkSize", .integer).notNull()
+                t.column("imageKey", .text).unique()
+                t.column("totalChunks", .integer)
+                t.column("totalBytes", .integer)
+                t.column("sha256", .text)
+                t.column("contentType", .text)
+                t.column("errorCode", .text)
+                t.column("errorMessage", .text)
+                t.column("createdAt", .double).notNull()
+                t.column("readyAt", .double)
+                t.column("expiresAt", .double)
+                t.column("finishedAt", .double)
+            }
+            try db.create(index: "job_state_order", on: "job", columns: ["state", "queueOrder"])
+            try db.create(table: "chunk") { t in
+                t.column("jobId", .text).notNull().references("job", onDelete: .cascade)
+                t.column("attempt", .integer).notNull()
+                t.column("idx", .integer).notNull()
+                t.column("size", .integer).notNull()
+                t.column("sha256", .text).notNull()
+                t.primaryKey(["jobId", "attempt", "idx"])
+            }
+        }
+        return migrator
+    }
+
+    static var now: Double { Date().timeIntervalSince1970 }
+
+    /// Adds a queued job at the back of the queue.
+    func insert(id: String, request: CreateJobRequest, chunkSize: Int, imageKey: String?) async throws -> JobRecord {
+        let params = String(decoding: try JSONEncoder().encode(request.params), as: UTF8.self)
+        return try await database.write { db in
+            let last = try Int64.fetchOne(db, sql: "SELECT MAX(queueOrder) FROM job") ?? 0
+            let record = JobRecord(
+                id: id, function: request.function, params: params, delivery: request.delivery.rawValue,
+                state: JobState.queued.rawValue, queueOrder: last + 1, attempt: 0, uploadToken: nil, chunkSize: chunkSize,
+                imageKey: imageKey, createdAt: Self.now
+            )
+            try record.insert(db)
+            return record
+        }
+    }
+
+    func job(id: String) async throws -> JobRecord? {
+        try await database.read { db in try JobRecord.fetchOne(db, key: id) }
+    }
+
+    func job(imageKey: String) async throws -> JobRecord? {
+        try await database.read { db in
+            try JobRecord.fetchOne(db, sql: "SELECT * FROM job WHERE imageKey = ?", arguments: [imageKey])
+        }
+    }
+
+    /// 1-based place in the queue of a queued job.
+    func position(of job: JobRecord) async throws -> Int {
+        try await database.read { db in
+            1 + (try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM job WHERE state = 'queued' AND queueOrder < ?", arguments: [job.queueOrder]
+            ) ?? 0)
+        }
+    }
+
+    /// Takes the first queued job and starts a new attempt: state `running`, a fresh token,
+    /// and the previous attempts' chunks forgotten.
+    func startNextAttempt() async throws -> JobRecord? {
+        try await database.write { db in
+            guard var job = try JobRecord.fetchOne(db, sql: "SELECT * FROM job WHERE state = 'queued' ORDER BY queueOrder LIMIT 1") else {
+                return nil
+            }
+            job.state = JobState.running.rawValue
+            job.attempt += 1
+            job.uploadToken = RandomToken.make()
+            try job.update(db)
+            try db.execute(sql: "DELETE FROM chunk WHERE jobId = ? AND attempt < ?", arguments: [job.id, job.attempt])
+            return job
+        }
+    }
+
+    /// The stored chunk at an index of an attempt.
+    func chunk(jobId: String, attempt: Int, index: Int) async throws -> ChunkRecord? {
+        try await database.read { db in
+            try ChunkRecord.fetchOne(db, key: ["jobId": jobId, "attempt": attempt, "idx": index])
+        }
+    }
+
+    /// Outcome of recording a chunk.
+    enum ChunkInsert: Sendable {
+        case stored
+        case duplicate
+        case conflict(existing: String)
+        case attemptOver
+        case shortChunkNotLast
+    }
+
+    /// Records a chunk whose bytes are already in the spool, if its attempt is still the current one.
+    func insertChunk(_ chunk: ChunkRecord, chunkSize: Int) async throws -> ChunkInsert {
+        try await database.write { db in
+            guard let job = try JobRecord.fetchOne(db, key: chunk.jobId), job.jobState == .running, job.attempt == chunk.attempt else {
+                return .attemptOver
+            }
+            if let existing = try ChunkRecord.fetchOne(db, key: ["jobId": chunk.jobId, "attempt": chunk.attempt, "idx": chunk.idx]) {
+                return existing.sha256 == chunk.sha256 ? .duplicate : .conflict(existing: existing.sha256)
+            }
+            // Offsets are index × cap, so only the last chunk may be short.
+            if chunk.size < chunkSize {
+                let later = try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM chunk WHERE jobId = ? AND attempt = ? AND idx > ?",
+                    arguments: [chunk.jobId, chunk.attempt, chunk.idx]) ?? 0
+                if later > 0 { return .shortChunkNotLast }
+            }
+            let shortEarlier = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM chunk WHERE jobId = ? AND attempt = ? AND idx < ? AND size < ?",
+                arguments: [chunk.jobId, chunk.attempt, chunk.idx, chunkSize]) ?? 0
+            if shortEarlier > 0 { return .shortChunkNotLast }
+            try chunk.insert(db)
+            return .stored
+        }
+    }
+
+    /// Count, total size, highest index and short-chunk count of an attempt's chunks.
+    struct ChunkSummary: Sendable {
+        var count: Int
+        var bytes: Int64
+        var maxIndex: Int
+        var shortBeforeLast: Int
+    }
+
+    func chunkSummary(jobId: String, attempt: Int, chunkSize: Int) async throws -> ChunkSummary {
+        try await database.read { db in
+            let row = try Row.fetchOne(
+                db, sql: "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(MAX(idx), -1) FROM chunk WHERE jobId = ? AND attempt = ?",
+                arguments: [jobId, attempt])!
+            let count: Int = row[0]
+            let maxIndex: Int = row[2]
+            let short = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM chunk WHERE jobId = ? AND attempt = ? AND idx < ? AND size <> ?",
+                arguments: [jobId, attempt, maxIndex, chunkSize]) ?? 0
+            return ChunkSummary(count: count, bytes: row[1], maxIndex: maxIndex, shortBeforeLast: short)
+        }
+    }
+
+    /// Marks a running attempt's image verified: `ready` (retrieve) until `expiresAt`.
+    func markReady(jobId: String, attempt: Int, manifest: CompleteRequest, expiresAt: Double) async throws -> Bool {
+        try await database.write { db in
+            guard var job = try JobRecord.fetchOne(db, key: jobId), job.jobState == .running, job.attempt == attempt else { return false }
+            job.state = JobState.ready.rawValue
+            job.totalChunks = manifest.chunks
+            job.totalBytes = manifest.bytes
+            job.sha256 = manifest.sha256
+            job.contentType = manifest.contentType
+            job.readyAt = Self.now
+            job.expiresAt = expiresAt
+            job.uploadToken = nil
+            try job.update(db)
+            return true
+        }
+    }
+
+    /// Ends a job that has not already ended (failure, cancel); returns whether it changed.
+    @discardableResult
+    func finish(jobId: String, from allowed: Set<JobState>, to state: JobState, error: JobError? = nil) async throws -> Bool {
+        try await database.write { db in
+            guard var job = try JobRecord.fetchOne(db, key: jobId), allowed.contains(job.jobState) else { return false }
+            job.state = state.rawValue
+            job.errorCode = error?.code
+            job.errorMessage = error?.message
+            job.finishedAt = Self.now
+            job.uploadToken = nil
+            try job.update(db)
+            return true
+        }
+    }
+
+    /// Ready images whose time ran out.
+    func expiredReadyJobs(now: Double) async throws -> [JobRecord] {
+        try await database.read { db in
+            try JobRecord.fetchAll(db, sql: "SELECT * FROM job WHERE state = 'ready' AND expiresAt <= ?", arguments: [now])
+        }
+    }
+
+    /// After a crash: jobs that were running go back to the front of the queue, in their old order.
+    func requeueRunningJobs() async throws -> Int {
+        try await database.write { db in
+            let first = try Int64.fetchOne(db, sql: "SELECT MIN(queueOrder) FROM job") ?? 0
+            let running = try JobRecord.fetchAll(db, sql: "SELECT * FROM job WHERE state = 'running' ORDER BY queueOrder")
+            for (offset, var job) in running.enumerated() {
+                job.state = JobState.queued.rawValue
+                job.queueOrder = first - Int64(running.count) + Int64(offset)
+                job.uploadToken = nil
+                try job.update(db)
+            }
+            return running.count
+        }
+    }
+
+    /// Counts by state, for `/metrics`.
+    func countsByState() async throws -> [String: Int] {
+        try await database.read { db in
+            var counts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) FROM job GROUP BY state") {
+                counts[row[0]] = row[1]
+            }
+            return counts
+        }
+    }
+}

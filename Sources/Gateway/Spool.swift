@@ -1,0 +1,92 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOFileSystem
+import RelayProtocol
+
+/// The files behind jobs: one spool file per attempt while chunks arrive (each chunk written at
+/// `index × cap`), then one image file per job once verified.
+///
+/// A new attempt writes a new file, so a late chunk from an abandoned attempt can never land in
+/// the bytes of its retry. Names are built only from well-formed tokens, never from raw input.
+struct Spool: Sendable {
+    let spoolDirectory: FilePath
+    let imageDirectory: FilePath
+    private let fileSystem = FileSystem.shared
+
+    init(stateDirectory: URL) {
+        spoolDirectory = FilePath(stateDirectory.appendingPathComponent("spool").path)
+        imageDirectory = FilePath(stateDirectory.appendingPathComponent("images").path)
+    }
+
+    /// Creates the folders with owner-only permissions.
+    func prepare() async throws {
+        for directory in [spoolDirectory, imageDirectory] {
+            try await fileSystem.createDirectory(at: directory, withIntermediateDirectories: true, permissions: .ownerReadWriteExecute)
+        }
+    }
+
+    func spoolPath(jobId: String, attempt: Int) -> FilePath {
+        precondition(RandomToken.isWellFormed(jobId))
+        return spoolDirectory.appending("\(jobId).\(attempt).part")
+    }
+
+    func imagePath(jobId: String) -> FilePath {
+        precondition(RandomToken.isWellFormed(jobId))
+        return imageDirectory.appending("\(jobId).img")
+    }
+
+    /// Writes a verified chunk at its offset.
+    func write(_ chunk: ByteBuffer, jobId: String, attempt: Int, offset: Int64) async throws {
+        _ = try await fileSystem.withFileHandle(
+            forWritingAt: spoolPath(jobId: jobId, attempt: attempt),
+            options: .modifyFile(createIfNecessary: true, permissions: .ownerReadWrite)
+        ) { handle in
+            try await handle.write(contentsOf: chunk, toAbsoluteOffset: offset)
+        }
+    }
+
+    /// Hashes the first `length` bytes of an attempt's spool file, flushes it to disk and moves it to
+    /// the image folder; returns the digest (the caller compares it before marking the job ready).
+    func sealSpool(jobId: String, attempt: Int, length: Int64) async throws -> ContentDigest {
+        let path = spoolPath(jobId: jobId, attempt: attempt)
+        if length == 0 {
+            _ = try await fileSystem.withFileHandle(forWritingAt: path, options: .modifyFile(createIfNecessary: true, permissions: .ownerReadWrite)) { _ in 0 }
+        }
+        let digest = try await fileSystem.withFileHandle(forReadingAndWritingAt: path, options: .modifyFile(createIfNecessary: false)) { handle in
+            var hasher = SHA256()
+            for try await chunk in handle.readChunks(in: 0..<length, chunkLength: .kibibytes(256)) {
+                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            }
+            try await handle.resize(to: .bytes(length))
+            try await handle.synchronize()
+            return ContentDigest(hasher.finalize())
+        }
+        return digest
+    }
+
+    /// Moves a sealed spool file to where images are served from.
+    func promote(jobId: String, attempt: Int) async throws {
+        let target = imagePath(jobId: jobId)
+        _ = try? await fileSystem.removeItem(at: target, recursively: false)
+        try await fileSystem.moveItem(at: spoolPath(jobId: jobId, attempt: attempt), to: target)
+    }
+
+    /// Removes every spool file of a job (all attempts).
+    func removeSpool(jobId: String) async {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: spoolDirectory.string) else { return }
+        for name in names where name.hasPrefix("\(jobId).") {
+            _ = try? await fileSystem.removeItem(at: spoolDirectory.appending(name), recursively: false)
+        }
+    }
+
+    /// Removes a job's image file.
+    func removeImage(jobId: String) async {
+        _ = try? await fileSystem.removeItem(at: imagePath(jobId: jobId), recursively: false)
+    }
+
+    /// Size of a job's image file, or nil when it is gone.
+    func imageSize(jobId: String) async -> Int64? {
+        (try? await fileSystem.info(forFileAt: imagePath(jobId: jobId)))??.size
+    }
+}

@@ -1,0 +1,187 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import NIOCore
+import NIOFileSystem
+import NIOHTTP1
+import RelayProtocol
+
+/// What a client app links to use a ChunkRelay gateway: create jobs, follow them, and retrieve an
+/// image once with its SHA-256 verified.
+///
+/// ```swift
+/// let client = RelayClient(baseURL: "http://127.0.0.1:8080")
+/// let image = try await client.generate(CreateJobRequest(function: "map-render"), to: URL(fileURLWithPath: "map.png"))
+/// print(image.sha256)
+/// ```
+public struct RelayClient: Sendable {
+    /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
+    public let baseURL: String
+    private let httpClient: HTTPClient
+
+    /// Makes a client.
+    public init(baseURL: String, httpClient: HTTPClient = .shared) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.httpClient = httpClient
+    }
+
+    /// `POST /v1/jobs`.
+    public func createJob(_ request: CreateJobRequest) async throws -> JobCreated {
+        var http = HTTPClientRequest(url: "\(baseURL)/v1/jobs")
+        http.method = .POST
+        http.headers.add(name: "Content-Type", value: "application/json")
+        http.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(request)))
+        return try await send(http, expecting: JobCreated.self)
+    }
+
+    /// `GET /v1/jobs/{id}`.
+    public func job(_ id: String) async throws -> JobStatus {
+        try await send(HTTPClientRequest(url: "\(baseURL)/v1/jobs/\(id)"), expecting: JobStatus.self)
+    }
+
+    /// `DELETE /v1/jobs/{id}`.
+    public func cancel(_ id: String) async throws -> JobStatus {
+        var http = HTTPClientRequest(url: "\(baseURL)/v1/jobs/\(id)")
+        http.method = .DELETE
+        return try await send(http, expecting: JobStatus.self)
+    }
+
+    /// Follows a job until its image is ready (or delivered), calling `onUpdate` whenever its status changes.
+    /// Throws `RelayClientError` when the job fails, is cancelled or expires.
+    public func waitUntilReady(
+        _ id: String, pollInterval: Duration = .milliseconds(100), onUpdate: @Sendable (JobStatus) -> Void = { _ in }
+    ) async throws -> JobStatus {
+        var last: JobStatus?
+        while true {
+            let status = try await job(id)
+            if status != last { onUpdate(status) }
+            last = status
+            switch status.state {
+            case .ready, .done:
+                return status
+            case .failed, .cancelled, .expired:
+                throw RelayClientError(
+                    status: 0, code: status.error?.code ?? "job_\(status.state.rawValue)",
+                    message: status.error?.message ?? "job \(id) is \(status.state.rawValue)"
+                )
+            case .queued, .running:
+                try await Task.sleep(for: pollInterval)
+            }
+        }
+    }
+
+    /// Downloads a one-shot image to `file`, resuming with `Range` if the connection breaks, and checks
+    /// its SHA-256 against `expectedSHA256` (the job's digest). The file appears only when it verified.
+    public func retrieve(imagePath: String, expectedSHA256: String, to file: URL, maximumResumes: Int = 3) async throws -> RetrievedImage {
+        let partial = FilePath(file.path + ".partial")
+        var hasher = SHA256()
+        var written: Int64 = 0
+        var contentType = "application/octet-stream"
+        var resumes = 0
+        _ = try? await FileSystem.shared.removeItem(at: partial)
+        try await FileSystem.shared.withFileHandle(forWritingAt: partial, options: .newFile(replaceExisting: true)) { handle in
+            while true {
+                var request = HTTPClientRequest(url: "\(baseURL)\(imagePath)")
+                if written > 0 { request.headers.add(name: "Range", value: "bytes=\(written)-") }
+                do {
+                    let response = try await httpClient.execute(request, timeout: .seconds(60))
+                    guard response.status == .ok || response.status == .partialContent else {
+                        throw try await RelayClientError(response: response)
+                    }
+                    if response.status == .ok && written > 0 {
+                        // The server ignored the range: start over.
+                        hasher = SHA256()
+                        written = 0
+                    }
+                    contentType = response.headers.first(name: "Content-Type") ?? contentType
+                    for try await part in response.body {
+                        part.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                        try await handle.write(contentsOf: part, toAbsoluteOffset: written)
+                        written += Int64(part.readableBytes)
+                    }
+                    if let total = response.headers.first(name: "Content-Range")?.split(separator: "/").last.flatMap({ Int64($0) }),
+                        written < total
+                    {
+                        throw RelayClientError(status: 0, code: "short_transfer", message: "transfer ended at \(written) of \(total) bytes")
+                    }
+                    break
+                } catch let error as RelayClientError where error.status != 0 {
+                    throw error
+                } catch {
+                    resumes += 1
+                    guard resumes <= maximumResumes else { throw error }
+                }
+            }
+        }
+        let actual = ContentDigest(hasher.finalize()).hex
+        guard actual == expectedSHA256.lowercased() else {
+            _ = try? await FileSystem.shared.removeItem(at: partial)
+            throw RelayClientError(status: 0, code: "digest_mismatch", message: "downloaded image has SHA-256 \(actual), expected \(expectedSHA256)")
+        }
+        _ = try? await FileSystem.shared.removeItem(at: FilePath(file.path))
+        try await FileSystem.shared.moveItem(at: partial, to: FilePath(file.path))
+        return RetrievedImage(file: file, bytes: written, sha256: actual, contentType: contentType)
+    }
+
+    /// Creates a retrieve-mode job, waits for it, downloads and verifies the image.
+    public func generate(
+        _ request: CreateJobRequest, to file: URL, onUpdate: @Sendable (JobStatus) -> Void = { _ in }
+    ) async throws -> RetrievedImage {
+        var request = request
+        request.delivery = .retrieve
+        let created = try await createJob(request)
+        let status = try await waitUntilReady(created.id, onUpdate: onUpdate)
+        guard let image = created.image ?? status.image, let sha256 = status.sha256 else {
+            throw RelayClientError(status: 0, code: "no_image", message: "job \(created.id) has no image")
+        }
+        return try await retrieve(imagePath: image, expectedSHA256: sha256, to: file)
+    }
+
+    private func send<T: Decodable>(_ request: HTTPClientRequest, expecting: T.Type) async throws -> T {
+        let response = try await httpClient.execute(request, timeout: .seconds(30))
+        guard (200..<300).contains(Int(response.status.code)) else { throw try await RelayClientError(response: response) }
+        let body = try await response.body.collect(upTo: 4 << 20)
+        return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+    }
+}
+
+/// An image written to disk and verified.
+public struct RetrievedImage: Sendable, Hashable {
+    /// Where it was written.
+    public var file: URL
+    /// Its size.
+    public var bytes: Int64
+    /// Its hex SHA-256, equal to the gateway's.
+    public var sha256: String
+    /// Its media type.
+    public var contentType: String
+}
+
+/// An error from the gateway (`status` and its JSON `code`/`message`) or from verification (`status` 0).
+public struct RelayClientError: Error, CustomStringConvertible, Sendable {
+    /// HTTP status, or 0 when the error arose in the client.
+    public var status: Int
+    /// The error code.
+    public var code: String
+    /// The message.
+    public var message: String
+
+    /// Makes an error.
+    public init(status: Int, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    init(response: HTTPClientResponse) async throws {
+        let body = try await response.body.collect(upTo: 1 << 20)
+        if let decoded = try? JSONDecoder().decode(ErrorBody.self, from: Data(body.readableBytesView)) {
+            self.init(status: Int(response.status.code), code: decoded.error.code, message: decoded.error.message)
+        } else {
+            self.init(status: Int(response.status.code), code: "http_\(response.status.code)", message: String(buffer: body))
+        }
+    }
+
+    /// A readable summary.
+    public var description: String { status == 0 ? "\(code): \(message)" : "\(status) \(code): \(message)" }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `chunkrelay`: the gateway, the local Lambda runtime and a client, in one executable.
+@main
+struct ChunkRelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chunkrelay",
+        abstract: "A local emulator of a serverless image generator: gateway, Lambda-like runtime and client.",
+        subcommands: [ServeCommand.self, GenerateCommand.self, InvokeCommand.self]
+    )
+}

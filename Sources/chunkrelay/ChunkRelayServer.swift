@@ -1,0 +1,121 @@
+import Foundation
+import Gateway
+import Hummingbird
+import LocalRuntime
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// What `chunkrelay serve` runs: the gateway and the local runtime in one process.
+struct ServeConfiguration: Sendable {
+    var gateway = GatewayConfiguration()
+    var runtime = RuntimeConfiguration()
+    var functionsDirectory = URL(fileURLWithPath: "functions", isDirectory: true)
+}
+
+/// The gateway, the runtime and their HTTP servers, run together as one `Service`.
+final class ChunkRelayServer: Service, Sendable {
+    let gateway: Gateway
+    let runtime: LocalRuntime
+    private let services: [any Service]
+    private let logger: Logger
+    private let addresses: ListeningAddresses
+
+    /// The gateway's and the runtime's base URLs, once both listen.
+    func listeningURLs() async -> (gateway: String, runtime: String) {
+        await addresses.wait()
+    }
+
+    private init(gateway: Gateway, runtime: LocalRuntime, services: [any Service], addresses: ListeningAddresses, logger: Logger) {
+        self.addresses = addresses
+        self.gateway = gateway
+        self.runtime = runtime
+        self.services = services
+        self.logger = logger
+    }
+
+    /// Builds everything `serve` runs; tests call this too.
+    static func build(_ configuration: ServeConfiguration, logger: Logger) async throws -> ChunkRelayServer {
+        let registry = try FunctionRegistry(directory: configuration.functionsDirectory)
+        var runtimeConfiguration = configuration.runtime
+        if runtimeConfiguration.packageRoot == nil {
+            runtimeConfiguration.packageRoot = configuration.functionsDirectory.standardizedFileURL.deletingLastPathComponent()
+        }
+        if runtimeConfiguration.binDirectories.isEmpty {
+            runtimeConfiguration.binDirectories = [RuntimeConfiguration.ownBinDirectory]
+        }
+        let runtimeHost = runtimeConfiguration.host
+        let runtimePort = runtimeConfiguration.port
+        let runtime = LocalRuntime(configuration: runtimeConfiguration, registry: registry, logger: logger)
+        let gateway = try await Gateway.open(configuration: configuration.gateway, invoker: RuntimeInvoker(runtime: runtime), logger: logger)
+
+        let addresses = ListeningAddresses()
+        let gatewayHost = configuration.gateway.host
+        let gatewayApp = Application(
+            router: gateway.buildRouter(),
+            configuration: .init(address: .hostname(gatewayHost, port: configuration.gateway.port), serverName: "chunkrelay"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.gateway.port
+                // Functions run on this machine: a wildcard bind is reached through loopback.
+                let host = gatewayHost == "0.0.0.0" || gatewayHost == "::" ? "127.0.0.1" : gatewayHost
+                let url = "http://\(host):\(port)"
+                gateway.setBaseURL(url)
+                addresses.set(gateway: url)
+                logger.notice("gateway listening on \(url)")
+            },
+            logger: logger
+        )
+        let runtimeApp = Application(
+            router: InvokeAPIRouter.make(runtime: runtime),
+            configuration: .init(address: .hostname(runtimeConfiguration.host, port: runtimeConfiguration.port), serverName: "chunkrelay-runtime"),
+            onServerRunning: { channel in
+                let url = "http://\(runtimeHost):\(channel.localAddress?.port ?? runtimePort)"
+                addresses.set(runtime: url)
+                logger.notice("local runtime (Lambda Invoke API) listening on \(url); functions: \(registry.functions.keys.sorted().joined(separator: ", "))")
+            },
+            logger: logger
+        )
+        // Shut down in reverse: stop taking requests, then the dispatcher, then the runtime.
+        let services: [any Service] = [runtime, runtimeApp] + gateway.services + [gatewayApp]
+        return ChunkRelayServer(gateway: gateway, runtime: runtime, services: services, addresses: addresses, logger: logger)
+    }
+
+    /// Runs everything until graceful shutdown.
+    func run() async throws {
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
+        try await group.run()
+    }
+}
+
+/// Where the two servers listen, known only once they have bound (port 0 picks a free one).
+final class ListeningAddresses: Sendable {
+    private struct State {
+        var gateway: String?
+        var runtime: String?
+        var waiters: [CheckedContinuation<(gateway: String, runtime: String), Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func set(gateway: String? = nil, runtime: String? = nil) {
+        let (ready, waiters) = state.withLock { state -> ((gateway: String, runtime: String)?, [CheckedContinuation<(gateway: String, runtime: String), Never>]) in
+            if let gateway { state.gateway = gateway }
+            if let runtime { state.runtime = runtime }
+            guard let g = state.gateway, let r = state.runtime else { return (nil, []) }
+            defer { state.waiters = [] }
+            return ((g, r), state.waiters)
+        }
+        if let ready { for waiter in waiters { waiter.resume(returning: ready) } }
+    }
+
+    func wait() async -> (gateway: String, runtime: String) {
+        await withCheckedContinuation { continuation in
+            let ready: (gateway: String, runtime: String)? = state.withLock { state in
+                if let gateway = state.gateway, let runtime = state.runtime { return (gateway, runtime) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}

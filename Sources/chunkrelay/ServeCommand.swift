@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `chunkrelay serve`: gateway and runtime in one process, state in an embedded SQLite file.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the gateway (default 127.0.0.1:8080) and the local runtime (default 127.0.0.1:9001)."
+    )
+
+    @Option(help: "Host to listen on.") var host = "127.0.0.1"
+    @Option(help: "Gateway port (0 picks a free one).") var port = 8080
+    @Option(name: .customLong("runtime-port"), help: "Lambda Invoke API port of the local runtime.") var runtimePort = 9001
+    @Option(name: .customLong("state-dir"), help: "Where the SQLite ledger, spool and images live (created if missing).")
+    var stateDirectory = ".chunkrelay"
+    @Option(name: .customLong("functions"), help: "Folder of functions, one subfolder with a function.json each.")
+    var functionsDirectory = "functions"
+    @Option(name: .customLong("chunk-size"), help: "Chunk size cap in bytes handed to functions (1 KiB ... 6 MiB).")
+    var chunkSize = 1 << 20
+    @Option(name: .customLong("max-concurrency"), help: "Function invocations running at once; more jobs queue FIFO.")
+    var maxConcurrency = 4
+    @Option(name: .customLong("image-ttl"), help: "Seconds a ready image waits for its one retrieval.") var imageTTL = 600
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "chunkrelay")
+        var configuration = ServeConfiguration()
+        configuration.gateway.host = host
+        configuration.gateway.port = port
+        configuration.gateway.stateDirectory = URL(fileURLWithPath: stateDirectory, isDirectory: true)
+        configuration.gateway.chunkSize = chunkSize
+        configuration.gateway.maxConcurrency = maxConcurrency
+        configuration.gateway.imageTTL = .seconds(imageTTL)
+        configuration.runtime.host = host == "0.0.0.0" ? "127.0.0.1" : host
+        configuration.runtime.port = runtimePort
+        configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
+        let server: ChunkRelayServer
+        do {
+            server = try await ChunkRelayServer.build(configuration, logger: logger)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+    }
+}

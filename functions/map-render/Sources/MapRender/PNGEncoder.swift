@@ -1,0 +1,182 @@
+/// A PNG encoder for 8-bit indexed-colour images that gives the same bytes on every machine.
+///
+/// The image data is framed as stored (uncompressed) deflate blocks. A zlib build's compressed
+/// output differs between versions and platforms (Apple's libz, zlib-ng), and fixture digests must
+/// not; a stored stream is valid zlib that every decoder accepts, and it keeps a 4096² map above
+/// the 10 MB a serverless response cannot carry, which is the point of the emulator.
+public enum PNGEncoder {
+    /// The eight bytes every PNG starts with.
+    public static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// Largest IDAT chunk written; decoders accept any size, smaller ones keep peak memory low.
+    static let idatLimit = 1 << 20
+
+    /// Encodes `pixels` (one palette index per pixel, row by row) with `palette` (RGB triples, at most 256).
+    public static func encodeIndexed(width: Int, height: Int, palette: [(UInt8, UInt8, UInt8)], pixels: [UInt8]) -> [UInt8] {
+        precondition(width > 0 && height > 0 && pixels.count == width * height)
+        precondition(!palette.isEmpty && palette.count <= 256)
+        let rowLength = width + 1  // filter byte + indices
+        let rawLength = rowLength * height
+        let blocks = (rawLength + 65534) / 65535
+        let zlibLength = 2 + rawLength + blocks * 5 + 4
+        var out = [UInt8]()
+        out.reserveCapacity(8 + 25 + 12 + palette.count * 3 + zlibLength + (zlibLength / idatLimit + 1) * 12 + 12)
+        out.append(contentsOf: signature)
+
+        var header = [UInt8]()
+        appendBigEndian(UInt32(width), to: &header)
+        appendBigEndian(UInt32(height), to: &header)
+        header.append(contentsOf: [8, 3, 0, 0, 0])  // depth 8, indexed colour, deflate, adaptive filters, no interlace
+        appendChunk("IHDR", header, to: &out)
+
+        var plte = [UInt8]()
+        plte.reserveCapacity(palette.count * 3)
+        for (r, g, b) in palette { plte.append(contentsOf: [r, g, b]) }
+        appendChunk("PLTE", plte, to: &out)
+
+        var zlib = ZlibStoredWriter(totalLength: rawLength)
+        var idat = [UInt8]()
+        idat.reserveCapacity(min(idatLimit, zlibLength))
+        zlib.writeHeader(to: &idat)
+        pixels.withUnsafeBufferPointer { source in
+            for row in 0..<height {
+                zlib.write(byte: 0, to: &idat)  // filter type None
+                let start = row * width
+                zlib.write(source[start..<(start + width)], to: &idat)
+                if idat.count >= idatLimit {
+                    appendChunk("IDAT", idat, to: &out)
+                    idat.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        zlib.writeTrailer(to: &idat)
+        appendChunk("IDAT", idat, to: &out)
+        appendChunk("IEND", [], to: &out)
+        return out
+    }
+
+    static func appendChunk(_ type: String, _ data: [UInt8], to out: inout [UInt8]) {
+        appendBigEndian(UInt32(data.count), to: &out)
+        let typeBytes = Array(type.utf8)
+        out.append(contentsOf: typeBytes)
+        out.append(contentsOf: data)
+        var crc = CRC32()
+        crc.update(typeBytes)
+        crc.update(data)
+        appendBigEndian(crc.value, to: &out)
+    }
+
+    static func appendBigEndian(_ value: UInt32, to out: inout [UInt8]) {
+        out.append(UInt8(truncatingIfNeeded: value >> 24))
+        out.append(UInt8(truncatingIfNeeded: value >> 16))
+        out.append(UInt8(truncatingIfNeeded: value >> 8))
+        out.append(UInt8(truncatingIfNeeded: value))
+    }
+}
+
+/// Writes a zlib stream made of stored deflate blocks, one block per 65,535 bytes, with its Adler-32.
+struct ZlibStoredWriter {
+    private var remaining: Int
+    private var leftInBlock = 0
+    private var adler = Adler32()
+
+    init(totalLength: Int) {
+        self.remaining = totalLength
+    }
+
+    func writeHeader(to out: inout [UInt8]) {
+        out.append(contentsOf: [0x78, 0x01])  // deflate, 32 KiB window, no preset dictionary, check bits
+    }
+
+    mutating func write(byte: UInt8, to out: inout [UInt8]) {
+        startBlockIfNeeded(&out)
+        out.append(byte)
+        adler.update(byte)
+        leftInBlock -= 1
+        remaining -= 1
+    }
+
+    mutating func write(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, to out: inout [UInt8]) {
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            startBlockIfNeeded(&out)
+            let take = min(leftInBlock, bytes.endIndex - start)
+            let part = UnsafeBufferPointer(rebasing: bytes[start..<(start + take)])
+            out.append(contentsOf: part)
+            adler.update(part)
+            leftInBlock -= take
+            remaining -= take
+            start += take
+        }
+    }
+
+    func writeTrailer(to out: inout [UInt8]) {
+        precondition(remaining == 0 && leftInBlock == 0, "wrote a different length than announced")
+        PNGEncoder.appendBigEndian(adler.value, to: &out)
+    }
+
+    private mutating func startBlockIfNeeded(_ out: inout [UInt8]) {
+        guard leftInBlock == 0 else { return }
+        let length = min(65535, remaining)
+        let isFinal: UInt8 = remaining <= 65535 ? 1 : 0
+        out.append(isFinal)  // BFINAL, BTYPE=00 (stored)
+        out.append(UInt8(length & 0xFF))
+        out.append(UInt8(length >> 8))
+        out.append(UInt8(~length & 0xFF))
+        out.append(UInt8((~length >> 8) & 0xFF))
+        leftInBlock = length
+    }
+}
+
+/// CRC-32 (ISO-HDLC), as PNG chunks use.
+struct CRC32 {
+    private static let table: [UInt32] = (0..<256).map { n in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    private var state: UInt32 = 0xFFFF_FFFF
+
+    mutating func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { update($0) }
+    }
+
+    mutating func update(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var c = state
+        Self.table.withUnsafeBufferPointer { table in
+            for byte in bytes { c = table[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8) }
+        }
+        state = c
+    }
+
+    var value: UInt32 { state ^ 0xFFFF_FFFF }
+}
+
+/// Adler-32, the zlib stream checksum.
+struct Adler32 {
+    private var a: UInt32 = 1
+    private var b: UInt32 = 0
+
+    mutating func update(_ byte: UInt8) {
+        a = (a + UInt32(byte)) % 65521
+        b = (b + a) % 65521
+    }
+
+    mutating func update(_ bytes: UnsafeBufferPointer<UInt8>) {
+        // Sums stay below 2^32 for 5552 bytes between reductions (zlib's NMAX).
+        var index = 0
+        while index < bytes.count {
+            let end = min(index + 5552, bytes.count)
+            while index < end {
+                a &+= UInt32(bytes[index])
+                b &+= a
+                index += 1
+            }
+            a %= 65521
+            b %= 65521
+        }
+    }
+
+    var value: UInt32 { b << 16 | a }
+}

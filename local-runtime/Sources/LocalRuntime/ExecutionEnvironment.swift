@@ -1,0 +1,270 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// One execution environment: a function process and the Runtime API endpoint that serves only it.
+///
+/// The environment is warm between invocations and dies when its process exits, is killed at a
+/// deadline, or reports an init error.
+final class ExecutionEnvironment: Sendable {
+    /// An invocation handed to the function by `GET .../invocation/next`.
+    struct Assignment: Sendable {
+        var requestID: String
+        var payload: ByteBuffer
+        var deadlineMilliseconds: Int64
+        var traceID: String
+        var clientContext: String?
+    }
+
+    /// How the function ended an invocation.
+    enum Completion: Sendable {
+        case response(ByteBuffer)
+        case error(type: String, payload: ByteBuffer)
+        case timedOut
+        case exited(FunctionProcess.Exit)
+    }
+
+    /// Why an environment never became ready.
+    struct InitFailure: Error, Sendable {
+        var errorType: String
+        var payload: ByteBuffer
+    }
+
+    private enum Phase { case starting, ready, dead }
+
+    private struct State {
+        var phase = Phase.starting
+        var process: FunctionProcess?
+        var spawnedAt: ContinuousClock.Instant?
+        var initDuration: Duration?
+        var nextWaiter: CheckedContinuation<Assignment?, Never>?
+        var queued: Assignment?
+        var current: (requestID: String, continuation: CheckedContinuation<Completion, Never>)?
+        var readyWaiters: [CheckedContinuation<Result<Duration, InitFailure>, Never>] = []
+        var initFailure: InitFailure?
+    }
+
+    let id: String
+    let function: FunctionConfiguration
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    init(id: String, function: FunctionConfiguration, logger: Logger) {
+        self.id = id
+        self.function = function
+        var logger = logger
+        logger[metadataKey: "function"] = .string(function.name)
+        logger[metadataKey: "environment"] = .string(id)
+        self.logger = logger
+    }
+
+    /// Serves the Runtime API, starts the process and lives until the process exits or the task is cancelled.
+    func run(commandLine: [String], environment: [String: String], host: String) async {
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(
+            router: RuntimeAPIRouter.make(for: self),
+            configuration: .init(address: .hostname(host, port: 0), serverName: nil),
+            onServerRunning: { channel in
+                portContinuation.yield(channel.localAddress?.port ?? 0)
+                portContinuation.finish()
+            },
+            logger: Logger(label: "runtime-api", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do { try await app.run() } catch { self.logger.debug("runtime API server ended: \(error)") }
+                portContinuation.finish()
+            }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next(), port > 0 else {
+                markDead(.status(-1), failure: InitFailure(errorType: "Runtime.StartError", payload: LambdaErrorPayload.make(type: "Runtime.StartError", message: "runtime API endpoint did not start")))
+                group.cancelAll()
+                return
+            }
+            var variables = environment
+            variables["AWS_LAMBDA_RUNTIME_API"] = "\(host):\(port)"
+            let process: FunctionProcess
+            do {
+                let started = ContinuousClock.now
+                process = try FunctionProcess(commandLine: commandLine, directory: function.directory, environment: variables, logger: logger)
+                let killed = state.withLock { state -> Bool in
+                    state.process = process
+                    state.spawnedAt = started
+                    return state.phase == .dead
+                }
+                if killed { process.signal(SIGKILL) }
+            } catch {
+                markDead(.status(-1), failure: InitFailure(errorType: "Runtime.StartError", payload: LambdaErrorPayload.make(type: "Runtime.StartError", message: "could not start \(commandLine.joined(separator: " ")): \(error)")))
+                group.cancelAll()
+                return
+            }
+            let exit = await withTaskCancellationHandler {
+                await process.waitForExit()
+            } onCancel: {
+                process.signal(SIGKILL)
+            }
+            logger.debug("process \(process.pid) ended: \(exit)")
+            markDead(exit, failure: nil)
+            group.cancelAll()
+        }
+    }
+
+    /// Waits for the function's first `next` (initialisation done); returns the init duration.
+    func waitUntilReady() async -> Result<Duration, InitFailure> {
+        await withCheckedContinuation { continuation in
+            let immediate: Result<Duration, InitFailure>? = state.withLock { state in
+                switch state.phase {
+                case .ready: return .success(state.initDuration ?? .zero)
+                case .dead: return .failure(state.initFailure ?? InitFailure(errorType: "Runtime.ExitError", payload: LambdaErrorPayload.make(type: "Runtime.ExitError", message: "environment ended before initialising")))
+                case .starting:
+                    state.readyWaiters.append(continuation)
+                    return nil
+                }
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+    }
+
+    /// Hands an invocation to the function and waits for its outcome, killing the process at the deadline.
+    func invoke(_ assignment: Assignment, timeout: Duration) async -> Completion {
+        await withTaskGroup(of: Completion?.self) { group in
+            group.addTask { await self.deliver(assignment) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                if !Task.isCancelled { self.timeOut(assignment.requestID) }
+                return nil
+            }
+            var outcome = Completion.timedOut
+            while let next = await group.next() {
+                if let next {
+                    outcome = next
+                    group.cancelAll()
+                }
+            }
+            return outcome
+        }
+    }
+
+    private func deliver(_ assignment: Assignment) async -> Completion {
+        await withCheckedContinuation { continuation in
+            enum Action { case none, wake(CheckedContinuation<Assignment?, Never>), refuse }
+            let action: Action = state.withLock { state in
+                guard state.phase != .dead, state.current == nil else { return .refuse }
+                state.current = (assignment.requestID, continuation)
+                if let waiter = state.nextWaiter {
+                    state.nextWaiter = nil
+                    return .wake(waiter)
+                }
+                state.queued = assignment
+                return .none
+            }
+            switch action {
+            case .none: break
+            case .wake(let waiter): waiter.resume(returning: assignment)
+            case .refuse: continuation.resume(returning: .exited(.status(-1)))
+            }
+        }
+    }
+
+    private func timeOut(_ requestID: String) {
+        let (continuation, process) = state.withLock { state -> (CheckedContinuation<Completion, Never>?, FunctionProcess?) in
+            guard let current = state.current, current.requestID == requestID else { return (nil, nil) }
+            state.current = nil
+            return (current.continuation, state.process)
+        }
+        guard let continuation else { return }
+        // The platform freezes and discards an environment that timed out; a killed process is the local equivalent.
+        process?.signal(SIGKILL)
+        continuation.resume(returning: .timedOut)
+    }
+
+    /// Whether the environment can take another invocation.
+    var isAlive: Bool { state.withLock { $0.phase != .dead } }
+
+    /// Peak memory of the process in MB.
+    func peakMemoryMB() -> Int? { state.withLock { $0.process }?.peakMemoryMB() }
+
+    /// Stops the process (`SIGTERM` for a graceful stop, `SIGKILL` otherwise).
+    func terminate(signal: Int32) {
+        guard let process = state.withLock({ $0.process }) else {
+            // Not started yet: nothing to signal, but whoever waits for it must hear it ended.
+            markDead(.signal(signal), failure: InitFailure(errorType: "Runtime.Shutdown", payload: LambdaErrorPayload.make(type: "Runtime.Shutdown", message: "the runtime is shutting down")))
+            return
+        }
+        process.signal(signal)
+    }
+
+    private func markDead(_ exit: FunctionProcess.Exit, failure: InitFailure?) {
+        let (waiter, current, readyWaiters, initFailure) = state.withLock { state in
+            state.phase = .dead
+            if let failure, state.initFailure == nil { state.initFailure = failure }
+            let initFailure = state.initFailure ?? InitFailure(
+                errorType: "Runtime.ExitError",
+                payload: LambdaErrorPayload.make(type: "Runtime.ExitError", message: "Runtime exited with error: \(exit)")
+            )
+            defer {
+                state.nextWaiter = nil
+                state.current = nil
+                state.readyWaiters = []
+            }
+            return (state.nextWaiter, state.current, state.readyWaiters, initFailure)
+        }
+        waiter?.resume(returning: nil)
+        current?.continuation.resume(returning: .exited(exit))
+        for readyWaiter in readyWaiters { readyWaiter.resume(returning: .failure(initFailure)) }
+    }
+
+    // MARK: Runtime API side
+
+    /// `GET /2018-06-01/runtime/invocation/next`: the first call ends initialisation.
+    func nextInvocation() async -> Assignment? {
+        await withCheckedContinuation { continuation in
+            var readyWaiters: [CheckedContinuation<Result<Duration, InitFailure>, Never>] = []
+            var replaced: CheckedContinuation<Assignment?, Never>?
+            let immediate: Assignment?? = state.withLock { state in
+                if state.phase == .starting {
+                    state.phase = .ready
+                    let duration = state.spawnedAt.map { ContinuousClock.now - $0 } ?? .zero
+                    state.initDuration = duration
+                    readyWaiters = state.readyWaiters
+                    state.readyWaiters = []
+                }
+                if state.phase == .dead { return .some(nil) }
+                if let queued = state.queued {
+                    state.queued = nil
+                    return .some(queued)
+                }
+                replaced = state.nextWaiter
+                state.nextWaiter = continuation
+                return .none
+            }
+            let duration = state.withLock { $0.initDuration } ?? .zero
+            for waiter in readyWaiters { waiter.resume(returning: .success(duration)) }
+            replaced?.resume(returning: nil)
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+    }
+
+    /// `POST .../{id}/response` or `.../{id}/error`; false when the id is not the current invocation.
+    func complete(requestID: String, with completion: Completion) -> Bool {
+        let continuation = state.withLock { state -> CheckedContinuation<Completion, Never>? in
+            guard let current = state.current, current.requestID == requestID else { return nil }
+            state.current = nil
+            return current.continuation
+        }
+        continuation?.resume(returning: completion)
+        return continuation != nil
+    }
+
+    /// `POST /2018-06-01/runtime/init/error`: the environment is discarded.
+    func initFailed(errorType: String, payload: ByteBuffer) {
+        let process = state.withLock { state -> FunctionProcess? in
+            state.initFailure = InitFailure(errorType: errorType, payload: payload)
+            return state.process
+        }
+        process?.signal(SIGKILL)
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Logging
+
+/// Finds the executable of a Swift function, building it first when it has not been built,
+/// as `sam build` would; `swift run chunkrelay serve` builds only the CLI.
+actor FunctionBuilder {
+    private let packageRoot: URL?
+    private let binDirectories: [URL]
+    private let logger: Logger
+    private var resolved: [String: URL] = [:]
+
+    init(packageRoot: URL?, binDirectories: [URL], logger: Logger) {
+        self.packageRoot = packageRoot
+        self.binDirectories = binDirectories
+        self.logger = logger
+    }
+
+    /// The command line that starts the function.
+    func commandLine(for function: FunctionConfiguration) async throws(RuntimeError) -> [String] {
+        if let command = function.command { return command }
+        guard let product = function.swiftProduct else {
+            throw RuntimeError(.invalidConfiguration, "\(function.name) has neither swiftProduct nor command")
+        }
+        return [try await executable(product: product).path]
+    }
+
+    private func executable(product: String) async throws(RuntimeError) -> URL {
+        if let url = resolved[product] { return url }
+        for directory in binDirectories {
+            let candidate = directory.appendingPathComponent(product)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) {
+                resolved[product] = candidate
+                return candidate
+            }
+        }
+        guard let packageRoot, FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent("Package.swift").path) else {
+            throw RuntimeError(.buildFailed, "executable \(product) not found in \(binDirectories.map(\.path)) and no package to build it from")
+        }
+        let configuration = binDirectories.first.map { $0.path.contains("/release") ? "release" : "debug" } ?? "debug"
+        logger.notice("function product \(product) is not built; building it with `swift build -c \(configuration) --product \(product)`")
+        let started = ContinuousClock.now
+        try await Self.swift(["build", "-c", configuration, "--product", product], in: packageRoot)
+        let binPath = try await Self.swift(["build", "-c", configuration, "--show-bin-path"], in: packageRoot)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let url = URL(fileURLWithPath: binPath).appendingPathComponent(product)
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            throw RuntimeError(.buildFailed, "built \(product) but found no executable at \(url.path)")
+        }
+        logger.notice("built \(product) in \(ContinuousClock.now - started)")
+        resolved[product] = url
+        return url
+    }
+
+    @discardableResult
+    private static func swift(_ arguments: [String], in directory: URL) async throws(RuntimeError) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["swift"] + arguments
+        process.currentDirectoryURL = directory
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        let status: Int32
+        let text: String
+        do {
+            try process.run()
+            // Read on a dispatch thread: a build can print more than a pipe holds and runs for minutes,
+            // neither of which may block the cooperative pool.
+            (status, text) = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    let data = output.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
+                }
+            }
+        } catch {
+            throw RuntimeError(.buildFailed, "could not run swift \(arguments.joined(separator: " ")): \(error)")
+        }
+        guard status == 0 else {
+            throw RuntimeError(.buildFailed, "swift \(arguments.joined(separator: " ")) failed (\(status)):\n\(text.suffix(4000))")
+        }
+        return text
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+
+/// A function's `function.json`: how to start it and the platform limits it runs under.
+///
+/// ```json
+/// {"swiftProduct": "map-render", "timeout": 120, "memorySize": 2048, "reservedConcurrency": 4}
+/// ```
+public struct FunctionConfiguration: Codable, Sendable, Hashable {
+    /// The function's name; the folder name when absent.
+    public var name: String
+    /// Free text.
+    public var description: String?
+    /// Lambda's runtime identifier, reported in the environment (`AWS_EXECUTION_ENV`).
+    public var runtime: String
+    /// `_HANDLER`.
+    public var handler: String
+    /// A SwiftPM executable product of this package that is the function (built on demand).
+    public var swiftProduct: String?
+    /// Or a command line to start it, run in the function's folder (`LAMBDA_TASK_ROOT`).
+    public var command: [String]?
+    /// Seconds an invocation may run (AWS default 3, maximum 900).
+    public var timeout: Double
+    /// MB of memory (AWS default 128, 128...10240).
+    public var memorySize: Int
+    /// Concurrent execution environments at most; the runtime's limit when absent.
+    public var reservedConcurrency: Int?
+    /// Retries of a failed asynchronous invocation (AWS default 2, 0...2).
+    public var maximumRetryAttempts: Int
+    /// Extra environment variables.
+    public var environment: [String: String]
+    /// The function's folder; set by the registry.
+    public var directory: URL?
+
+    /// Makes a configuration with AWS's defaults.
+    public init(
+        name: String, runtime: String = "provided.al2023", handler: String? = nil, swiftProduct: String? = nil,
+        command: [String]? = nil, timeout: Double = 3, memorySize: Int = 128, reservedConcurrency: Int? = nil,
+        maximumRetryAttempts: Int = 2, environment: [String: String] = [:], directory: URL? = nil
+    ) {
+        self.name = name
+        self.runtime = runtime
+        self.handler = handler ?? swiftProduct ?? name
+        self.swiftProduct = swiftProduct
+        self.command = command
+        self.timeout = timeout
+        self.memorySize = memorySize
+        self.reservedConcurrency = reservedConcurrency
+        self.maximumRetryAttempts = maximumRetryAttempts
+        self.environment = environment
+        self.directory = directory
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, description, runtime, handler, swiftProduct, command, timeout, memorySize, reservedConcurrency
+        case maximumRetryAttempts, environment
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let name = try c.decodeIfPresent(String.self, forKey: .name) ?? ""
+        let swiftProduct = try c.decodeIfPresent(String.self, forKey: .swiftProduct)
+        self.init(
+            name: name,
+            runtime: try c.decodeIfPresent(String.self, forKey: .runtime) ?? "provided.al2023",
+            handler: try c.decodeIfPresent(String.self, forKey: .handler),
+            swiftProduct: swiftProduct,
+            command: try c.decodeIfPresent([String].self, forKey: .command),
+            timeout: try c.decodeIfPresent(Double.self, forKey: .timeout) ?? 3,
+            memorySize: try c.decodeIfPresent(Int.self, forKey: .memorySize) ?? 128,
+            reservedConcurrency: try c.decodeIfPresent(Int.self, forKey: .reservedConcurrency),
+            maximumRetryAttempts: try c.decodeIfPresent(Int.self, forKey: .maximumRetryAttempts) ?? 2,
+            environment: try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
+        )
+        self.description = try c.decodeIfPresent(String.self, forKey: .description)
+    }
+
+    /// Checks the values against the platform's ranges.
+    public func validate() throws(RuntimeError) {
+        func invalid(_ message: String) -> RuntimeError { RuntimeError(.invalidConfiguration, "\(name): \(message)") }
+        guard !name.isEmpty, name.utf8.count <= 64,
+            name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) })
+        else { throw invalid("a name is 1-64 letters, digits, hyphens or underscores") }
+        guard (swiftProduct == nil) != (command == nil) else { throw invalid("set exactly one of swiftProduct and command") }
+        if let command, command.isEmpty { throw invalid("command is empty") }
+        guard timeout > 0, timeout <= 900 else { throw invalid("timeout must be in (0, 900] seconds") }
+        guard (128...10240).contains(memorySize) else { throw invalid("memorySize must be 128...10240 MB") }
+        if let reservedConcurrency, reservedConcurrency < 1 { throw invalid("reservedConcurrency must be at least 1") }
+        guard (0...2).contains(maximumRetryAttempts) else { throw invalid("maximumRetryAttempts must be 0...2") }
+    }
+
+    /// The ARN the Runtime API reports as `Lambda-Runtime-Invoked-Function-Arn`.
+    public func arn(region: String, account: String) -> String {
+        "arn:aws:lambda:\(region):\(account):function:\(name)"
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import NIOCore
+
+/// How one invocation ended.
+public struct InvocationResult: Sendable {
+    /// The kind of ending.
+    public enum Status: String, Sendable {
+        /// The function returned a response.
+        case success
+        /// The function reported an error (or its response broke a limit).
+        case functionError
+        /// The deadline passed and the environment was killed.
+        case timedOut
+        /// The environment died or failed to initialise.
+        case environmentFailure
+    }
+
+    /// The kind of ending.
+    public var status: Status
+    /// The response, or the error as Lambda's JSON (`errorType`, `errorMessage`).
+    public var payload: ByteBuffer
+    /// The error type (`Unhandled`, `Runtime.ExitError`, …) for anything but success.
+    public var errorType: String?
+    /// The request id.
+    public var requestID: String
+    /// Time from handing the event over to the outcome.
+    public var duration: Duration
+    /// Time the environment took to initialise, on a cold start.
+    public var initDuration: Duration?
+    /// Peak memory of the environment in MB, when known.
+    public var maxMemoryUsedMB: Int?
+
+    /// Whether the function succeeded.
+    public var succeeded: Bool { status == .success }
+
+    /// The error message inside an error payload.
+    public var errorMessage: String? {
+        guard status != .success else { return nil }
+        return LambdaErrorPayload.message(in: payload)
+    }
+}
+
+/// Lambda's error payload `{"errorMessage", "errorType"}`.
+enum LambdaErrorPayload {
+    static func make(type: String?, message: String) -> ByteBuffer {
+        var object: [String: String] = ["errorMessage": message]
+        if let type { object["errorType"] = type }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return ByteBuffer(bytes: data)
+    }
+
+    static func message(in payload: ByteBuffer) -> String? {
+        struct Body: Decodable { var errorMessage: String? }
+        let data = Data(payload.readableBytesView)
+        guard let decoded = try? JSONDecoder().decode(Body.self, from: data), let message = decoded.errorMessage else {
+            return String(decoding: data.prefix(1024), as: UTF8.self)
+        }
+        return message
+    }
+}

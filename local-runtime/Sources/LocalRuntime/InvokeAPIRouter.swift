@@ -1,0 +1,76 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RelayProtocol
+
+/// The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so an AWS SDK pointed at the
+/// runtime port can invoke functions.
+public enum InvokeAPIRouter {
+    static let invocationType = HTTPField.Name("X-Amz-Invocation-Type")!
+    static let functionError = HTTPField.Name("X-Amz-Function-Error")!
+    static let executedVersion = HTTPField.Name("X-Amz-Executed-Version")!
+    static let clientContext = HTTPField.Name("X-Amz-Client-Context")!
+    static let errorType = HTTPField.Name("x-amzn-ErrorType")!
+    static let requestID = HTTPField.Name("x-amzn-RequestId")!
+
+    /// A router serving the Invoke API of `runtime`.
+    public static func make(runtime: LocalRuntime) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.post("/2015-03-31/functions/{name}/invocations") { request, context -> Response in
+            let name = try context.parameters.require("name")
+            let type = request.headers[invocationType] ?? "RequestResponse"
+            do {
+                let payload: ByteBuffer
+                do {
+                    payload = try await request.body.collect(upTo: RelayLimits.lambdaBufferedPayload)
+                } catch {
+                    throw RuntimeError(.requestTooLarge, "Request must be smaller than \(RelayLimits.lambdaBufferedPayload) bytes for the InvokeFunction operation")
+                }
+                switch type {
+                case "Event":
+                    try runtime.invokeAsync(name, payload: payload)
+                    return Response(status: .accepted, headers: [requestID: UUID().uuidString.lowercased()])
+                case "DryRun":
+                    guard runtime.registry.function(named: name) != nil else {
+                        throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
+                    }
+                    return Response(status: .noContent, headers: [requestID: UUID().uuidString.lowercased()])
+                case "RequestResponse":
+                    let context = request.headers[clientContext].flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+                    let result = try await runtime.invokeOrThrottle(name, payload: payload, clientContext: context)
+                    var headers: HTTPFields = [.contentType: "application/json", executedVersion: "$LATEST", requestID: result.requestID]
+                    if !result.succeeded { headers[functionError] = "Unhandled" }
+                    return Response(status: .ok, headers: headers, body: .init(byteBuffer: result.payload))
+                default:
+                    return awsError(.badRequest, type: "InvalidParameterValueException", message: "Unsupported invocation type \(type)")
+                }
+            } catch let error as RuntimeError {
+                return awsError(for: error)
+            }
+        }
+        return router
+    }
+
+    static func awsError(for error: RuntimeError) -> Response {
+        switch error.code {
+        case .functionNotFound: return awsError(.notFound, type: error.code.description, message: error.message)
+        case .requestTooLarge: return awsError(.contentTooLarge, type: error.code.description, message: error.message)
+        case .tooManyRequests:
+            return awsError(.tooManyRequests, type: error.code.description, message: error.message, reason: "ReservedFunctionConcurrentInvocationLimitExceeded")
+        default: return awsError(.internalServerError, type: "ServiceException", message: error.message)
+        }
+    }
+
+    /// An error in the shape AWS's REST-JSON services send: `x-amzn-ErrorType` and `{"Type", "message"}`.
+    static func awsError(_ status: HTTPResponse.Status, type: String, message: String, reason: String? = nil) -> Response {
+        var object = ["Type": status.code < 500 ? "User" : "Service", "message": message]
+        if let reason { object["Reason"] = reason }
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json", errorType: type, requestID: UUID().uuidString.lowercased()],
+            body: .init(byteBuffer: ByteBuffer(bytes: body))
+        )
+    }
+}

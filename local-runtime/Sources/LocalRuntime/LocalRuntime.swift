@@ -1,0 +1,244 @@
+import Foundation
+import Logging
+import NIOCore
+import RelayProtocol
+import ServiceLifecycle
+import Synchronization
+
+/// The Lambda-like local runtime: starts execution environments on demand, reuses them while warm,
+/// enforces timeouts, and invokes functions for the Invoke API and for the gateway.
+///
+/// It is a `Service`: `run()` owns every environment's task, so they end with it.
+public final class LocalRuntime: Service, Sendable {
+    /// The configuration it runs with.
+    public let configuration: RuntimeConfiguration
+    /// The functions it knows.
+    public let registry: FunctionRegistry
+    private let logger: Logger
+    private let builder: FunctionBuilder
+    private let pools: [String: EnvironmentPool]
+    private let spawns: AsyncStream<SpawnRequest>
+    private let spawnContinuation: AsyncStream<SpawnRequest>.Continuation
+    private let live = Mutex<[String: ExecutionEnvironment]>([:])
+    private let counter = Atomic<Int>(0)
+
+    /// Makes a runtime; nothing starts until `run()`.
+    public init(configuration: RuntimeConfiguration, registry: FunctionRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+        self.builder = FunctionBuilder(packageRoot: configuration.packageRoot, binDirectories: configuration.binDirectories, logger: logger)
+        var pools: [String: EnvironmentPool] = [:]
+        for (name, function) in registry.functions {
+            pools[name] = EnvironmentPool(limit: function.reservedConcurrency ?? configuration.defaultConcurrency)
+        }
+        self.pools = pools
+        (spawns, spawnContinuation) = AsyncStream.makeStream(of: SpawnRequest.self)
+    }
+
+    /// Runs environments until graceful shutdown, then stops their processes.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await request in spawns {
+                    if let event = request.event {
+                        group.addTask {
+                            let result = try? await self.invoke(event.function, payload: event.payload)
+                            if let result, !result.succeeded {
+                                self.logger.warning("Event invocation of \(event.function) failed: \(result.errorMessage ?? "")")
+                            }
+                        }
+                        continue
+                    }
+                    guard let environment = request.environment else { continue }
+                    let variables = lambdaEnvironment(for: environment.function)
+                    group.addTask {
+                        await environment.run(commandLine: request.commandLine, environment: variables, host: self.configuration.host)
+                        _ = self.live.withLock { $0.removeValue(forKey: environment.id) }
+                    }
+                }
+                // Shutting down: ask politely, then insist.
+                let environments = live.withLock { Array($0.values) }
+                for environment in environments { environment.terminate(signal: SIGTERM) }
+                let deadline = ContinuousClock.now + configuration.shutdownGrace
+                while ContinuousClock.now < deadline, !live.withLock({ $0.isEmpty }) {
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+                for environment in environments { environment.terminate(signal: SIGKILL) }
+            }
+        } onGracefulShutdown: {
+            self.spawnContinuation.finish()
+        }
+    }
+
+    /// Invokes `name` with `payload` and waits for the outcome (the `RequestResponse` type; `Event`
+    /// invocations are this, run on another task). Waits for a free environment when all are busy.
+    public func invoke(_ name: String, payload: ByteBuffer, clientContext: String? = nil) async throws(RuntimeError) -> InvocationResult {
+        try await invoke(name, payload: payload, clientContext: clientContext, throttle: false)
+    }
+
+    /// Invokes, or throws `TooManyRequestsException` at once when every allowed environment is busy.
+    public func invokeOrThrottle(_ name: String, payload: ByteBuffer, clientContext: String? = nil) async throws(RuntimeError) -> InvocationResult {
+        try await invoke(name, payload: payload, clientContext: clientContext, throttle: true)
+    }
+
+    /// Queues an `Event` invocation: checks it and returns at once; the outcome is only logged.
+    public func invokeAsync(_ name: String, payload: ByteBuffer, maximumEventBytes: Int = RelayLimits.lambdaAsyncEventPayload) throws(RuntimeError) {
+        guard registry.function(named: name) != nil else {
+            throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
+        }
+        guard payload.readableBytes <= maximumEventBytes else {
+            throw RuntimeError(.requestTooLarge, "Request must be smaller than \(maximumEventBytes) bytes for the InvokeFunction operation")
+        }
+        if case .terminated = spawnContinuation.yield(SpawnRequest(environment: nil, event: (name, payload))) {
+            throw RuntimeError(.shuttingDown, "the runtime is shutting down")
+        }
+    }
+
+    private func invoke(_ name: String, payload: ByteBuffer, clientContext: String?, throttle: Bool) async throws(RuntimeError) -> InvocationResult {
+        guard let function = registry.function(named: name), let pool = pools[name] else {
+            throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
+        }
+        guard payload.readableBytes <= RelayLimits.lambdaBufferedPayload else {
+            throw RuntimeError(.requestTooLarge, "Request must be smaller than \(RelayLimits.lambdaBufferedPayload) bytes for the InvokeFunction operation")
+        }
+        let commandLine = try await builder.commandLine(for: function)
+        let requestID = UUID().uuidString.lowercased()
+        while true {
+            let lease: EnvironmentPool.Lease
+            if throttle {
+                guard let available = await pool.leaseIfAvailable() else {
+                    throw RuntimeError(.tooManyRequests, "Rate Exceeded.")
+                }
+                lease = available
+            } else {
+                lease = await pool.lease()
+            }
+            var initDuration: Duration?
+            let environment: ExecutionEnvironment
+            switch lease {
+            case .warm(let warm):
+                environment = warm
+            case .slot:
+                let number = counter.add(1, ordering: .relaxed).newValue
+                environment = ExecutionEnvironment(id: "\(name)-\(number)", function: function, logger: logger)
+                live.withLock { $0[environment.id] = environment }
+                if case .terminated = spawnContinuation.yield(SpawnRequest(environment: environment, commandLine: commandLine)) {
+                    environment.terminate(signal: SIGKILL)
+                }
+                switch await environment.waitUntilReady() {
+                case .success(let duration):
+                    initDuration = duration
+                case .failure(let failure):
+                    await pool.discard()
+                    logger.error("\(name): init failed: \(LambdaErrorPayload.message(in: failure.payload) ?? failure.errorType)")
+                    return InvocationResult(
+                        status: .environmentFailure, payload: failure.payload, errorType: failure.errorType, requestID: requestID,
+                        duration: .zero, initDuration: nil, maxMemoryUsedMB: nil
+                    )
+                }
+            }
+            if !environment.isAlive {
+                await pool.discard()
+                continue
+            }
+            return await run(requestID: requestID, payload: payload, clientContext: clientContext, on: environment, pool: pool, initDuration: initDuration)
+        }
+    }
+
+    private func run(
+        requestID: String, payload: ByteBuffer, clientContext: String?, on environment: ExecutionEnvironment,
+        pool: EnvironmentPool, initDuration: Duration?
+    ) async -> InvocationResult {
+        let function = environment.function
+        let timeout = Duration.milliseconds(Int64(function.timeout * 1000))
+        let deadline = Int64(Date().timeIntervalSince1970 * 1000) + Int64(function.timeout * 1000)
+        let assignment = ExecutionEnvironment.Assignment(
+            requestID: requestID, payload: payload, deadlineMilliseconds: deadline,
+            traceID: "Root=1-\(String(Int(Date().timeIntervalSince1970), radix: 16))-\(RandomToken.make().prefix(24));Parent=\(RandomToken.make().prefix(16));Sampled=0",
+            clientContext: clientContext
+        )
+        logger.info("START RequestId: \(requestID) Version: $LATEST", metadata: ["function": "\(function.name)"])
+        let started = ContinuousClock.now
+        let completion = await environment.invoke(assignment, timeout: timeout)
+        let duration = ContinuousClock.now - started
+        let memory = environment.peakMemoryMB()
+        var result = InvocationResult(
+            status: .success, payload: ByteBuffer(), errorType: nil, requestID: requestID, duration: duration,
+            initDuration: initDuration, maxMemoryUsedMB: memory
+        )
+        switch completion {
+        case .response(let body):
+            result.payload = body
+        case .error(let type, let body):
+            result.status = .functionError
+            result.errorType = type
+            result.payload = body
+        case .timedOut:
+            result.status = .timedOut
+            result.errorType = "Sandbox.Timedout"
+            let stamp = ISO8601DateFormatter().string(from: Date())
+            result.payload = LambdaErrorPayload.make(
+                type: nil, message: "\(stamp) \(requestID) Task timed out after \(String(format: "%.2f", function.timeout)) seconds"
+            )
+        case .exited(let exit):
+            result.status = .environmentFailure
+            result.errorType = "Runtime.ExitError"
+            result.payload = LambdaErrorPayload.make(
+                type: "Runtime.ExitError", message: "RequestId: \(requestID) Error: Runtime exited with error: \(exit)"
+            )
+        }
+        logger.info("END RequestId: \(requestID)", metadata: ["function": "\(function.name)"])
+        logger.info("\(Self.reportLine(result, memorySize: function.memorySize))", metadata: ["function": "\(function.name)"])
+        await pool.giveBack(environment)
+        return result
+    }
+
+    /// The `REPORT` line Lambda writes after each invocation.
+    static func reportLine(_ result: InvocationResult, memorySize: Int) -> String {
+        func ms(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        }
+        let milliseconds = ms(result.duration)
+        var line = "REPORT RequestId: \(result.requestID)\tDuration: \(String(format: "%.2f", milliseconds)) ms"
+        line += "\tBilled Duration: \(Int(milliseconds.rounded(.up))) ms\tMemory Size: \(memorySize) MB"
+        line += "\tMax Memory Used: \(result.maxMemoryUsedMB ?? 0) MB"
+        if let initDuration = result.initDuration { line += "\tInit Duration: \(String(format: "%.2f", ms(initDuration))) ms" }
+        if result.status == .timedOut { line += "\tStatus: timeout" }
+        return line
+    }
+
+    /// The environment variables Lambda sets, plus `PATH`/`HOME`/`LANG` from this process and the function's own.
+    func lambdaEnvironment(for function: FunctionConfiguration) -> [String: String] {
+        let inherited = ProcessInfo.processInfo.environment
+        var variables: [String: String] = [:]
+        for key in ["PATH", "HOME", "LANG", "TMPDIR", "LD_LIBRARY_PATH"] { variables[key] = inherited[key] }
+        variables["AWS_LAMBDA_FUNCTION_NAME"] = function.name
+        variables["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST"
+        variables["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = String(function.memorySize)
+        variables["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/\(function.name)"
+        variables["AWS_LAMBDA_LOG_STREAM_NAME"] = "local/[$LATEST]\(RandomToken.make())"
+        variables["AWS_LAMBDA_INITIALIZATION_TYPE"] = "on-demand"
+        variables["AWS_REGION"] = RuntimeConfiguration.region
+        variables["AWS_DEFAULT_REGION"] = RuntimeConfiguration.region
+        variables["AWS_EXECUTION_ENV"] = "AWS_Lambda_\(function.runtime)"
+        variables["_HANDLER"] = function.handler
+        variables["LAMBDA_TASK_ROOT"] = function.directory?.path ?? FileManager.default.currentDirectoryPath
+        variables["LAMBDA_RUNTIME_DIR"] = function.directory?.path ?? FileManager.default.currentDirectoryPath
+        variables["TZ"] = ":UTC"
+        for (key, value) in function.environment { variables[key] = value }
+        return variables
+    }
+}
+
+/// An environment for `run()` to start.
+struct SpawnRequest: Sendable {
+    var environment: ExecutionEnvironment?
+    var commandLine: [String] = []
+    var event: (function: String, payload: ByteBuffer)?
+}
+
+extension RuntimeConfiguration {
+    /// The ARN of a function in this emulator's region and account.
+    static func arn(_ name: String) -> String { "arn:aws:lambda:\(region):\(account):function:\(name)" }
+}

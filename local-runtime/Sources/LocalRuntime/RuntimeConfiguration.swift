@@ -1,0 +1,30 @@
+import Foundation
+
+/// How the local runtime runs: where it listens, where functions come from, its defaults.
+public struct RuntimeConfiguration: Sendable {
+    /// The region reported to functions (`AWS_REGION`) and in ARNs.
+    public static let region = "us-east-1"
+    /// The account id in ARNs.
+    public static let account = "000000000000"
+
+    /// Host of the Invoke API and of every environment's Runtime API.
+    public var host: String = "127.0.0.1"
+    /// Port of the Invoke API; 0 picks a free one.
+    public var port: Int = 9001
+    /// The package that Swift functions are built from when their executable is missing.
+    public var packageRoot: URL?
+    /// Folders searched for built Swift function executables.
+    public var binDirectories: [URL] = []
+    /// Concurrent environments of one function when its `reservedConcurrency` is not set.
+    public var defaultConcurrency: Int = 10
+    /// Grace period between `SIGTERM` and `SIGKILL` when stopping environments.
+    public var shutdownGrace: Duration = .seconds(2)
+
+    /// The defaults.
+    public init() {}
+
+    /// The folder of the running executable: where SwiftPM puts sibling products.
+    public static var ownBinDirectory: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+}
