@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "chunkrelay", targets: ["chunkrelay"]),
         .executable(name: "map-render", targets: ["map-render"]),
+        .executable(name: "chaos", targets: ["chaos"]),
         .library(name: "RelayProtocol", targets: ["RelayProtocol"]),
         .library(name: "RelayClient", targets: ["RelayClient"]),
         .library(name: "FunctionKit", targets: ["FunctionKit"]),
@@ -85,6 +86,12 @@ let package = Package(
             dependencies: ["MapRender", "FunctionKit", "RelayProtocol", .product(name: "Logging", package: "swift-log")],
             path: "functions/map-render/Sources/map-render"
         ),
+        // A function that misbehaves on request, for tests of the runtime and the gateway.
+        .executableTarget(
+            name: "chaos",
+            dependencies: ["FunctionKit", "RelayProtocol", .product(name: "Logging", package: "swift-log")],
+            path: "functions/chaos/Sources/chaos"
+        ),
         .executableTarget(
             name: "chunkrelay",
             dependencies: [
@@ -118,8 +125,11 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway",
+                "RelayProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(

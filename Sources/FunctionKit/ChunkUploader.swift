@@ -38,6 +38,19 @@ public struct ChunkUploader: Sendable {
 
     /// Uploads `image` for the job the event names and completes it.
     public func upload(_ image: [UInt8], contentType: String, for event: InvocationEvent) async throws -> GenerationSummary {
+        let chunkCount = try await uploadChunks(image, for: event)
+        let manifest = CompleteRequest(
+            chunks: chunkCount, bytes: Int64(image.count), sha256: ContentDigest(of: image).hex, contentType: contentType
+        )
+        try await complete(manifest, for: event)
+        return GenerationSummary(
+            jobId: event.jobId, chunks: chunkCount, bytes: manifest.bytes, sha256: manifest.sha256, contentType: contentType
+        )
+    }
+
+    /// PUTs every chunk of `image` (a few at a time, so they may arrive out of order); returns the chunk count.
+    @discardableResult
+    public func uploadChunks(_ image: [UInt8], for event: InvocationEvent) async throws -> Int {
         guard event.chunkSize > 0 else { throw FunctionError(errorType: "InvalidEvent", errorMessage: "chunkSize must be positive") }
         let chunkCount = max(1, (image.count + event.chunkSize - 1) / event.chunkSize)
         let parallelism = max(1, configuration.parallelism)
@@ -57,18 +70,17 @@ public struct ChunkUploader: Sendable {
                 if next < chunkCount { addNext(&group) }
             }
         }
-        let manifest = CompleteRequest(
-            chunks: chunkCount, bytes: Int64(image.count), sha256: ContentDigest(of: image).hex, contentType: contentType
-        )
+        return chunkCount
+    }
+
+    /// POSTs the manifest that ends the upload; the gateway verifies it against what it stored.
+    public func complete(_ manifest: CompleteRequest, for event: InvocationEvent) async throws {
         var request = HTTPClientRequest(url: "\(event.ingestURL)/complete")
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(event.uploadToken)")
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(manifest)))
-        _ = try await send(request, body: request.body, what: "complete")
-        return GenerationSummary(
-            jobId: event.jobId, chunks: chunkCount, bytes: manifest.bytes, sha256: manifest.sha256, contentType: contentType
-        )
+        let body = HTTPClientRequest.Body.bytes(ByteBuffer(bytes: try JSONEncoder().encode(manifest)))
+        _ = try await send(request, body: body, what: "complete")
     }
 
     private func putChunk(_ chunk: ByteBuffer, digest: ContentDigest, index: Int, event: InvocationEvent) async throws {

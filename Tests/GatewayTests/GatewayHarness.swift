@@ -1,0 +1,226 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOHTTP1
+import RelayProtocol
+import Synchronization
+
+@testable import Gateway
+
+/// Stands in for the local runtime: records each invocation and lets the test play the function,
+/// then settle the invocation with the outcome it chooses.
+final class FakeInvoker: Invoker {
+    private struct State {
+        var events: [InvocationEvent] = []
+        var eventWaiters: [CheckedContinuation<InvocationEvent, Never>] = []
+        var outcomes: [String: CheckedContinuation<InvocationOutcome, Never>] = [:]
+        var invocationCount = 0
+    }
+
+    private let state = Mutex(State())
+    let functions: Set<String>
+
+    init(functions: Set<String> = ["map-render", "chaos"]) {
+        self.functions = functions
+    }
+
+    func hasFunction(named name: String) -> Bool { functions.contains(name) }
+
+    func invoke(function: String, event: InvocationEvent) async -> InvocationOutcome {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let waiter: CheckedContinuation<InvocationEvent, Never>? = state.withLock { state in
+                    state.invocationCount += 1
+                    state.outcomes["\(event.jobId)/\(event.attempt)"] = continuation
+                    if state.eventWaiters.isEmpty {
+                        state.events.append(event)
+                        return nil
+                    }
+                    return state.eventWaiters.removeFirst()
+                }
+                waiter?.resume(returning: event)
+            }
+        } onCancel: {
+            self.finish(event, .failed(JobError(code: "cancelled", message: "test invoker cancelled")))
+        }
+    }
+
+    /// The next invocation the gateway made (waits for it).
+    func nextEvent() async -> InvocationEvent {
+        await withCheckedContinuation { continuation in
+            let event: InvocationEvent? = state.withLock { state in
+                if !state.events.isEmpty { return state.events.removeFirst() }
+                state.eventWaiters.append(continuation)
+                return nil
+            }
+            if let event { continuation.resume(returning: event) }
+        }
+    }
+
+    /// Ends an invocation.
+    func finish(_ event: InvocationEvent, _ outcome: InvocationOutcome) {
+        let continuation = state.withLock { $0.outcomes.removeValue(forKey: "\(event.jobId)/\(event.attempt)") }
+        continuation?.resume(returning: outcome)
+    }
+
+    var invocationCount: Int { state.withLock { $0.invocationCount } }
+}
+
+/// A response as the tests look at it.
+struct HTTPResult: Sendable {
+    var status: Int
+    var headers: [String: String]
+    var body: ByteBuffer
+
+    var text: String { String(buffer: body) }
+    var errorCode: String? { try? JSONDecoder().decode(ErrorBody.self, from: Data(body.readableBytesView)).error.code }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(T.self, from: Data(body.readableBytesView)) }
+}
+
+/// A gateway on a real socket (port 0) with a fake invoker, its own state directory, and helpers
+/// that act as client and as function.
+struct GatewayHarness: Sendable {
+    let gateway: Gateway
+    let invoker: FakeInvoker
+    let baseURL: String
+    let stateDirectory: URL
+
+    static func run(
+        configure: (inout GatewayConfiguration) -> Void = { _ in },
+        stateDirectory: URL? = nil,
+        _ body: @Sendable (GatewayHarness) async throws -> Void
+    ) async throws {
+        let directory = stateDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString)")
+        defer { if stateDirectory == nil { try? FileManager.default.removeItem(at: directory) } }
+        var configuration = GatewayConfiguration()
+        configuration.port = 0
+        configuration.stateDirectory = directory
+        configuration.maxConcurrency = 2
+        configure(&configuration)
+        let invoker = FakeInvoker()
+        var logger = Logger(label: "gateway-test")
+        logger.logLevel = .warning
+        let gateway = try await Gateway.open(configuration: configuration, invoker: invoker, logger: logger)
+        var app = Application(router: gateway.buildRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        app.addServices(gateway.services)
+        try await app.test(.live) { client in
+            let url = "http://127.0.0.1:\(client.port!)"
+            gateway.setBaseURL(url)
+            try await body(GatewayHarness(gateway: gateway, invoker: invoker, baseURL: url, stateDirectory: directory))
+        }
+    }
+
+    // MARK: HTTP
+
+    func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil) async throws -> HTTPResult {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(body) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 256 << 20)
+        var flat: [String: String] = [:]
+        for header in response.headers { flat[header.name.lowercased()] = header.value }
+        return HTTPResult(status: Int(response.status.code), headers: flat, body: bytes)
+    }
+
+    func json(_ method: HTTPMethod, _ path: String, _ text: String) async throws -> HTTPResult {
+        try await request(method, path, headers: [("Content-Type", "application/json")], body: ByteBuffer(string: text))
+    }
+
+    // MARK: Client side
+
+    /// Creates a retrieve-mode job and waits for the gateway to invoke its function.
+    func createJob(function: String = "map-render", params: String = "{}") async throws -> (JobCreated, InvocationEvent) {
+        let response = try await json(.POST, "/v1/jobs", #"{"function":"\#(function)","params":\#(params),"delivery":"retrieve"}"#)
+        guard response.status == 202 else { throw HarnessError("create answered \(response.status): \(response.text)") }
+        let created = try response.decode(JobCreated.self)
+        let event = await invoker.nextEvent()
+        guard event.jobId == created.id else { throw HarnessError("invoked \(event.jobId), expected \(created.id)") }
+        return (created, event)
+    }
+
+    func job(_ id: String) async throws -> JobStatus {
+        try await request(.GET, "/v1/jobs/\(id)").decode(JobStatus.self)
+    }
+
+    // MARK: Function side
+
+    func putChunk(_ event: InvocationEvent, index: Int, bytes: [UInt8], digest: String? = nil, token: String? = nil) async throws -> HTTPResult {
+        try await request(
+            .PUT, "/v1/jobs/\(event.jobId)/chunks/\(index)",
+            headers: [
+                ("Authorization", "Bearer \(token ?? event.uploadToken)"),
+                ("Content-Digest", digest ?? ContentDigest(of: bytes).headerValue),
+            ],
+            body: ByteBuffer(bytes: bytes)
+        )
+    }
+
+    func complete(_ event: InvocationEvent, chunks: Int, bytes: Int, sha256: String, contentType: String = "image/png") async throws -> HTTPResult {
+        try await request(
+            .POST, "/v1/jobs/\(event.jobId)/complete",
+            headers: [("Authorization", "Bearer \(event.uploadToken)"), ("Content-Type", "application/json")],
+            body: ByteBuffer(string: #"{"chunks":\#(chunks),"bytes":\#(bytes),"sha256":"\#(sha256)","contentType":"\#(contentType)"}"#)
+        )
+    }
+
+    /// Uploads an image as a well-behaved function would (in the order given), completes, and ends the invocation.
+    func uploadImage(_ image: [UInt8], for event: InvocationEvent, order: [Int]? = nil) async throws {
+        let count = max(1, (image.count + event.chunkSize - 1) / event.chunkSize)
+        for index in order ?? Array(0..<count) {
+            let chunk = Array(image[(index * event.chunkSize)..<min(image.count, (index + 1) * event.chunkSize)])
+            let response = try await putChunk(event, index: index, bytes: chunk)
+            guard response.status == 201 else { throw HarnessError("chunk \(index): \(response.status) \(response.text)") }
+        }
+        let completed = try await complete(event, chunks: count, bytes: image.count, sha256: ContentDigest(of: image).hex)
+        guard completed.status == 200 else { throw HarnessError("complete: \(completed.status) \(completed.text)") }
+        invoker.finish(event, .succeeded)
+    }
+
+    /// A ready image: job created, uploaded and completed.
+    func readyImage(bytes: Int, seed: UInt8 = 1) async throws -> (JobCreated, [UInt8]) {
+        let image = Self.pattern(bytes, seed: seed)
+        let (created, event) = try await createJob()
+        try await uploadImage(image, for: event)
+        return (created, image)
+    }
+
+    static func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
+        var state = UInt32(seed) &* 2_654_435_761 | 1
+        return (0..<count).map { _ in
+            state ^= state << 13
+            state ^= state >> 17
+            state ^= state << 5
+            return UInt8(truncatingIfNeeded: state)
+        }
+    }
+
+    /// Polls until `condition` holds (state changes made by other tasks), failing after `timeout`.
+    func eventually(_ what: String, timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw HarnessError("timed out waiting for \(what)")
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A value tests hand from one task to another.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    var value: Value {
+        get { mutex.withLock { $0 } }
+        set { mutex.withLock { $0 = newValue } }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import NIOCore
+import RelayProtocol
+import Testing
+
+@testable import Gateway
+
+@Suite struct JobAPITests {
+    @Test func createReturns202WithIdEventsAndOneShotImage() async throws {
+        try await GatewayHarness.run { h in
+            let response = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","params":{"width":64,"height":32,"seed":9},"delivery":"retrieve"}"#)
+            #expect(response.status == 202)
+            let created = try response.decode(JobCreated.self)
+            #expect(RandomToken.isWellFormed(created.id))
+            #expect(created.state == .queued)
+            #expect(created.events == "/v1/jobs/\(created.id)/events")
+            let image = try #require(created.image)
+            #expect(image.hasPrefix("/v1/images/") && RandomToken.isWellFormed(image.dropFirst("/v1/images/".count)))
+            #expect(response.headers["location"] == "/v1/jobs/\(created.id)")
+
+            // The function is invoked with what it needs to upload, and the job says it is running.
+            let event = await h.invoker.nextEvent()
+            #expect(event.jobId == created.id)
+            #expect(event.attempt == 1)
+            #expect(event.chunkSize == RelayLimits.defaultChunkSize)
+            #expect(event.ingestURL == "\(h.baseURL)/v1/jobs/\(created.id)")
+            #expect(RandomToken.isWellFormed(event.uploadToken))
+            #expect(event.params == ["width": .number(64), "height": .number(32), "seed": .number(9)])
+            let status = try await h.job(created.id)
+            #expect(status.state == .running)
+            #expect(status.attempts == 1)
+            #expect(status.image == created.image)
+            h.invoker.finish(event, .failed(JobError(code: "test", message: "done")))
+        }
+    }
+
+    @Test func badJobRequestsGetClearErrors() async throws {
+        try await GatewayHarness.run { h in
+            let cases: [(String, Int, String)] = [
+                ("not json", 400, "invalid_request"),
+                (#"{"params":{}}"#, 400, "invalid_request"),
+                (#"{"function":42}"#, 400, "invalid_request"),
+                (#"{"function":"map-render","delivery":"carrier-pigeon"}"#, 400, "invalid_request"),
+                (#"{"function":"no-such-function"}"#, 404, "function_not_found"),
+                (#"{"function":"map-render","delivery":"stream"}"#, 501, "delivery_not_supported"),
+            ]
+            for (body, status, code) in cases {
+                let response = try await h.json(.POST, "/v1/jobs", body)
+                #expect(response.status == status, "\(body)")
+                #expect(response.errorCode == code, "\(body): \(response.text)")
+                #expect(response.headers["content-type"] == "application/json")
+            }
+            let huge = #"{"function":"map-render","params":{"x":""# + String(repeating: "a", count: 300_000) + #""}}"#
+            let tooLarge = try await h.json(.POST, "/v1/jobs", huge)
+            #expect(tooLarge.status == 413)
+            #expect(tooLarge.errorCode == "body_too_large")
+            #expect(h.invoker.invocationCount == 0)
+        }
+    }
+
+    @Test func unknownJobsAndRoutesAre404InJSON() async throws {
+        try await GatewayHarness.run { h in
+            for path in ["/v1/jobs/nope", "/v1/jobs/\(RandomToken.make())", "/v1/jobs/..%2F..%2Fetc", "/v1/nothing-here"] {
+                let response = try await h.request(.GET, path)
+                #expect(response.status == 404, "\(path)")
+                #expect(response.errorCode != nil, "\(path): \(response.text)")
+            }
+            let delete = try await h.request(.DELETE, "/v1/jobs/\(RandomToken.make())")
+            #expect(delete.status == 404)
+            #expect(delete.errorCode == "job_not_found")
+        }
+    }
+
+    @Test func queueIsFIFOWithPositions() async throws {
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 1 }) { h in
+            let (first, firstEvent) = try await h.createJob()
+            var queued: [JobCreated] = []
+            for _ in 0..<3 {
+                queued.append(try await h.json(.POST, "/v1/jobs", #"{"function":"map-render"}"#).decode(JobCreated.self))
+            }
+            #expect(try await h.job(first.id).state == .running)
+            for (offset, job) in queued.enumerated() {
+                let status = try await h.job(job.id)
+                #expect(status.state == .queued)
+                #expect(status.position == offset + 1)
+            }
+            // Cancelling the head of the queue moves the others up.
+            let cancelled = try await h.request(.DELETE, "/v1/jobs/\(queued[0].id)")
+            #expect(cancelled.status == 200)
+            #expect(try cancelled.decode(JobStatus.self).state == .cancelled)
+            #expect(try await h.job(queued[1].id).position == 1)
+            #expect(try await h.job(queued[2].id).position == 2)
+            #expect(try await h.request(.DELETE, "/v1/jobs/\(queued[0].id)").errorCode == "job_finished")
+
+            // When the running job ends, the next in line is invoked.
+            h.invoker.finish(firstEvent, .failed(JobError(code: "test", message: "x")))
+            let next = await h.invoker.nextEvent()
+            #expect(next.jobId == queued[1].id)
+            #expect(try await h.job(queued[2].id).position == 1)
+            h.invoker.finish(next, .failed(JobError(code: "test", message: "x")))
+            let last = await h.invoker.nextEvent()
+            #expect(last.jobId == queued[2].id)
+            h.invoker.finish(last, .failed(JobError(code: "test", message: "x")))
+        }
+    }
+
+    @Test func healthAndMetrics() async throws {
+        try await GatewayHarness.run { h in
+            let health = try await h.request(.GET, "/healthz")
+            #expect(health.status == 200)
+            #expect(health.text == #"{"status":"ok"}"#)
+            _ = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render"}"#)
+            try await h.eventually("the job to start") { try await h.request(.GET, "/metrics").text.contains(#"chunkrelay_jobs{state="running"} 1"#) }
+            let metrics = try await h.request(.GET, "/metrics")
+            #expect(metrics.headers["content-type"]?.hasPrefix("text/plain") == true)
+            #expect(metrics.text.contains("# TYPE chunkrelay_jobs gauge"))
+        }
+    }
+
+    @Test func stateFilesAreOwnerOnly() async throws {
+        try await GatewayHarness.run { h in
+            var modes: [String: Int] = [:]
+            for name in ["", "spool", "images", "ledger.sqlite"] {
+                let path = h.stateDirectory.appendingPathComponent(name).path
+                modes[name] = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
+            }
+            #expect(modes == ["": 0o700, "spool": 0o700, "images": 0o700, "ledger.sqlite": 0o600])
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import RelayProtocol
+import Testing
+
+@testable import Gateway
+
+@Suite struct RetrievalTests {
+    static let large: @Sendable (inout GatewayConfiguration) -> Void = { $0.chunkSize = 4 << 20 }
+
+    @Test func anImageIsServedOnceThenGone() async throws {
+        try await GatewayHarness.run(configure: IngestTests.small) { h in
+            let (created, image) = try await h.readyImage(bytes: 10_000)
+            let path = try #require(created.image)
+            let head = try await h.request(.HEAD, path)
+            #expect(head.status == 200)
+            #expect(head.headers["content-length"] == "10000")
+            #expect(head.body.readableBytes == 0)
+            #expect(head.headers["etag"] == "\"\(ContentDigest(of: image).hex)\"")
+
+            let first = try await h.request(.GET, path)
+            #expect(first.status == 200)
+            #expect(first.headers["content-type"] == "image/png")
+            #expect(first.headers["content-length"] == "10000")
+            #expect(first.headers["etag"] == "\"\(ContentDigest(of: image).hex)\"")
+            #expect(Array(first.body.readableBytesView) == image)
+
+            let second = try await h.request(.GET, path)
+            #expect(second.status == 410)
+            #expect(second.errorCode == "image_consumed")
+            #expect(try await h.request(.HEAD, path).status == 410)
+            #expect(try await h.job(created.id).state == .done)
+            // The file is gone from disk, not just hidden.
+            let images = try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.appendingPathComponent("images").path)
+            #expect(images.isEmpty)
+        }
+    }
+
+    @Test func unknownAndNotYetReadyKeys() async throws {
+        try await GatewayHarness.run(configure: IngestTests.small) { h in
+            #expect(try await h.request(.GET, "/v1/images/\(RandomToken.make())").errorCode == "image_not_found")
+            #expect(try await h.request(.GET, "/v1/images/short").status == 404)
+            let (created, event) = try await h.createJob()
+            let early = try await h.request(.GET, try #require(created.image))
+            #expect(early.status == 409)
+            #expect(early.errorCode == "image_not_ready")
+            h.invoker.finish(event, .failed(JobError(code: "t", message: "t")))
+        }
+    }
+
+    @Test func rangesResumeAndOnlyTheLastByteConsumes() async throws {
+        try await GatewayHarness.run(configure: IngestTests.small) { h in
+            let (created, image) = try await h.readyImage(bytes: 10_000)
+            let path = try #require(created.image)
+            let middle = try await h.request(.GET, path, headers: [("Range", "bytes=100-199")])
+            #expect(middle.status == 206)
+            #expect(middle.headers["content-range"] == "bytes 100-199/10000")
+            #expect(Array(middle.body.readableBytesView) == Array(image[100..<200]))
+            let unsatisfiable = try await h.request(.GET, path, headers: [("Range", "bytes=20000-")])
+            #expect(unsatisfiable.status == 416)
+            #expect(unsatisfiable.headers["content-range"] == "bytes */10000")
+            // Not consumed yet: a range that ends before the last byte leaves the key valid.
+            let tail = try await h.request(.GET, path, headers: [("Range", "bytes=200-")])
+            #expect(tail.status == 206)
+            #expect(Array(tail.body.readableBytesView) == Array(image[200...]))
+            #expect(try await h.request(.GET, path).status == 410)
+        }
+    }
+
+    @Test func ofConcurrentGETsExactlyOneGetsTheBody() async throws {
+        try await GatewayHarness.run(configure: Self.large) { h in
+            let (created, image) = try await h.readyImage(bytes: 24 << 20)
+            let url = h.baseURL + (try #require(created.image))
+            let results = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                for _ in 0..<6 {
+                    group.addTask {
+                        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(60))
+                        var received = 0
+                        for try await part in response.body { received += part.readableBytes }
+                        return (Int(response.status.code), received)
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let winners = results.filter { $0.0 == 200 }
+            #expect(winners.count == 1)
+            #expect(winners.first?.1 == image.count)
+            #expect(results.allSatisfy { $0.0 == 200 || $0.0 == 409 || $0.0 == 410 })
+            #expect(try await h.request(.GET, url.replacingOccurrences(of: h.baseURL, with: "")).status == 410)
+        }
+    }
+
+    @Test func aSecondGETWhileOneIsInFlightIs409() async throws {
+        try await GatewayHarness.run(configure: Self.large) { h in
+            let (created, image) = try await h.readyImage(bytes: 40 << 20)
+            let path = try #require(created.image)
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: h.baseURL + path), timeout: .seconds(60))
+            #expect(response.status == .ok)
+            var iterator = response.body.makeAsyncIterator()
+            var received = try #require(try await iterator.next()).readableBytes
+            // The first transfer is paused mid-way (socket buffers full): others are refused, HEAD still answers.
+            let second = try await h.request(.GET, path)
+            #expect(second.status == 409)
+            #expect(second.errorCode == "image_in_flight")
+            #expect(try await h.request(.HEAD, path).status == 200)
+            while let part = try await iterator.next() { received += part.readableBytes }
+            #expect(received == image.count)
+            try await h.eventually("the key to be consumed") { try await h.request(.HEAD, path).status == 410 }
+        }
+    }
+
+    @Test func aBrokenTransferLeavesTheKeyAndCanResume() async throws {
+        try await GatewayHarness.run(configure: Self.large) { h in
+            let (created, image) = try await h.readyImage(bytes: 40 << 20)
+            let path = try #require(created.image)
+            // Read about 1 MiB, then drop the connection.
+            let prefix: [UInt8] = try await {
+                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: h.baseURL + path), timeout: .seconds(60))
+                var bytes: [UInt8] = []
+                for try await part in response.body {
+                    bytes += part.readableBytesView
+                    if bytes.count >= 1 << 20 { break }
+                }
+                return bytes
+            }()
+            #expect(Array(image[0..<prefix.count]) == prefix)
+            // Once the gateway notices the broken connection, the key is free again; resume from where it broke.
+            let resumed = Locked<HTTPResult?>(nil)
+            let offset = prefix.count
+            try await h.eventually("the claim to be released") {
+                let attempt = try await h.request(.GET, path, headers: [("Range", "bytes=\(offset)-")])
+                if attempt.status == 409 { return false }
+                resumed.value = attempt
+                return true
+            }
+            let rest = try #require(resumed.value)
+            #expect(rest.status == 206)
+            #expect(prefix + Array(rest.body.readableBytesView) == image)
+            #expect(try await h.request(.GET, path).status == 410)
+        }
+    }
+
+    @Test func unclaimedImagesExpireAndTheirFilesGo() async throws {
+        try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.imageTTL = .seconds(60) }) { h in
+            let (created, _) = try await h.readyImage(bytes: 5000)
+            let images = h.stateDirectory.appendingPathComponent("images").path
+            #expect(try FileManager.default.contentsOfDirectory(atPath: images).count == 1)
+            await h.gateway.sweepExpiredImages(now: Date().timeIntervalSince1970 + 30)
+            #expect(try await h.job(created.id).state == .ready)
+            await h.gateway.sweepExpiredImages(now: Date().timeIntervalSince1970 + 61)
+            #expect(try await h.job(created.id).state == .expired)
+            let response = try await h.request(.GET, try #require(created.image))
+            #expect(response.status == 410)
+            #expect(response.errorCode == "image_expired")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: images).isEmpty)
+        }
+    }
+
+    @Test func theJanitorRunsOnItsOwn() async throws {
+        try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.imageTTL = .seconds(1); $0.janitorInterval = .milliseconds(100) }) { h in
+            let (created, _) = try await h.readyImage(bytes: 5000)
+            try await h.eventually("the image to expire", timeout: .seconds(10)) { try await h.job(created.id).state == .expired }
+        }
+    }
+}
+
+@Suite struct RecoveryTests {
+    @Test func runningJobsGoBackToTheFrontAfterARestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ids = Locked<[String]>([])
+        let oldToken = Locked("")
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 1; $0.chunkSize = 4096 }, stateDirectory: directory) { h in
+            let (first, event) = try await h.createJob()
+            oldToken.value = event.uploadToken
+            var created = [first.id]
+            for _ in 0..<2 { created.append(try await h.json(.POST, "/v1/jobs", #"{"function":"map-render"}"#).decode(JobCreated.self).id) }
+            ids.value = created
+            #expect(try await h.putChunk(event, index: 0, bytes: [1, 2, 3]).status == 201)
+            // The server stops with the first job still running (the invocation is cancelled).
+        }
+        let capturedIDs = ids.value
+        let capturedToken = oldToken.value
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 1; $0.chunkSize = 4096 }, stateDirectory: directory) { h in
+            let event = await h.invoker.nextEvent()
+            #expect(event.jobId == capturedIDs[0])
+            #expect(event.attempt == 2)
+            #expect(event.uploadToken != capturedToken)
+            let (first, second, third) = (try await h.job(capturedIDs[0]), try await h.job(capturedIDs[1]), try await h.job(capturedIDs[2]))
+            #expect(first.chunks == 0)
+            #expect(second.position == 1)
+            #expect(third.position == 2)
+            var stale = event
+            stale.uploadToken = capturedToken
+            #expect(try await h.putChunk(stale, index: 0, bytes: [1, 2, 3]).status == 401)
+            h.invoker.finish(event, .failed(JobError(code: "t", message: "t")))
+            let next = await h.invoker.nextEvent()
+            h.invoker.finish(next, .failed(JobError(code: "t", message: "t")))
+            let last = await h.invoker.nextEvent()
+            h.invoker.finish(last, .failed(JobError(code: "t", message: "t")))
+        }
+    }
+}
