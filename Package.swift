@@ -136,6 +136,8 @@ let package = Package(
             name: "LocalRuntimeTests",
             dependencies: [
                 "LocalRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

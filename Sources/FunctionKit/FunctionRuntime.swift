@@ -70,14 +70,20 @@ public struct FunctionRuntime<Handler: FunctionHandler>: Sendable {
                 logger.debug("runtime API closed; exiting")
                 return
             }
+            let response: ByteBuffer
             do {
-                let response = try await handler.handle(invocation.event, context: invocation.context)
-                try await client.respond(requestID: invocation.context.requestID, body: response)
-            } catch let error as RuntimeAPIError {
-                throw error
+                response = try await handler.handle(invocation.event, context: invocation.context)
             } catch {
                 invocation.context.logger.error("invocation failed: \(error)")
                 try await client.reportError(requestID: invocation.context.requestID, FunctionError(error))
+                continue
+            }
+            do {
+                try await client.respond(requestID: invocation.context.requestID, body: response)
+            } catch let error as RuntimeAPIError where (400..<500).contains(error.status) {
+                // The runtime refused the response (too large, for one) and has failed the invocation
+                // itself; the environment stays usable, as on Lambda.
+                invocation.context.logger.error("response refused: \(error)")
             }
         }
     }

@@ -25,6 +25,8 @@ final class ExecutionEnvironment: Sendable {
         case error(type: String, payload: ByteBuffer)
         case timedOut
         case exited(FunctionProcess.Exit)
+        /// The environment died before the function took the event: safe to run it elsewhere.
+        case undelivered
     }
 
     /// Why an environment never became ready.
@@ -164,7 +166,7 @@ final class ExecutionEnvironment: Sendable {
             switch action {
             case .none: break
             case .wake(let waiter): waiter.resume(returning: assignment)
-            case .refuse: continuation.resume(returning: .exited(.status(-1)))
+            case .refuse: continuation.resume(returning: .undelivered)
             }
         }
     }
@@ -205,15 +207,19 @@ final class ExecutionEnvironment: Sendable {
                 errorType: "Runtime.ExitError",
                 payload: LambdaErrorPayload.make(type: "Runtime.ExitError", message: "Runtime exited with error: \(exit)")
             )
+            let undelivered = state.queued != nil
             defer {
                 state.nextWaiter = nil
                 state.current = nil
+                state.queued = nil
                 state.readyWaiters = []
             }
-            return (state.nextWaiter, state.current, state.readyWaiters, initFailure)
+            return (state.nextWaiter, state.current.map { ($0.continuation, undelivered) }, state.readyWaiters, initFailure)
         }
         waiter?.resume(returning: nil)
-        current?.continuation.resume(returning: .exited(exit))
+        if let (continuation, undelivered) = current {
+            continuation.resume(returning: undelivered ? .undelivered : .exited(exit))
+        }
         for readyWaiter in readyWaiters { readyWaiter.resume(returning: .failure(initFailure)) }
     }
 

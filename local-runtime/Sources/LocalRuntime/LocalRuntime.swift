@@ -142,14 +142,17 @@ public final class LocalRuntime: Service, Sendable {
                 await pool.discard()
                 continue
             }
-            return await run(requestID: requestID, payload: payload, clientContext: clientContext, on: environment, pool: pool, initDuration: initDuration)
+            if let result = await run(requestID: requestID, payload: payload, clientContext: clientContext, on: environment, pool: pool, initDuration: initDuration) {
+                return result
+            }
+            // The environment died between invocations, before taking this one: start another.
         }
     }
 
     private func run(
         requestID: String, payload: ByteBuffer, clientContext: String?, on environment: ExecutionEnvironment,
         pool: EnvironmentPool, initDuration: Duration?
-    ) async -> InvocationResult {
+    ) async -> InvocationResult? {
         let function = environment.function
         let timeout = Duration.milliseconds(Int64(function.timeout * 1000))
         let deadline = Int64(Date().timeIntervalSince1970 * 1000) + Int64(function.timeout * 1000)
@@ -158,9 +161,13 @@ public final class LocalRuntime: Service, Sendable {
             traceID: "Root=1-\(String(Int(Date().timeIntervalSince1970), radix: 16))-\(RandomToken.make().prefix(24));Parent=\(RandomToken.make().prefix(16));Sampled=0",
             clientContext: clientContext
         )
-        logger.info("START RequestId: \(requestID) Version: $LATEST", metadata: ["function": "\(function.name)"])
         let started = ContinuousClock.now
         let completion = await environment.invoke(assignment, timeout: timeout)
+        if case .undelivered = completion {
+            await pool.giveBack(environment)
+            return nil
+        }
+        logger.info("START RequestId: \(requestID) Version: $LATEST", metadata: ["function": "\(function.name)"])
         let duration = ContinuousClock.now - started
         let memory = environment.peakMemoryMB()
         var result = InvocationResult(
@@ -181,6 +188,8 @@ public final class LocalRuntime: Service, Sendable {
             result.payload = LambdaErrorPayload.make(
                 type: nil, message: "\(stamp) \(requestID) Task timed out after \(String(format: "%.2f", function.timeout)) seconds"
             )
+        case .undelivered:
+            return nil
         case .exited(let exit):
             result.status = .environmentFailure
             result.errorType = "Runtime.ExitError"

@@ -1,0 +1,188 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+
+@testable import LocalRuntime
+
+@Suite(.serialized) struct LocalRuntimeTests {
+    @Test func invokesAndReusesAWarmEnvironment() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
+            let cold = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"echo"}"#))
+            #expect(cold.status == .success)
+            #expect(cold.initDuration != nil)
+            #expect(cold.json["function"] == "chaos")
+            #expect(cold.json["memory"] == "256")
+            #expect(cold.json["requestId"] == cold.requestID)
+            #expect(cold.json["arn"] == "arn:aws:lambda:us-east-1:000000000000:function:chaos")
+            #expect(cold.json["event"] == #"{"mode":"echo"}"#)
+            let warm = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
+            #expect(warm.status == .success)
+            #expect(warm.initDuration == nil)
+            #expect(warm.json["pid"] == cold.json["pid"])
+            #expect(warm.requestID != cold.requestID)
+            #expect(LocalRuntime.reportLine(cold, memorySize: 256).contains("Init Duration:"))
+            #expect(LocalRuntime.reportLine(warm, memorySize: 256).hasPrefix("REPORT RequestId: \(warm.requestID)\tDuration: "))
+        }
+    }
+
+    @Test func aTimeoutKillsTheEnvironmentWithLambdasMessage() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos(timeout: 1)]) { runtime, _ in
+            let first = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
+            let started = ContinuousClock.now
+            let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":30}"#))
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(result.status == .timedOut)
+            #expect(result.errorMessage?.hasSuffix("\(result.requestID) Task timed out after 1.00 seconds") == true)
+            let pid = try #require(first.json["pid"].flatMap { Int32($0) })
+            #expect(kill(pid, 0) != 0, "the timed-out process was killed")
+            let next = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
+            #expect(next.status == .success)
+            #expect(next.initDuration != nil, "a new environment (cold start) after the kill")
+            #expect(next.json["pid"] != first.json["pid"])
+        }
+    }
+
+    @Test func functionErrorsKeepTheEnvironmentWarm() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
+            let first = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
+            let failed = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"error"}"#))
+            #expect(failed.status == .functionError)
+            #expect(failed.errorType == "Chaos.Error")
+            #expect(failed.errorMessage == "failing as asked")
+            let after = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
+            #expect(after.json["pid"] == first.json["pid"])
+        }
+    }
+
+    @Test func aCrashIsARuntimeExitError() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
+            let crashed = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"crash"}"#))
+            #expect(crashed.status == .environmentFailure)
+            #expect(crashed.errorType == "Runtime.ExitError")
+            #expect(crashed.errorMessage == "RequestId: \(crashed.requestID) Error: Runtime exited with error: exit status 3")
+            let next = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
+            #expect(next.status == .success)
+        }
+    }
+
+    @Test func anInitErrorIsReported() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos(environment: ["CHAOS_INIT_ERROR": "1"])]) { runtime, _ in
+            let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
+            #expect(result.status == .environmentFailure)
+            #expect(result.errorType == "Chaos.InitError")
+            #expect(result.errorMessage == "failing in init as configured")
+        }
+    }
+
+    @Test func anOversizedResponseIsRefusedWithLambdasError() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
+            let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"oversize","bytes":6291557}"#))
+            #expect(result.status == .functionError)
+            #expect(result.errorType == "Function.ResponseSizeTooLarge")
+            // One byte under the limit is fine.
+            let fits = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"oversize","bytes":6291556}"#))
+            #expect(fits.status == .success)
+            #expect(fits.payload.readableBytes == 6_291_556)
+        }
+    }
+
+    @Test func environmentsRunInParallelUpToTheLimitThenThrottle() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos(concurrency: 2)]) { runtime, _ in
+            async let a = runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":2}"#))
+            async let b = runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":2}"#))
+            try await Task.sleep(for: .milliseconds(1000))
+            await #expect(throws: RuntimeError.self) {
+                _ = try await runtime.invokeOrThrottle("chaos", payload: ByteBuffer(string: "{}"))
+            }
+            let (first, second) = try await (a, b)
+            #expect(first.status == .success && second.status == .success)
+            // Both started cold: two environments, not one after the other.
+            #expect(first.initDuration != nil && second.initDuration != nil)
+        }
+    }
+
+    @Test func unknownFunctionsAndOversizedRequests() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
+            await #expect(throws: RuntimeError(.functionNotFound, "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope")) {
+                _ = try await runtime.invoke("nope", payload: ByteBuffer())
+            }
+            await #expect(throws: RuntimeError.self) {
+                _ = try await runtime.invoke("chaos", payload: ByteBuffer(repeating: 0, count: (6 << 20) + 101))
+            }
+        }
+    }
+}
+
+@Suite(.serialized) struct InvokeAPITests {
+    func post(_ url: String, type: String? = nil, body: ByteBuffer = ByteBuffer(string: "{}")) async throws -> (HTTPClientResponse, String) {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        if let type { request.headers.add(name: "X-Amz-Invocation-Type", value: type) }
+        request.body = .bytes(body)
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        return (response, String(buffer: try await response.body.collect(upTo: 8 << 20)))
+    }
+
+    @Test func speaksTheLambdaInvokeAPI() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos()]) { _, url in
+            let base = "\(url)/2015-03-31/functions"
+            let (ok, body) = try await post("\(base)/chaos/invocations", body: ByteBuffer(string: #"{"mode":"echo"}"#))
+            #expect(ok.status == .ok)
+            #expect(ok.headers.first(name: "X-Amz-Executed-Version") == "$LATEST")
+            #expect(body.contains(#""function":"chaos""#))
+
+            let (failed, errorBody) = try await post("\(base)/chaos/invocations", body: ByteBuffer(string: #"{"mode":"error"}"#))
+            #expect(failed.status == .ok)
+            #expect(failed.headers.first(name: "X-Amz-Function-Error") == "Unhandled")
+            #expect(errorBody.contains(#""errorType":"Chaos.Error""#))
+
+            let (missing, missingBody) = try await post("\(base)/nope/invocations")
+            #expect(missing.status == .notFound)
+            #expect(missing.headers.first(name: "x-amzn-ErrorType") == "ResourceNotFoundException")
+            #expect(missingBody.contains("Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope"))
+
+            let (dry, _) = try await post("\(base)/chaos/invocations", type: "DryRun")
+            #expect(dry.status == .noContent)
+
+            let started = ContinuousClock.now
+            let (event, _) = try await post("\(base)/chaos/invocations", type: "Event", body: ByteBuffer(string: #"{"mode":"sleep","seconds":3}"#))
+            #expect(event.status == .accepted)
+            #expect(ContinuousClock.now - started < .seconds(2), "Event returns before the function finishes")
+
+            let (big, bigBody) = try await post("\(base)/chaos/invocations", body: ByteBuffer(repeating: UInt8(ascii: "a"), count: (6 << 20) + 101))
+            #expect(big.status.code == 413)
+            #expect(big.headers.first(name: "x-amzn-ErrorType") == "RequestEntityTooLargeException")
+            #expect(bigBody.contains("Request must be smaller than"))
+
+            let (bigEvent, _) = try await post("\(base)/chaos/invocations", type: "Event", body: ByteBuffer(repeating: UInt8(ascii: "a"), count: (1 << 20) + 1))
+            #expect(bigEvent.status.code == 413)
+        }
+    }
+}
+
+@Suite struct FunctionRegistryTests {
+    @Test func loadsTheRepositoryFunctions() throws {
+        let functions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../functions").standardizedFileURL
+        let registry = try FunctionRegistry(directory: functions)
+        let map = try #require(registry.function(named: "map-render"))
+        #expect(map.swiftProduct == "map-render")
+        #expect(map.timeout > 3)
+        #expect(map.directory?.lastPathComponent == "map-render")
+        #expect(registry.function(named: "chaos") != nil)
+    }
+
+    @Test func rejectsInvalidConfigurations() throws {
+        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "a b", swiftProduct: "x")]) }
+        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f")]) }
+        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", timeout: 901)]) }
+        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", memorySize: 64)]) }
+        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", maximumRetryAttempts: 3)]) }
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fn-\(UUID().uuidString)/broken")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory.deletingLastPathComponent()) }
+        try Data(#"{"swiftProduct": 3}"#.utf8).write(to: directory.appendingPathComponent("function.json"))
+        #expect(throws: RuntimeError.self) { try FunctionRegistry(directory: directory.deletingLastPathComponent()) }
+    }
+}

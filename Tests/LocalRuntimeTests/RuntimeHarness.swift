@@ -1,0 +1,43 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+@testable import LocalRuntime
+
+/// A local runtime running real function processes (the `chaos` function this package builds),
+/// with its Invoke API on a real socket.
+enum RuntimeHarness {
+    static func chaos(name: String = "chaos", timeout: Double = 5, concurrency: Int = 2, environment: [String: String] = [:]) -> FunctionConfiguration {
+        FunctionConfiguration(
+            name: name, swiftProduct: "chaos", timeout: timeout, memorySize: 256, reservedConcurrency: concurrency,
+            maximumRetryAttempts: 0, environment: environment
+        )
+    }
+
+    static func run(_ functions: [FunctionConfiguration], _ body: @Sendable (LocalRuntime, String) async throws -> Void) async throws {
+        var configuration = RuntimeConfiguration()
+        configuration.port = 0
+        configuration.binDirectories = [RuntimeConfiguration.ownBinDirectory]
+        configuration.shutdownGrace = .milliseconds(500)
+        var logger = Logger(label: "runtime-test")
+        logger.logLevel = .warning
+        let runtime = LocalRuntime(configuration: configuration, registry: try FunctionRegistry(functions), logger: logger)
+        var app = Application(router: InvokeAPIRouter.make(runtime: runtime), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        app.addServices(runtime)
+        try await app.test(.live) { client in
+            try await body(runtime, "http://127.0.0.1:\(client.port!)")
+        }
+    }
+}
+
+extension InvocationResult {
+    var text: String { String(buffer: payload) }
+
+    var json: [String: String] {
+        (try? JSONSerialization.jsonObject(with: Data(payload.readableBytesView)) as? [String: String]) ?? [:]
+    }
+}
