@@ -37,7 +37,7 @@ struct GenerateCommand: AsyncParsableCommand {
         let started = ContinuousClock.now
         do {
             let created = try await client.createJob(CreateJobRequest(function: function, params: parameters, delivery: .retrieve))
-            print("job \(created.id) created")
+            print("job \(created.id) created; image will be at \(server)\(created.image ?? "")")
             let status = try await client.waitUntilReady(created.id) { status in
                 switch status.state {
                 case .queued: print("queued, position \(status.position ?? 0)")

@@ -1,0 +1,123 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import RelayClient
+import RelayProtocol
+import Testing
+
+struct FixtureFile: Decodable {
+    struct Case: Decodable, CustomTestStringConvertible {
+        var name: String
+        var params: [String: JSONValue]
+        var bytes: Int64
+        var sha256: String
+        var file: String?
+        var testDescription: String { name }
+    }
+
+    var function: String
+    var cases: [Case]
+
+    static func load() throws -> FixtureFile {
+        try JSONDecoder().decode(FixtureFile.self, from: Data(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fixtures/map-render.json")))
+    }
+}
+
+/// The whole system for real: gateway and runtime on sockets, `map-render` as its own process,
+/// the SDK downloading once.
+@Suite(.serialized) struct EndToEndTests {
+    @Test func fixturesComeThroughTheWholeFlowByteForByte() async throws {
+        let fixtures = try FixtureFile.load()
+        try await withChunkRelay { gateway, _ in
+            let client = RelayClient(baseURL: gateway)
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fx-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            for fixture in fixtures.cases {
+                let out = directory.appendingPathComponent("\(fixture.sha256).png")
+                let image = try await client.generate(CreateJobRequest(function: fixtures.function, params: fixture.params), to: out)
+                #expect(image.sha256 == fixture.sha256, "\(fixture.name)")
+                #expect(image.bytes == fixture.bytes, "\(fixture.name)")
+                #expect(image.contentType == "image/png")
+                if let name = fixture.file {
+                    let expected = try Data(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fixtures/\(name)"))
+                    #expect(try Data(contentsOf: out) == expected, "\(fixture.name)")
+                }
+            }
+        }
+    }
+
+    @Test func aDefaultMapIsOver10MBValidAndRetrievableOnce() async throws {
+        try await withChunkRelay { gateway, _ in
+            let client = RelayClient(baseURL: gateway)
+            let created = try await client.createJob(CreateJobRequest(function: "map-render", params: ["width": .number(4096), "height": .number(4096)]))
+            let updates = Locked<[JobStatus]>([])
+            let status = try await client.waitUntilReady(created.id, pollInterval: .milliseconds(20)) { status in updates.value.append(status) }
+            #expect(status.state == .ready)
+            #expect(status.chunks == 17)
+            #expect(status.bytes > 10_000_000)
+            #expect(updates.value.contains { $0.state == .running }, "progress was visible while the function uploaded")
+
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("map-\(UUID().uuidString).png")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let image = try await client.retrieve(imagePath: try #require(created.image), expectedSHA256: try #require(status.sha256), to: out)
+            #expect(image.bytes > 10_000_000)
+            if Pillow.python != nil || Pillow.required {
+                #expect(try Pillow.describe(out) == "4096x4096 P")
+            }
+            let again = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + (created.image ?? "")), timeout: .seconds(10))
+            #expect(again.status.code == 410)
+            #expect(try await client.job(created.id).state == .done)
+        }
+    }
+
+    @Test func aFunctionErrorFailsTheJobWithItsMessage() async throws {
+        try await withChunkRelay { gateway, _ in
+            let client = RelayClient(baseURL: gateway)
+            let created = try await client.createJob(CreateJobRequest(function: "map-render", params: ["width": .number(0)]))
+            await #expect {
+                _ = try await client.waitUntilReady(created.id)
+            } throws: { error in
+                guard let error = error as? RelayClientError else { return false }
+                return error.code == "function_error" && error.message.contains("InvalidParameters") && error.message.contains("width must be")
+            }
+            let image = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + (created.image ?? "")), timeout: .seconds(10))
+            #expect(image.status.code == 410)
+        }
+    }
+
+    @Test func aFunctionThatDiesMidUploadIsRolledBack() async throws {
+        try await withChunkRelay(chunkSize: 64 << 10) { gateway, _ in
+            let client = RelayClient(baseURL: gateway)
+            let created = try await client.createJob(CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(500_000), "crashAtChunk": .number(3)]))
+            await #expect(throws: RelayClientError.self) { _ = try await client.waitUntilReady(created.id) }
+            let status = try await client.job(created.id)
+            #expect(status.state == .failed)
+            #expect(status.error?.code == "function_crashed")
+            #expect(status.error?.message.contains("exit status 4") == true)
+        }
+    }
+
+    @Test func chaosUploadsCompleteWhenNothingGoesWrong() async throws {
+        try await withChunkRelay(chunkSize: 64 << 10) { gateway, _ in
+            let client = RelayClient(baseURL: gateway)
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("chaos-\(UUID().uuidString).bin")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let image = try await client.generate(CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(500_000)]), to: out)
+            #expect(image.bytes == 500_000)
+            let expected = (0..<500_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            #expect(try Data(contentsOf: out) == Data(expected))
+        }
+    }
+}
+
+/// A value handed between tasks.
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}

@@ -1,0 +1,86 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+@testable import chunkrelay
+
+/// The repository root, for the real `functions/` folder and fixtures.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardizedFileURL
+
+/// Runs the real `chunkrelay serve` wiring in-process on free ports, with real function processes.
+func withChunkRelay(
+    chunkSize: Int = 1 << 20, maxConcurrency: Int = 4,
+    _ body: @Sendable (_ gateway: String, _ runtime: String) async throws -> Void
+) async throws {
+    let stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: stateDirectory) }
+    var configuration = ServeConfiguration()
+    configuration.gateway.port = 0
+    configuration.gateway.stateDirectory = stateDirectory
+    configuration.gateway.chunkSize = chunkSize
+    configuration.gateway.maxConcurrency = maxConcurrency
+    configuration.runtime.port = 0
+    configuration.runtime.shutdownGrace = .milliseconds(500)
+    configuration.functionsDirectory = repositoryRoot.appendingPathComponent("functions")
+    var logger = Logger(label: "e2e")
+    logger.logLevel = .warning
+    let server = try await ChunkRelayServer.build(configuration, logger: logger)
+    let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        let urls = await server.listeningURLs()
+        do {
+            try await body(urls.gateway, urls.runtime)
+        } catch {
+            await group.triggerGracefulShutdown()
+            throw error
+        }
+        await group.triggerGracefulShutdown()
+        try await tasks.waitForAll()
+    }
+}
+
+/// Pillow, the decoder the issue names, when this machine has it (CI installs it in a virtual environment).
+enum Pillow {
+    static let python: String? = {
+        let candidates: [String?] = [ProcessInfo.processInfo.environment["CHUNKRELAY_PYTHON"], repositoryRoot.appendingPathComponent(".venv-ci/bin/python").path, "python3"]
+        for candidate in candidates.compactMap({ $0 }) {
+            if (try? run([candidate, "-c", "import PIL"]))?.status == 0 { return candidate }
+        }
+        return nil
+    }()
+
+    /// Whether the tests must find it (in CI they must; elsewhere the check is skipped without it).
+    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    /// Decodes the PNG fully and returns its size as "WxH mode".
+    static func describe(_ file: URL) throws -> String {
+        guard let python else { throw TestFailure("Pillow is not installed (set CHUNKRELAY_PYTHON or run .ci/run)") }
+        let script = "import sys; from PIL import Image; im = Image.open(sys.argv[1]); im.verify(); im = Image.open(sys.argv[1]); im.load(); print(f'{im.size[0]}x{im.size[1]} {im.mode}')"
+        let result = try run([python, "-c", script, file.path])
+        guard result.status == 0 else { throw TestFailure("Pillow rejected \(file.lastPathComponent): \(result.output)") }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a command to completion and returns its exit status and combined output.
+func run(_ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
