@@ -35,6 +35,9 @@ import Testing
             #expect(result.status == .timedOut)
             #expect(result.errorMessage?.hasSuffix("\(result.requestID) Task timed out after 1.00 seconds") == true)
             let pid = try #require(first.json["pid"].flatMap { Int32($0) })
+            // Killed (and reaped) promptly, not left running in the background.
+            let reaped = ContinuousClock.now + .seconds(5)
+            while kill(pid, 0) == 0, ContinuousClock.now < reaped { try await Task.sleep(for: .milliseconds(20)) }
             #expect(kill(pid, 0) != 0, "the timed-out process was killed")
             let next = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
             #expect(next.status == .success)

@@ -175,6 +175,8 @@ final class ExecutionEnvironment: Sendable {
         let (continuation, process) = state.withLock { state -> (CheckedContinuation<Completion, Never>?, FunctionProcess?) in
             guard let current = state.current, current.requestID == requestID else { return (nil, nil) }
             state.current = nil
+            // No longer usable from this moment, even before the kill is observed.
+            state.phase = .dead
             return (current.continuation, state.process)
         }
         guard let continuation else { return }
