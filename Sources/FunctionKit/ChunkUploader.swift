@@ -36,16 +36,15 @@ public struct ChunkUploader: Sendable {
         self.logger = logger
     }
 
-    /// Uploads `image` for the job the event names and completes it.
-    public func upload(_ image: [UInt8], contentType: String, for event: InvocationEvent) async throws -> GenerationSummary {
+    /// Uploads `image` for the job the event names and completes it; returns the manifest it completed with.
+    @discardableResult
+    public func upload(_ image: [UInt8], contentType: String, for event: InvocationEvent) async throws -> CompleteRequest {
         let chunkCount = try await uploadChunks(image, for: event)
         let manifest = CompleteRequest(
             chunks: chunkCount, bytes: Int64(image.count), sha256: ContentDigest(of: image).hex, contentType: contentType
         )
         try await complete(manifest, for: event)
-        return GenerationSummary(
-            jobId: event.jobId, chunks: chunkCount, bytes: manifest.bytes, sha256: manifest.sha256, contentType: contentType
-        )
+        return manifest
     }
 
     /// PUTs every chunk of `image` (a few at a time, so they may arrive out of order); returns the chunk count.

@@ -18,7 +18,7 @@ public struct GeneratedImage: Sendable {
 }
 
 /// A handler for generator functions: decodes the gateway's `InvocationEvent`, renders, uploads the chunks
-/// and returns a `GenerationSummary` as the invocation's response.
+/// and returns the completed manifest (`CompleteRequest`) as the invocation's response.
 ///
 /// ```swift
 /// try await FunctionRuntime(handler: GeneratorFunction { event, context in
@@ -38,7 +38,7 @@ public struct GeneratorFunction: FunctionHandler {
         self.render = render
     }
 
-    /// Renders and uploads; the response body is the summary as JSON.
+    /// Renders and uploads; the response body is the manifest as JSON.
     public func handle(_ event: ByteBuffer, context: InvocationContext) async throws -> ByteBuffer {
         let decoded: InvocationEvent
         do {
@@ -48,7 +48,7 @@ public struct GeneratorFunction: FunctionHandler {
         }
         let image = try await render(decoded, context)
         context.logger.info("rendered \(image.bytes.count) bytes; uploading to job \(decoded.jobId)")
-        let summary = try await uploader.upload(image.bytes, contentType: image.contentType, for: decoded)
-        return ByteBuffer(bytes: try JSONEncoder().encode(summary))
+        let manifest = try await uploader.upload(image.bytes, contentType: image.contentType, for: decoded)
+        return ByteBuffer(bytes: try JSONEncoder().encode(manifest))
     }
 }

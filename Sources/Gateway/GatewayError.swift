@@ -30,7 +30,9 @@ public struct GatewayError: HTTPResponseError, CustomStringConvertible, Sendable
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = self.headers
         headers[.contentType] = "application/json"
-        let body = (try? JSONEncoder().encode(ErrorBody(code: code, message: message))) ?? Data()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = (try? encoder.encode(ErrorBody(code: code, message: message))) ?? Data()
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

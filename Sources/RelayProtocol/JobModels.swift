@@ -143,7 +143,7 @@ public struct JobStatus: Codable, Sendable, Hashable {
     }
 }
 
-/// `POST /v1/jobs/{id}/complete` body: what the function says it uploaded.
+/// `POST /v1/jobs/{id}/complete` body: what the function says it uploaded (also its invocation response).
 public struct CompleteRequest: Codable, Sendable, Hashable {
     /// Number of chunks.
     public var chunks: Int
@@ -206,29 +206,6 @@ public struct InvocationEvent: Codable, Sendable, Hashable {
         self.chunkSize = chunkSize
         self.ingestURL = ingestURL
         self.uploadToken = uploadToken
-    }
-}
-
-/// What a generator function returns to its invoker once the image is uploaded.
-public struct GenerationSummary: Codable, Sendable, Hashable {
-    /// The job id.
-    public var jobId: String
-    /// Chunks uploaded.
-    public var chunks: Int
-    /// Image size.
-    public var bytes: Int64
-    /// Hex SHA-256 of the image.
-    public var sha256: String
-    /// The image's media type.
-    public var contentType: String
-
-    /// Makes a summary.
-    public init(jobId: String, chunks: Int, bytes: Int64, sha256: String, contentType: String) {
-        self.jobId = jobId
-        self.chunks = chunks
-        self.bytes = bytes
-        self.sha256 = sha256
-        self.contentType = contentType
     }
 }
 

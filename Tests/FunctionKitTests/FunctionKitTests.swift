@@ -71,9 +71,9 @@ final class RecordingGateway: Sendable {
         let app = Application(router: gateway.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let image = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
-            let summary = try await ChunkUploader(configuration: Self.fast).upload(image, contentType: "image/png", for: Self.event("http://127.0.0.1:\(client.port!)"))
-            #expect(summary.chunks == 3)
-            #expect(summary.sha256 == ContentDigest(of: image).hex)
+            let manifest = try await ChunkUploader(configuration: Self.fast).upload(image, contentType: "image/png", for: Self.event("http://127.0.0.1:\(client.port!)"))
+            #expect(manifest.chunks == 3)
+            #expect(manifest.sha256 == ContentDigest(of: image).hex)
             let state = gateway.state.withLock { $0 }
             let puts = state.puts.sorted { $0.index < $1.index }
             #expect(puts.map(\.index) == [0, 1, 2])

@@ -59,8 +59,8 @@ try await FunctionRuntime(logger: logger) { event, context in
             _ = try? await ChunkUploader().uploadChunks(Array(image[0..<cut]), for: invocation)
             exit(4)
         }
-        let summary = try await ChunkUploader().upload(image, contentType: "application/octet-stream", for: invocation)
-        return ByteBuffer(bytes: try JSONEncoder().encode(summary))
+        let manifest = try await ChunkUploader().upload(image, contentType: "application/octet-stream", for: invocation)
+        return ByteBuffer(bytes: try JSONEncoder().encode(manifest))
     default:
         let pid = ProcessInfo.processInfo.processIdentifier
         let response: [String: String] = [
