@@ -5,14 +5,15 @@ import ServiceLifecycle
 import Synchronization
 
 /// The FIFO admission queue's dispatcher: starts queued jobs in order while fewer than
-/// `maxConcurrency` invocations run, each in a child task of its `run()`.
+/// `maxConcurrency` invocations run, each in a child task of its `run()`. A job whose function is
+/// at its own limit (reserved concurrency) keeps its place while jobs of other functions pass it.
 final class AdmissionQueue: Sendable {
     let maxConcurrency: Int
     private let logger: Logger
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
-    /// Invocations under way.
-    private let running = Atomic<Int>(0)
+    /// Invocations under way, by function.
+    private let running = Mutex<[String: Int]>([:])
 
     init(maxConcurrency: Int, logger: Logger) {
         self.maxConcurrency = maxConcurrency
@@ -45,19 +46,28 @@ final class AdmissionQueue: Sendable {
         await withDiscardingTaskGroup { group in
             await withGracefulShutdownHandler {
                 for await _ in wakeups {
-                    while self.running.load(ordering: .acquiring) < maxConcurrency {
+                    while true {
+                        let (total, busy) = self.running.withLock { running in
+                            let busy = running.filter { function, count in
+                                gateway.invoker.concurrencyLimit(function: function).map { count >= $0 } ?? false
+                            }
+                            return (running.values.reduce(0, +), Set(busy.keys))
+                        }
+                        guard total < maxConcurrency else { break }
                         let job: JobRecord?
                         do {
-                            job = try await gateway.store.startNextAttempt()
+                            job = try await gateway.store.startNextAttempt(excluding: busy)
                         } catch {
                             logger.error("could not take the next job from the ledger: \(error)")
                             break
                         }
                         guard let job else { break }
-                        self.running.add(1, ordering: .acquiringAndReleasing)
+                        self.running.withLock { $0[job.function, default: 0] += 1 }
+                        gateway.feed.notify(job.id)
+                        gateway.feed.notifyQueue()
                         group.addTask {
                             await gateway.runAttempt(job, baseURL: baseURL)
-                            self.running.subtract(1, ordering: .acquiringAndReleasing)
+                            self.running.withLock { $0[job.function, default: 1] -= 1 }
                             self.wake()
                         }
                     }
@@ -80,8 +90,21 @@ extension Gateway {
             ingestURL: "\(baseURL)/v1/jobs/\(job.id)", uploadToken: job.uploadToken ?? ""
         )
         logger.info("job \(job.id): invoking \(job.function) (attempt \(job.attempt))")
-        let outcome = await invoker.invoke(function: job.function, event: event)
-        if Task.isCancelled { return }
+        // Race the invocation against the job's cancellation: whichever ends first stops the other.
+        let outcome: InvocationOutcome? = await withTaskGroup(of: InvocationOutcome?.self) { group in
+            group.addTask { await self.invoker.invoke(function: job.function, event: event) }
+            group.addTask {
+                let cancelled = await self.cancellation.wait(for: job.id)
+                return cancelled ? nil : .failed(JobError(code: "interrupted", message: "the gateway is stopping"))
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let outcome, !Task.isCancelled else {
+            logger.info("job \(job.id): invocation stopped (\(outcome == nil ? "job cancelled" : "shutting down"))")
+            return
+        }
         let failure: JobError
         switch outcome {
         case .succeeded:
@@ -94,6 +117,7 @@ extension Gateway {
             if try await store.finish(jobId: job.id, from: [.running], to: .failed, error: failure) {
                 logger.warning("job \(job.id) failed: \(failure.code): \(failure.message)")
                 await spool.removeSpool(jobId: job.id)
+                feed.notify(job.id)
             }
         } catch {
             logger.error("job \(job.id): could not record its outcome: \(error)")

@@ -74,6 +74,7 @@ extension Gateway {
         let record = ChunkRecord(jobId: job.id, attempt: job.attempt, idx: index, size: size, sha256: actual.hex)
         switch try await store.insertChunk(record, chunkSize: job.chunkSize) {
         case .stored:
+            feed.notify(job.id)
             return try Self.json(ChunkAccepted(index: index, bytes: size, sha256: actual.hex, stored: true), status: .created)
         case .duplicate:
             return try Self.json(ChunkAccepted(index: index, bytes: size, sha256: actual.hex, stored: false))
@@ -110,14 +111,26 @@ extension Gateway {
         guard actual == declared else {
             throw GatewayError(.unprocessableContent, "digest_mismatch", "the assembled image's SHA-256 is \(actual.hex), not \(declared.hex)")
         }
-        try await spool.promote(jobId: job.id, attempt: job.attempt)
-        let expiresAt = Date().timeIntervalSince1970 + Double(configuration.imageTTL.components.seconds)
-        guard try await store.markReady(jobId: job.id, attempt: job.attempt, manifest: manifest, expiresAt: expiresAt) else {
-            await spool.removeImage(jobId: job.id)
+        // Retrieve mode hands out one file; stream mode keeps serving chunks from the spool for resumes.
+        let keepFor: Duration
+        if job.deliveryMode == .retrieve {
+            try await spool.promote(jobId: job.id, attempt: job.attempt)
+            keepFor = configuration.imageTTL
+        } else {
+            keepFor = configuration.streamGrace
+        }
+        let expiresAt = Date().timeIntervalSince1970 + Self.seconds(keepFor)
+        guard try await store.markComplete(jobId: job.id, attempt: job.attempt, manifest: manifest, expiresAt: expiresAt) else {
+            if job.deliveryMode == .retrieve { await spool.removeImage(jobId: job.id) }
             throw GatewayError(.conflict, "job_not_running", "job \(job.id) ended while completing")
         }
-        logger.info("job \(job.id): ready, \(manifest.bytes) bytes in \(manifest.chunks) chunks, sha256 \(manifest.sha256)")
+        feed.notify(job.id)
+        logger.info("job \(job.id): complete, \(manifest.bytes) bytes in \(manifest.chunks) chunks, sha256 \(manifest.sha256)")
         return try Self.json(try await status(of: try await existingJob(context)))
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     static func isMediaType(_ text: String) -> Bool {

@@ -15,6 +15,7 @@ extension Gateway {
         router.get("/metrics") { _, _ in try await self.metrics() }
         router.post("/v1/jobs") { request, context in try await self.createJob(request, context: context) }
         router.get("/v1/jobs/{id}") { _, context in try await self.getJob(context) }
+        router.get("/v1/jobs/{id}/events") { request, context in try await self.events(request, context: context) }
         router.delete("/v1/jobs/{id}") { _, context in try await self.cancelJob(context) }
         router.put("/v1/jobs/{id}/chunks/{index}") { request, context in try await self.putChunk(request, context: context) }
         router.post("/v1/jobs/{id}/complete") { request, context in try await self.complete(request, context: context) }
@@ -72,13 +73,11 @@ extension Gateway {
         guard invoker.hasFunction(named: create.function) else {
             throw GatewayError(.notFound, "function_not_found", "no function named '\(create.function)'")
         }
-        guard create.delivery == .retrieve else {
-            throw GatewayError(.notImplemented, "delivery_not_supported", "stream delivery is not available in this build; use \"retrieve\"")
-        }
         let id = RandomToken.make()
         let key = create.delivery == .retrieve ? RandomToken.make() : nil
         let job = try await store.insert(id: id, request: create, chunkSize: configuration.chunkSize, imageKey: key)
         admission.wake()
+        feed.notifyQueue()
         let created = JobCreated(id: job.id, state: .queued, events: "/v1/jobs/\(id)/events", image: key.map { "/v1/images/\($0)" })
         return try Self.json(created, status: .accepted, headers: [.location: "/v1/jobs/\(id)"])
     }
@@ -92,11 +91,14 @@ extension Gateway {
         guard try await store.finish(jobId: job.id, from: [.queued, .running, .ready], to: .cancelled) else {
             throw GatewayError(.conflict, "job_finished", "job \(job.id) is already \(job.jobState.rawValue)")
         }
+        cancellation.cancel(job.id)
         await spool.removeSpool(jobId: job.id)
         if job.jobState == .ready, let key = job.imageKey, !claims.withLock({ $0.contains(key) }) {
             await spool.removeImage(jobId: job.id)
         }
         admission.wake()
+        feed.notify(job.id)
+        feed.notifyQueue()
         return try Self.json(try await status(of: try await existingJob(context)))
     }
 

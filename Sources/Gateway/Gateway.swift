@@ -17,6 +17,10 @@ public final class Gateway: Sendable {
     let logger: Logger
     let admission: AdmissionQueue
     let janitor: Janitor
+    /// Event-stream subscribers and their change signals.
+    let feed = JobFeed()
+    /// Stops running invocations of cancelled jobs.
+    let cancellation = JobCancellation()
     /// Image keys whose transfer is under way; a second GET meanwhile gets 409.
     let claims = Mutex<Set<String>>([])
     /// Chunks being written (`job/attempt/index`); a concurrent write of the same chunk gets 503.
@@ -49,7 +53,10 @@ public final class Gateway: Sendable {
 
     /// The long-lived parts to run beside the HTTP server: the dispatcher and the janitor.
     public var services: [any Service] {
-        [AdmissionQueue.Runner(gateway: self), Janitor.Runner(gateway: self)]
+        [
+            AdmissionQueue.Runner(gateway: self), Janitor.Runner(gateway: self),
+            JobFeed.HeartbeatRunner(feed: feed, interval: configuration.heartbeatInterval),
+        ]
     }
 
     /// Tells the gateway where it is reachable (functions post chunks there); dispatching waits for it.

@@ -15,8 +15,18 @@ public struct GatewayConfiguration: Sendable {
     public var maxConcurrency: Int = 4
     /// How long a ready image waits for its one retrieval.
     public var imageTTL: Duration = .seconds(600)
-    /// How often the janitor looks for expired images.
+    /// How often the janitor looks for expired images, finished streams and abandoned stream jobs.
     public var janitorInterval: Duration = .seconds(5)
+    /// A `:` comment on every open event stream this often, so proxies keep idle connections.
+    public var heartbeatInterval: Duration = .seconds(15)
+    /// The `retry:` (milliseconds) event streams tell clients to wait before reconnecting.
+    public var reconnectMilliseconds: Int = 2000
+    /// How long a finished stream's spool stays for clients that resume; afterwards a resume gets 410.
+    public var streamGrace: Duration = .seconds(60)
+    /// A stream-mode job whose client has been gone this long (queued or running) is cancelled.
+    public var clientGrace: Duration = .seconds(30)
+    /// Folder of the page served at `/` (`samples/browser`); nothing is served there when absent.
+    public var webRoot: URL? = URL(fileURLWithPath: "samples/browser", isDirectory: true)
 
     /// The defaults.
     public init() {}

@@ -4,7 +4,10 @@ import RelayProtocol
 public protocol Invoker: Sendable {
     /// Whether a function of that name exists.
     func hasFunction(named name: String) -> Bool
+    /// Invocations of the function that may run at once (its reserved concurrency), or nil for no own limit.
+    func concurrencyLimit(function: String) -> Int?
     /// Invokes the function asynchronously for a job and returns when the invocation has ended.
+    /// Cancelling the calling task stops the invocation (the function's process is killed).
     func invoke(function: String, event: InvocationEvent) async -> InvocationOutcome
 }
 

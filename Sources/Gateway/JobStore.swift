@@ -99,9 +99,15 @@ struct JobStore: Sendable {
 
     /// Takes the first queued job and starts a new attempt: state `running`, a fresh token,
     /// and the previous attempts' chunks forgotten.
-    func startNextAttempt() async throws -> JobRecord? {
+    /// Jobs of `busyFunctions` (at their own concurrency limit) are passed over, keeping their place.
+    func startNextAttempt(excluding busyFunctions: Set<String> = []) async throws -> JobRecord? {
         try await database.write { db in
-            guard var job = try JobRecord.fetchOne(db, sql: "SELECT * FROM job WHERE state = 'queued' ORDER BY queueOrder LIMIT 1") else {
+            let placeholders = busyFunctions.map { _ in "?" }.joined(separator: ",")
+            let filter = busyFunctions.isEmpty ? "" : "AND function NOT IN (\(placeholders))"
+            guard var job = try JobRecord.fetchOne(
+                db, sql: "SELECT * FROM job WHERE state = 'queued' \(filter) ORDER BY queueOrder LIMIT 1",
+                arguments: StatementArguments(Array(busyFunctions))
+            ) else {
                 return nil
             }
             job.state = JobState.running.rawValue
@@ -176,11 +182,12 @@ struct JobStore: Sendable {
         }
     }
 
-    /// Marks a running attempt's image verified: `ready` (retrieve) until `expiresAt`.
-    func markReady(jobId: String, attempt: Int, manifest: CompleteRequest, expiresAt: Double) async throws -> Bool {
+    /// Marks a running attempt's image verified: `ready` (retrieve mode) or `done` (stream mode: every chunk
+    /// is spooled), until `expiresAt` (the image's TTL, or the stream's resume grace).
+    func markComplete(jobId: String, attempt: Int, manifest: CompleteRequest, expiresAt: Double) async throws -> Bool {
         try await database.write { db in
             guard var job = try JobRecord.fetchOne(db, key: jobId), job.jobState == .running, job.attempt == attempt else { return false }
-            job.state = JobState.ready.rawValue
+            job.state = (job.deliveryMode == .retrieve ? JobState.ready : JobState.done).rawValue
             job.totalChunks = manifest.chunks
             job.totalBytes = manifest.bytes
             job.sha256 = manifest.sha256
@@ -212,6 +219,28 @@ struct JobStore: Sendable {
     func expiredReadyJobs(now: Double) async throws -> [JobRecord] {
         try await database.read { db in
             try JobRecord.fetchAll(db, sql: "SELECT * FROM job WHERE state = 'ready' AND expiresAt <= ?", arguments: [now])
+        }
+    }
+
+    /// Finished streams whose resume grace ran out (their spool is still on disk).
+    func expiredStreams(now: Double) async throws -> [JobRecord] {
+        try await database.read { db in
+            try JobRecord.fetchAll(
+                db, sql: "SELECT * FROM job WHERE delivery = 'stream' AND state = 'done' AND expiresAt <= ?", arguments: [now])
+        }
+    }
+
+    /// Records that a finished stream's spool was deleted.
+    func clearExpiry(jobId: String) async throws {
+        try await database.write { db in
+            try db.execute(sql: "UPDATE job SET expiresAt = NULL WHERE id = ?", arguments: [jobId])
+        }
+    }
+
+    /// Stream-mode jobs still waiting or running (their client must stay connected).
+    func unfinishedStreamJobs() async throws -> [JobRecord] {
+        try await database.read { db in
+            try JobRecord.fetchAll(db, sql: "SELECT * FROM job WHERE delivery = 'stream' AND state IN ('queued', 'running')")
         }
     }
 

@@ -72,6 +72,18 @@ struct Spool: Sendable {
         try await fileSystem.moveItem(at: spoolPath(jobId: jobId, attempt: attempt), to: target)
     }
 
+    /// Reads one chunk back from an attempt's spool file.
+    func readChunk(jobId: String, attempt: Int, offset: Int64, length: Int) async throws -> ByteBuffer {
+        try await fileSystem.withFileHandle(forReadingAt: spoolPath(jobId: jobId, attempt: attempt)) { handle in
+            try await handle.readChunk(fromAbsoluteOffset: offset, length: .bytes(Int64(length)))
+        }
+    }
+
+    /// Whether an attempt's spool file is still there.
+    func exists(jobId: String, attempt: Int) async -> Bool {
+        (try? await fileSystem.info(forFileAt: spoolPath(jobId: jobId, attempt: attempt))) != nil
+    }
+
     /// Removes every spool file of a job (all attempts).
     func removeSpool(jobId: String) async {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: spoolDirectory.string) else { return }

@@ -209,6 +209,26 @@ public struct InvocationEvent: Codable, Sendable, Hashable {
     }
 }
 
+/// The `done` event's data (stream mode): the whole image's size and digest.
+public struct DoneEvent: Codable, Sendable, Hashable {
+    /// Number of chunks sent.
+    public var chunks: Int
+    /// Image size.
+    public var bytes: Int64
+    /// Hex SHA-256 of the whole image.
+    public var sha256: String
+    /// The image's media type.
+    public var contentType: String
+
+    /// Makes the data.
+    public init(chunks: Int, bytes: Int64, sha256: String, contentType: String) {
+        self.chunks = chunks
+        self.bytes = bytes
+        self.sha256 = sha256
+        self.contentType = contentType
+    }
+}
+
 /// The JSON error body every gateway error has: `{"error": {"code", "message"}}`.
 public struct ErrorBody: Codable, Sendable, Hashable {
     /// The error.

@@ -13,6 +13,10 @@ struct RuntimeInvoker: Invoker {
         runtime.registry.function(named: name) != nil
     }
 
+    func concurrencyLimit(function: String) -> Int? {
+        runtime.registry.function(named: function)?.reservedConcurrency
+    }
+
     func invoke(function: String, event: InvocationEvent) async -> InvocationOutcome {
         let payload: ByteBuffer
         do {
@@ -32,6 +36,8 @@ struct RuntimeInvoker: Invoker {
                 return .failed(JobError(code: "function_error", message: "\(result.errorType ?? "Unhandled"): \(result.errorMessage ?? "")"))
             case .timedOut:
                 return .failed(JobError(code: "function_timeout", message: result.errorMessage ?? "the function timed out"))
+            case .cancelled:
+                return .failed(JobError(code: "cancelled", message: "the invocation was cancelled"))
             case .environmentFailure:
                 return .failed(JobError(code: "function_crashed", message: "\(result.errorType ?? "Runtime.ExitError"): \(result.errorMessage ?? "")"))
             }

@@ -18,6 +18,7 @@ final class FakeInvoker: Invoker {
         var eventWaiters: [CheckedContinuation<InvocationEvent, Never>] = []
         var outcomes: [String: CheckedContinuation<InvocationOutcome, Never>] = [:]
         var invocationCount = 0
+        var cancelled: Set<String> = []
     }
 
     private let state = Mutex(State())
@@ -28,6 +29,9 @@ final class FakeInvoker: Invoker {
     }
 
     func hasFunction(named name: String) -> Bool { functions.contains(name) }
+
+    /// `chaos` may run once at a time here, to exercise per-function limits.
+    func concurrencyLimit(function: String) -> Int? { function == "chaos" ? 1 : nil }
 
     func invoke(function: String, event: InvocationEvent) async -> InvocationOutcome {
         await withTaskCancellationHandler {
@@ -44,6 +48,7 @@ final class FakeInvoker: Invoker {
                 waiter?.resume(returning: event)
             }
         } onCancel: {
+            _ = self.state.withLock { $0.cancelled.insert("\(event.jobId)/\(event.attempt)") }
             self.finish(event, .failed(JobError(code: "cancelled", message: "test invoker cancelled")))
         }
     }
@@ -67,6 +72,11 @@ final class FakeInvoker: Invoker {
     }
 
     var invocationCount: Int { state.withLock { $0.invocationCount } }
+
+    /// Whether the gateway cancelled that invocation.
+    func wasCancelled(_ event: InvocationEvent) -> Bool {
+        state.withLock { $0.cancelled.contains("\(event.jobId)/\(event.attempt)") }
+    }
 }
 
 /// A response as the tests look at it.
@@ -222,5 +232,76 @@ final class Locked<Value: Sendable>: Sendable {
     var value: Value {
         get { mutex.withLock { $0 } }
         set { mutex.withLock { $0 = newValue } }
+    }
+}
+
+/// An event-stream client for tests: real HTTP, parsed with the protocol's WHATWG parser.
+struct EventStreamReader {
+    private var iterator: HTTPClientResponse.Body.AsyncIterator
+    private var parser = ServerSentEventParser()
+    private var pending: [ServerSentEvent] = []
+    /// Comments seen so far (heartbeats).
+    private(set) var comments = 0
+    let status: Int
+
+    init(_ harness: GatewayHarness, jobId: String, lastEventID: String? = nil, query: String = "") async throws {
+        var request = HTTPClientRequest(url: "\(harness.baseURL)/v1/jobs/\(jobId)/events\(query)")
+        if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
+        let response = try await HTTPClient.shared.execute(request, deadline: .distantFuture)
+        status = Int(response.status.code)
+        iterator = response.body.makeAsyncIterator()
+    }
+
+    /// The next event, or nil when the stream ended.
+    mutating func next() async throws -> ServerSentEvent? {
+        while pending.isEmpty {
+            guard let buffer = try await iterator.next() else { return nil }
+            let bytes = Array(buffer.readableBytesView)
+            comments += Self.countComments(bytes)
+            pending = parser.push(bytes)
+        }
+        return pending.removeFirst()
+    }
+
+    /// Events until (and including) the first that satisfies `stop`, or the end of the stream.
+    mutating func read(until stop: (ServerSentEvent) -> Bool) async throws -> [ServerSentEvent] {
+        var events: [ServerSentEvent] = []
+        while let event = try await next() {
+            events.append(event)
+            if stop(event) { break }
+        }
+        return events
+    }
+
+    private static func countComments(_ bytes: [UInt8]) -> Int {
+        // Good enough for tests: a heartbeat is ": \n\n" and never split by the server.
+        var count = 0
+        var index = 0
+        while index + 1 < bytes.count {
+            if bytes[index] == UInt8(ascii: ":") && (index == 0 || bytes[index - 1] == UInt8(ascii: "\n")) { count += 1 }
+            index += 1
+        }
+        return count
+    }
+}
+
+extension ServerSentEvent {
+    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any]) ?? [:] }
+    var chunkBytes: [UInt8] { Array(Data(base64Encoded: data.replacingOccurrences(of: "\n", with: "")) ?? Data()) }
+}
+
+extension GatewayHarness {
+    /// Creates a stream-mode job and waits for its invocation.
+    func createStreamJob(function: String = "map-render") async throws -> (JobCreated, InvocationEvent) {
+        let response = try await json(.POST, "/v1/jobs", #"{"function":"\#(function)","delivery":"stream"}"#)
+        guard response.status == 202 else { throw HarnessError("create answered \(response.status): \(response.text)") }
+        let created = try response.decode(JobCreated.self)
+        let event = await invoker.nextEvent()
+        guard event.jobId == created.id else { throw HarnessError("invoked \(event.jobId), expected \(created.id)") }
+        return (created, event)
+    }
+
+    func chunk(_ image: [UInt8], _ index: Int, size: Int) -> [UInt8] {
+        Array(image[(index * size)..<min(image.count, (index + 1) * size)])
     }
 }

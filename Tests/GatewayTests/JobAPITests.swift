@@ -42,7 +42,6 @@ import Testing
                 (#"{"function":42}"#, 400, "invalid_request"),
                 (#"{"function":"map-render","delivery":"carrier-pigeon"}"#, 400, "invalid_request"),
                 (#"{"function":"no-such-function"}"#, 404, "function_not_found"),
-                (#"{"function":"map-render","delivery":"stream"}"#, 501, "delivery_not_supported"),
             ]
             for (body, status, code) in cases {
                 let response = try await h.json(.POST, "/v1/jobs", body)

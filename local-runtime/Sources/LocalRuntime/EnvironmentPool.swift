@@ -10,23 +10,35 @@ actor EnvironmentPool {
     let limit: Int
     private var idle: [ExecutionEnvironment] = []
     private var count = 0
-    private var waiters: [CheckedContinuation<Lease, Never>] = []
+    private var waiters: [(id: Int, continuation: CheckedContinuation<Lease?, Never>)] = []
+    private var nextWaiterID = 0
 
     init(limit: Int) {
         self.limit = limit
     }
 
-    /// A warm environment or a slot; waits while every allowed environment is busy.
-    func lease() async -> Lease {
-        while let environment = idle.popLast() {
-            if environment.isAlive { return .warm(environment) }
-            count -= 1
+    /// A warm environment or a slot; waits while every allowed environment is busy, and returns nil if
+    /// the caller is cancelled while waiting.
+    func lease() async -> Lease? {
+        if let available = leaseIfAvailable() { return available }
+        nextWaiterID += 1
+        let id = nextWaiterID
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(returning: nil)
+                } else {
+                    waiters.append((id, continuation))
+                }
+            }
+        } onCancel: {
+            Task { await self.cancelWaiter(id) }
         }
-        if count < limit {
-            count += 1
-            return .slot
-        }
-        return await withCheckedContinuation { waiters.append($0) }
+    }
+
+    private func cancelWaiter(_ id: Int) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        waiters.remove(at: index).continuation.resume(returning: nil)
     }
 
     /// Like `lease`, but `nil` instead of waiting (synchronous invokes are throttled, not queued).
@@ -44,7 +56,7 @@ actor EnvironmentPool {
     func giveBack(_ environment: ExecutionEnvironment) {
         guard environment.isAlive else { return discard() }
         if !waiters.isEmpty {
-            waiters.removeFirst().resume(returning: .warm(environment))
+            waiters.removeFirst().continuation.resume(returning: .warm(environment))
         } else {
             idle.append(environment)
         }
@@ -53,7 +65,7 @@ actor EnvironmentPool {
     /// Gives up a slot whose environment died or never started.
     func discard() {
         if !waiters.isEmpty {
-            waiters.removeFirst().resume(returning: .slot)
+            waiters.removeFirst().continuation.resume(returning: .slot)
         } else {
             count -= 1
         }

@@ -24,6 +24,8 @@ final class ExecutionEnvironment: Sendable {
         case response(ByteBuffer)
         case error(type: String, payload: ByteBuffer)
         case timedOut
+        /// The caller stopped waiting (its task was cancelled); the process was killed.
+        case cancelled
         case exited(FunctionProcess.Exit)
         /// The environment died before the function took the event: safe to run it elsewhere.
         case undelivered
@@ -135,8 +137,14 @@ final class ExecutionEnvironment: Sendable {
         await withTaskGroup(of: Completion?.self) { group in
             group.addTask { await self.deliver(assignment) }
             group.addTask {
-                try? await Task.sleep(for: timeout)
-                if !Task.isCancelled { self.timeOut(assignment.requestID) }
+                do {
+                    try await Task.sleep(for: timeout)
+                    self.stop(assignment.requestID, reporting: .timedOut)
+                } catch {
+                    // Cancelled: either the outcome already arrived (then this finds nothing to stop)
+                    // or the caller gave up on the invocation, which kills the function.
+                    self.stop(assignment.requestID, reporting: .cancelled)
+                }
                 return nil
             }
             var outcome = Completion.timedOut
@@ -171,7 +179,7 @@ final class ExecutionEnvironment: Sendable {
         }
     }
 
-    private func timeOut(_ requestID: String) {
+    private func stop(_ requestID: String, reporting completion: Completion) {
         let (continuation, process) = state.withLock { state -> (CheckedContinuation<Completion, Never>?, FunctionProcess?) in
             guard let current = state.current, current.requestID == requestID else { return (nil, nil) }
             state.current = nil
@@ -182,7 +190,7 @@ final class ExecutionEnvironment: Sendable {
         guard let continuation else { return }
         // The platform freezes and discards an environment that timed out; a killed process is the local equivalent.
         process?.signal(SIGKILL)
-        continuation.resume(returning: .timedOut)
+        continuation.resume(returning: completion)
     }
 
     /// Whether the environment can take another invocation.

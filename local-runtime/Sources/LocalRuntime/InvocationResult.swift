@@ -13,6 +13,8 @@ public struct InvocationResult: Sendable {
         case timedOut
         /// The environment died or failed to initialise.
         case environmentFailure
+        /// The invoker cancelled the invocation; the environment was killed.
+        case cancelled
     }
 
     /// The kind of ending.

@@ -112,7 +112,10 @@ public final class LocalRuntime: Service, Sendable {
                 }
                 lease = available
             } else {
-                lease = await pool.lease()
+                guard let leased = await pool.lease() else {
+                    throw RuntimeError(.cancelled, "the invocation was cancelled while waiting for an environment")
+                }
+                lease = leased
             }
             var initDuration: Duration?
             let environment: ExecutionEnvironment
@@ -190,6 +193,10 @@ public final class LocalRuntime: Service, Sendable {
             )
         case .undelivered:
             return nil
+        case .cancelled:
+            result.status = .cancelled
+            result.errorType = "Runtime.Cancelled"
+            result.payload = LambdaErrorPayload.make(type: "Runtime.Cancelled", message: "RequestId: \(requestID) the invocation was cancelled")
         case .exited(let exit):
             result.status = .environmentFailure
             result.errorType = "Runtime.ExitError"

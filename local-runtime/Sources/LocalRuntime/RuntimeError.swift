@@ -13,6 +13,8 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable 
         public static let requestTooLarge = Code(name: "RequestEntityTooLargeException")
         /// Concurrency limit reached for a synchronous invoke.
         public static let tooManyRequests = Code(name: "TooManyRequestsException")
+        /// The caller cancelled the invocation.
+        public static let cancelled = Code(name: "Cancelled")
         /// The runtime is shutting down.
         public static let shuttingDown = Code(name: "ServiceException")
         /// The AWS error type name.

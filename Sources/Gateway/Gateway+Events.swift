@@ -1,0 +1,134 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOFileSystem
+import RelayProtocol
+import ServiceLifecycle
+
+extension Gateway {
+    static let lastEventIDHeader = HTTPField.Name("Last-Event-ID")!
+
+    /// What one event stream has already told its client.
+    struct EventCursor {
+        var position: Int?
+        var startedAttempt = 0
+        var progress: (chunks: Int, bytes: Int64)?
+        /// The last chunk index sent (stream mode); a resume starts after the client's `Last-Event-ID`.
+        var lastChunk: Int
+    }
+
+    /// `GET /v1/jobs/{id}/events`: the job's life as Server-Sent Events, pushed as it happens.
+    ///
+    /// Nothing is buffered per subscriber: each change signal makes the stream read what it has not sent
+    /// yet from the ledger and the spool, so a slow reader only falls behind on disk.
+    func events(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let job = try await existingJob(context)
+        let resumeText = request.headers[Self.lastEventIDHeader] ?? request.uri.queryParameters.get("lastEventId")
+        var lastChunk = -1
+        if let resumeText, !resumeText.isEmpty {
+            guard let index = Int(resumeText), index >= -1 else {
+                throw GatewayError(.badRequest, "invalid_last_event_id", "Last-Event-ID must be a chunk index")
+            }
+            lastChunk = index
+        }
+        if job.deliveryMode == .stream, job.jobState == .done, await !spool.exists(jobId: job.id, attempt: job.attempt) {
+            throw GatewayError(.gone, "stream_expired", "this stream finished and its chunks are no longer kept; it cannot be resumed")
+        }
+        let (subscriber, signals) = feed.subscribe(job.id)
+        let resumeAfter = lastChunk
+        let body = ResponseBody { [self] writer in
+            defer { feed.unsubscribe(job.id, id: subscriber) }
+            var cursor = EventCursor(lastChunk: resumeAfter)
+            try await writer.write(ByteBuffer(string: "retry: \(configuration.reconnectMilliseconds)\n\n"))
+            var finished = try await emitPending(jobId: job.id, cursor: &cursor, writer: &writer)
+            if !finished {
+                // Ends on graceful shutdown too, so an open stream never holds the server up.
+                for await signal in signals.cancelOnGracefulShutdown() {
+                    if case .heartbeat = signal { try await writer.write(ByteBuffer(string: ServerSentEvent.comment())) }
+                    finished = try await emitPending(jobId: job.id, cursor: &cursor, writer: &writer)
+                    if finished { break }
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
+            body: body
+        )
+    }
+
+    /// Writes every event the client has not had yet; returns true once a final event was written.
+    func emitPending(jobId: String, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws -> Bool {
+        guard let job = try await store.job(id: jobId) else {
+            try await send(ServerSentEvent(event: "failed", data: Self.jsonText(JobError(code: "job_not_found", message: "the job is gone"))), to: &writer)
+            return true
+        }
+        switch job.jobState {
+        case .queued:
+            let position = try await store.position(of: job)
+            if cursor.position != position {
+                cursor.position = position
+                try await send(ServerSentEvent(event: "queued", data: #"{"position":\#(position)}"#), to: &writer)
+            }
+            return false
+        case .running:
+            try await sendStarted(job, cursor: &cursor, writer: &writer)
+            if job.deliveryMode == .stream {
+                try await sendChunks(job, cursor: &cursor, writer: &writer)
+            }
+            let summary = try await store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
+            if cursor.progress?.chunks != summary.count || cursor.progress?.bytes != summary.bytes {
+                cursor.progress = (summary.count, summary.bytes)
+                try await send(ServerSentEvent(event: "progress", data: #"{"bytes":\#(summary.bytes),"chunks":\#(summary.count)}"#), to: &writer)
+            }
+            return false
+        case .ready:
+            try await sendStarted(job, cursor: &cursor, writer: &writer)
+            let ready = #"{"bytes":\#(job.totalBytes ?? 0),"image":"/v1/images/\#(job.imageKey ?? "")","sha256":"\#(job.sha256 ?? "")"}"#
+            try await send(ServerSentEvent(event: "ready", data: ready), to: &writer)
+            return true
+        case .done:
+            try await sendStarted(job, cursor: &cursor, writer: &writer)
+            if job.deliveryMode == .stream {
+                try await sendChunks(job, cursor: &cursor, writer: &writer)
+            }
+            let done = DoneEvent(chunks: job.totalChunks ?? 0, bytes: job.totalBytes ?? 0, sha256: job.sha256 ?? "", contentType: job.contentType ?? "")
+            try await send(ServerSentEvent(event: "done", data: Self.jsonText(done), id: cursor.lastChunk >= 0 ? String(cursor.lastChunk) : nil), to: &writer)
+            return true
+        case .failed, .cancelled, .expired:
+            let error = job.errorCode.map { JobError(code: $0, message: job.errorMessage ?? "") }
+                ?? JobError(code: job.jobState.rawValue, message: "the job was \(job.jobState.rawValue)")
+            try await send(ServerSentEvent(event: "failed", data: Self.jsonText(error)), to: &writer)
+            return true
+        }
+    }
+
+    private func sendStarted(_ job: JobRecord, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws {
+        guard cursor.startedAttempt != job.attempt else { return }
+        cursor.startedAttempt = job.attempt
+        try await send(ServerSentEvent(event: "started", data: #"{"attempt":\#(job.attempt)}"#), to: &writer)
+    }
+
+    /// Sends, in index order, every spooled chunk after the cursor; stops at the first gap (a later
+    /// chunk that arrived early waits for the ones before it).
+    private func sendChunks(_ job: JobRecord, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws {
+        while let chunk = try await store.chunk(jobId: job.id, attempt: job.attempt, index: cursor.lastChunk + 1) {
+            let bytes = try await spool.readChunk(jobId: job.id, attempt: job.attempt, offset: Int64(chunk.idx) * Int64(job.chunkSize), length: chunk.size)
+            let encoded = Data(bytes.readableBytesView).base64EncodedString()
+            try await send(ServerSentEvent(event: "chunk", data: encoded, id: String(chunk.idx)), to: &writer)
+            cursor.lastChunk = chunk.idx
+        }
+    }
+
+    private func send(_ event: ServerSentEvent, to writer: inout any ResponseBodyWriter) async throws {
+        try await writer.write(ByteBuffer(string: event.encoded()))
+    }
+
+    static func jsonText(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "{}"
+    }
+}

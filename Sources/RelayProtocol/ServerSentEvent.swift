@@ -1,0 +1,161 @@
+/// One Server-Sent Event (WHATWG HTML, "Server-sent events").
+public struct ServerSentEvent: Sendable, Hashable {
+    /// `event:`; `nil` means the default type `message`.
+    public var event: String?
+    /// `data:`; lines are joined with `\n`.
+    public var data: String
+    /// `id:`; the client's last event id after this event.
+    public var id: String?
+    /// `retry:` in milliseconds.
+    public var retry: Int?
+
+    /// Makes an event.
+    public init(event: String? = nil, data: String = "", id: String? = nil, retry: Int? = nil) {
+        self.event = event
+        self.data = data
+        self.id = id
+        self.retry = retry
+    }
+
+    /// The longest line the encoder writes, field name included: many SSE clients cap line length at 64 KiB.
+    public static let maximumLineLength = 64 * 1024
+
+    /// Encodes the event, ending with the blank line that dispatches it.
+    ///
+    /// `data` is split at its own newlines, and a line longer than `wrapAt` is split further, which is only
+    /// lossless for data whose reader ignores line breaks (base64, which the WHATWG forgiving decoder
+    /// and `atob` accept with whitespace).
+    public func encoded(wrapAt: Int = maximumLineLength - 8) -> String {
+        var out = ""
+        out.reserveCapacity(data.utf8.count + data.utf8.count / max(wrapAt, 1) * 7 + 64)
+        if let retry { out += "retry: \(retry)\n" }
+        if let event { out += "event: \(event)\n" }
+        if let id { out += "id: \(id)\n" }
+        for line in data.split(separator: "\n", omittingEmptySubsequences: false) {
+            var rest = Substring(line)
+            repeat {
+                let cut = rest.utf8.count > wrapAt ? rest.utf8.index(rest.startIndex, offsetBy: wrapAt) : rest.endIndex
+                out += "data: "
+                out += rest[..<cut]
+                out += "\n"
+                rest = rest[cut...]
+            } while !rest.isEmpty
+        }
+        out += "\n"
+        return out
+    }
+
+    /// A comment line (`: text`), which clients ignore; used as a heartbeat so proxies keep the connection.
+    public static func comment(_ text: String = "") -> String {
+        ": \(text)\n\n"
+    }
+}
+
+/// An incremental parser that follows the WHATWG event-stream interpretation rules: any of CRLF, LF
+/// or CR ends a line; a leading BOM is skipped; `:` lines are comments; `data` lines accumulate;
+/// an `id` containing NUL is ignored; `retry` takes only ASCII digits; a blank line dispatches.
+public struct ServerSentEventParser: Sendable {
+    private var buffer: [UInt8] = []
+    private var sawFirstBytes = false
+    private var lastWasCR = false
+    private var eventType = ""
+    private var dataBuffer = ""
+    private var hasData = false
+    private var pendingRetry: Int?
+    /// The last event id seen (it persists across events, as in the browser).
+    public private(set) var lastEventID = ""
+    /// The reconnection time the stream asked for.
+    public private(set) var reconnectionTime: Int?
+
+    /// A new parser.
+    public init() {}
+
+    /// Feeds bytes; returns the events completed by them.
+    public mutating func push(_ bytes: some Sequence<UInt8>) -> [ServerSentEvent] {
+        var events: [ServerSentEvent] = []
+        for byte in bytes {
+            if !sawFirstBytes {
+                buffer.append(byte)
+                if buffer.count < 3 && [0xEF, 0xBB, 0xBF].starts(with: buffer) { continue }
+                sawFirstBytes = true
+                let pending = buffer
+                buffer = []
+                if pending == [0xEF, 0xBB, 0xBF] { continue }
+                for pendingByte in pending { consume(pendingByte, into: &events) }
+                continue
+            }
+            consume(byte, into: &events)
+        }
+        return events
+    }
+
+    private mutating func consume(_ byte: UInt8, into events: inout [ServerSentEvent]) {
+        switch byte {
+        case UInt8(ascii: "\n"):
+            if lastWasCR {
+                lastWasCR = false
+                return
+            }
+            endLine(into: &events)
+        case UInt8(ascii: "\r"):
+            lastWasCR = true
+            endLine(into: &events)
+        default:
+            lastWasCR = false
+            buffer.append(byte)
+        }
+    }
+
+    private mutating func endLine(into events: inout [ServerSentEvent]) {
+        let line = buffer
+        buffer.removeAll(keepingCapacity: true)
+        if line.isEmpty {
+            dispatch(into: &events)
+            return
+        }
+        if line.first == UInt8(ascii: ":") { return }
+        let field: String
+        var value: ArraySlice<UInt8>
+        if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            field = String(decoding: line[..<colon], as: UTF8.self)
+            value = line[(colon + 1)...]
+            if value.first == UInt8(ascii: " ") { value = value.dropFirst() }
+        } else {
+            field = String(decoding: line, as: UTF8.self)
+            value = []
+        }
+        switch field {
+        case "event":
+            eventType = String(decoding: value, as: UTF8.self)
+        case "data":
+            dataBuffer += String(decoding: value, as: UTF8.self)
+            dataBuffer += "\n"
+            hasData = true
+        case "id":
+            if !value.contains(0) { lastEventID = String(decoding: value, as: UTF8.self) }
+        case "retry":
+            if !value.isEmpty, value.allSatisfy({ (0x30...0x39).contains($0) }), let number = Int(String(decoding: value, as: UTF8.self)) {
+                reconnectionTime = number
+                pendingRetry = number
+            }
+        default:
+            break
+        }
+    }
+
+    private mutating func dispatch(into events: inout [ServerSentEvent]) {
+        defer {
+            eventType = ""
+            dataBuffer = ""
+            hasData = false
+            pendingRetry = nil
+        }
+        // The spec dispatches nothing when the data buffer is empty; the event type is reset either way.
+        guard hasData else { return }
+        var data = dataBuffer
+        if data.hasSuffix("\n") { data.removeLast() }
+        events.append(
+            ServerSentEvent(event: eventType.isEmpty ? nil : eventType, data: data, id: lastEventID.isEmpty ? nil : lastEventID, retry: pendingRetry)
+        )
+    }
+}

@@ -1,0 +1,254 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import RelayProtocol
+import Testing
+
+@testable import Gateway
+
+@Suite struct StreamTests {
+    static let small: @Sendable (inout GatewayConfiguration) -> Void = { $0.chunkSize = 4096 }
+
+    @Test func chunksArriveInIndexOrderThenDone() async throws {
+        try await GatewayHarness.run(configure: Self.small) { h in
+            let image = GatewayHarness.pattern(4096 * 3 + 500, seed: 11)
+            let (created, event) = try await h.createStreamJob()
+            #expect(created.image == nil)
+            var reader = try await EventStreamReader(h, jobId: created.id)
+            #expect(reader.status == 200)
+            let started = try await reader.read { $0.event == "started" }
+            #expect(started.last?.json["attempt"] as? Int == 1)
+            // Out of order on the way in, in order on the way out.
+            for index in [2, 0, 3, 1] {
+                #expect(try await h.putChunk(event, index: index, bytes: h.chunk(image, index, size: 4096)).status == 201)
+            }
+            #expect(try await h.complete(event, chunks: 4, bytes: image.count, sha256: ContentDigest(of: image).hex).status == 200)
+            h.invoker.finish(event, .succeeded)
+            let events = try await reader.read { $0.event == "done" }
+            let chunks = events.filter { $0.event == "chunk" }
+            #expect(chunks.map(\.id) == ["0", "1", "2", "3"])
+            #expect(chunks.flatMap(\.chunkBytes) == image)
+            let done = try #require(events.last)
+            #expect(done.event == "done")
+            #expect(done.json["sha256"] as? String == ContentDigest(of: image).hex)
+            #expect(done.json["bytes"] as? Int == image.count)
+            #expect(done.json["chunks"] as? Int == 4)
+            #expect(try await reader.next() == nil, "the stream ends after done")
+            #expect(try await h.job(created.id).state == .done)
+        }
+    }
+
+    @Test func aResumeAfterACutLosesAndRepeatsNothing() async throws {
+        try await GatewayHarness.run(configure: Self.small) { h in
+            let image = GatewayHarness.pattern(4096 * 8, seed: 12)
+            let (created, event) = try await h.createStreamJob()
+            var first = try await EventStreamReader(h, jobId: created.id)
+            for index in 0..<3 {
+                #expect(try await h.putChunk(event, index: index, bytes: h.chunk(image, index, size: 4096)).status == 201)
+            }
+            let before = try await first.read { $0.event == "chunk" && $0.id == "2" }.filter { $0.event == "chunk" }
+            // The connection is cut (the reader is dropped); the function goes on uploading meanwhile.
+            _ = consume first
+            for index in 3..<6 {
+                #expect(try await h.putChunk(event, index: index, bytes: h.chunk(image, index, size: 4096)).status == 201)
+            }
+            // Resume with the header...
+            var second = try await EventStreamReader(h, jobId: created.id, lastEventID: "2")
+            let middle = try await second.read { $0.event == "chunk" && $0.id == "5" }.filter { $0.event == "chunk" }
+            _ = consume second
+            for index in 6..<8 {
+                #expect(try await h.putChunk(event, index: index, bytes: h.chunk(image, index, size: 4096)).status == 201)
+            }
+            #expect(try await h.complete(event, chunks: 8, bytes: image.count, sha256: ContentDigest(of: image).hex).status == 200)
+            h.invoker.finish(event, .succeeded)
+            // ...and with the query parameter a browser uses on its first connection.
+            var third = try await EventStreamReader(h, jobId: created.id, query: "?lastEventId=5")
+            let rest = try await third.read { $0.event == "done" }.filter { $0.event == "chunk" }
+            let all = before + middle + rest
+            #expect(all.map(\.id) == (0..<8).map { String($0) })
+            #expect(all.flatMap(\.chunkBytes) == image)
+        }
+    }
+
+    @Test func retrieveJobsGetReadyWithTheImagePath() async throws {
+        try await GatewayHarness.run(configure: Self.small) { h in
+            let image = GatewayHarness.pattern(5000, seed: 2)
+            let (created, event) = try await h.createJob()
+            var reader = try await EventStreamReader(h, jobId: created.id)
+            try await h.uploadImage(image, for: event)
+            let events = try await reader.read { $0.event == "ready" }
+            #expect(events.contains { $0.event == "progress" } || events.first?.event == "started")
+            #expect(!events.contains { $0.event == "chunk" }, "retrieve mode sends no chunks")
+            let ready = try #require(events.last)
+            #expect(ready.event == "ready")
+            #expect(ready.json["image"] as? String == created.image)
+            #expect(ready.json["sha256"] as? String == ContentDigest(of: image).hex)
+            #expect(ready.json["bytes"] as? Int == 5000)
+        }
+    }
+
+    @Test func aFailureIsAFailedEvent() async throws {
+        try await GatewayHarness.run(configure: Self.small) { h in
+            let (created, event) = try await h.createStreamJob()
+            var reader = try await EventStreamReader(h, jobId: created.id)
+            h.invoker.finish(event, .failed(JobError(code: "function_error", message: "Chaos.Error: boom")))
+            let failed = try #require(try await reader.read { $0.event == "failed" }.last)
+            #expect(failed.event == "failed")
+            #expect(failed.json["code"] as? String == "function_error")
+            #expect(failed.json["message"] as? String == "Chaos.Error: boom")
+        }
+    }
+
+    @Test func tenJobsOverALimitOfTwoCountDownInFIFOOrder() async throws {
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 2; $0.chunkSize = 4096 }) { h in
+            var jobs: [JobCreated] = []
+            for _ in 0..<10 {
+                jobs.append(try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self))
+            }
+            // Every job's client listens from the start, and records the positions it is told.
+            let listening = Locked(0)
+            let observations = try await withThrowingTaskGroup(of: (Int, [Int], Bool).self) { group in
+                for (offset, job) in jobs.enumerated() {
+                    group.addTask {
+                        var reader = try await EventStreamReader(h, jobId: job.id)
+                        var events = [try #require(try await reader.next())]
+                        listening.value += 1
+                        if events[0].event != "started" { events += try await reader.read { $0.event == "started" } }
+                        let positions = events.filter { $0.event == "queued" }.compactMap { $0.json["position"] as? Int }
+                        return (offset, positions, events.last?.event == "started")
+                    }
+                }
+                try await h.eventually("every client to listen") { listening.value == 10 }
+                // Finish invocations one at a time; each start pushes new positions to everyone behind.
+                var startedOrder: [String] = []
+                for _ in 0..<10 {
+                    let event = await h.invoker.nextEvent()
+                    startedOrder.append(event.jobId)
+                    try await Task.sleep(for: .milliseconds(50))
+                    h.invoker.finish(event, .failed(JobError(code: "t", message: "t")))
+                }
+                #expect(startedOrder == jobs.map(\.id), "FIFO")
+                return try await group.reduce(into: []) { $0.append($1) }.sorted { $0.0 < $1.0 }
+            }
+            for (offset, positions, started) in observations {
+                #expect(started)
+                if offset < 2 {
+                    #expect(positions.isEmpty, "job \(offset) started at once")
+                } else {
+                    // Job k waited behind k - 1 others: told k-1 first, then each move up, down to 1.
+                    #expect(positions.first == offset - 1, "job \(offset): \(positions)")
+                    #expect(positions.last == 1, "job \(offset): \(positions)")
+                    #expect(positions == positions.sorted(by: >) && Set(positions).count == positions.count, "job \(offset) counts down: \(positions)")
+                }
+            }
+        }
+    }
+
+    @Test func cancellingAJobMovesTheOthersUp() async throws {
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 1; $0.chunkSize = 4096 }) { h in
+            let (_, running) = try await h.createStreamJob()
+            let a = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
+            let b = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
+            var reader = try await EventStreamReader(h, jobId: b.id)
+            #expect(try await reader.next()?.json["position"] as? Int == 2)
+            #expect(try await h.request(.DELETE, "/v1/jobs/\(a.id)").status == 200)
+            let moved = try #require(try await reader.next())
+            #expect(moved.event == "queued")
+            #expect(moved.json["position"] as? Int == 1)
+            var cancelled = try await EventStreamReader(h, jobId: a.id)
+            #expect(try await cancelled.next()?.json["code"] as? String == "cancelled")
+            h.invoker.finish(running, .failed(JobError(code: "t", message: "t")))
+            #expect(try await reader.next()?.event == "started")
+            h.invoker.finish(await h.invoker.nextEvent(), .failed(JobError(code: "t", message: "t")))
+        }
+    }
+
+    @Test func cancellingARunningJobStopsItsInvocation() async throws {
+        try await GatewayHarness.run(configure: Self.small) { h in
+            let (created, event) = try await h.createStreamJob()
+            #expect(try await h.request(.DELETE, "/v1/jobs/\(created.id)").status == 200)
+            // The fake invoker reports the cancellation it received from the gateway.
+            try await h.eventually("the invocation to be cancelled") { h.invoker.wasCancelled(event) }
+            #expect(try await h.putChunk(event, index: 0, bytes: [1]).status == 401)
+        }
+    }
+
+    @Test func aFinishedStreamCanBeResumedUntilItsGraceEnds() async throws {
+        try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.streamGrace = .seconds(30) }) { h in
+            let image = GatewayHarness.pattern(9000, seed: 4)
+            let (created, event) = try await h.createStreamJob()
+            try await h.uploadImage(image, for: event)
+            var late = try await EventStreamReader(h, jobId: created.id, lastEventID: "0")
+            let events = try await late.read { $0.event == "done" }
+            #expect(events.filter { $0.event == "chunk" }.map(\.id) == ["1", "2"])
+            await h.gateway.sweepFinishedStreams(now: Date().timeIntervalSince1970 + 31)
+            let gone = try await h.request(.GET, "/v1/jobs/\(created.id)/events", headers: [("Last-Event-ID", "0")])
+            #expect(gone.status == 410)
+            #expect(gone.errorCode == "stream_expired")
+            let spool = try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.appendingPathComponent("spool").path)
+            #expect(spool.isEmpty)
+        }
+    }
+
+    @Test func aStreamJobWhoseClientIsGoneIsCancelled() async throws {
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 1; $0.chunkSize = 4096; $0.clientGrace = .seconds(5) }) { h in
+            let (watchedJob, running) = try await h.createStreamJob()
+            let abandoned = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
+            let waiting = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
+            var watcher = try await EventStreamReader(h, jobId: watchedJob.id)
+            var behind = try await EventStreamReader(h, jobId: waiting.id)
+            _ = try await watcher.next()
+            #expect(try await behind.next()?.json["position"] as? Int == 2)
+            await h.gateway.cancelAbandonedStreams(now: Date().timeIntervalSince1970 + 2)
+            #expect(try await h.job(abandoned.id).state == .queued, "within the grace")
+            await h.gateway.cancelAbandonedStreams(now: Date().timeIntervalSince1970 + 60)
+            let status = try await h.job(abandoned.id)
+            #expect(status.state == .cancelled)
+            #expect(status.error?.code == "client_gone")
+            #expect(try await h.job(watchedJob.id).state == .running, "a watched job is kept")
+            #expect(try await behind.next()?.json["position"] as? Int == 1)
+            h.invoker.finish(running, .failed(JobError(code: "t", message: "t")))
+            h.invoker.finish(await h.invoker.nextEvent(), .failed(JobError(code: "t", message: "t")))
+        }
+    }
+
+    @Test func heartbeatsKeepIdleStreamsAlive() async throws {
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 1; $0.heartbeatInterval = .milliseconds(100) }) { h in
+            let (_, running) = try await h.createStreamJob()
+            let queued = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
+            var reader = try await EventStreamReader(h, jobId: queued.id)
+            _ = try await reader.next()
+            try await Task.sleep(for: .milliseconds(450))
+            h.invoker.finish(running, .failed(JobError(code: "t", message: "t")))
+            _ = try await reader.read { $0.event == "started" }
+            #expect(reader.comments >= 2)
+            h.invoker.finish(await h.invoker.nextEvent(), .failed(JobError(code: "t", message: "t")))
+        }
+    }
+
+    @Test func aFunctionAtItsOwnLimitDoesNotBlockOthers() async throws {
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 4 }) { h in
+            // The fake invoker gives `chaos` a reserved concurrency of 1.
+            let (_, first) = try await h.createJob(function: "chaos")
+            let blocked = try await h.json(.POST, "/v1/jobs", #"{"function":"chaos"}"#).decode(JobCreated.self)
+            let (other, otherEvent) = try await h.createJob(function: "map-render")
+            #expect(try await h.job(blocked.id).state == .queued)
+            #expect(try await h.job(other.id).state == .running)
+            h.invoker.finish(first, .failed(JobError(code: "t", message: "t")))
+            let next = await h.invoker.nextEvent()
+            #expect(next.jobId == blocked.id)
+            h.invoker.finish(next, .failed(JobError(code: "t", message: "t")))
+            h.invoker.finish(otherEvent, .failed(JobError(code: "t", message: "t")))
+        }
+    }
+
+    @Test func aBadLastEventIDIs400() async throws {
+        try await GatewayHarness.run { h in
+            let (created, event) = try await h.createJob()
+            let response = try await h.request(.GET, "/v1/jobs/\(created.id)/events", headers: [("Last-Event-ID", "abc")])
+            #expect(response.status == 400)
+            #expect(response.errorCode == "invalid_last_event_id")
+            h.invoker.finish(event, .failed(JobError(code: "t", message: "t")))
+        }
+    }
+}
