@@ -123,7 +123,7 @@ extension Gateway {
     }
 
     private func send(_ event: ServerSentEvent, to writer: inout any ResponseBodyWriter) async throws {
-        try await writer.write(ByteBuffer(string: event.encoded()))
+        try await writer.write(ByteBuffer(bytes: event.encodedBytes()))
     }
 
     static func jsonText(_ value: some Encodable) -> String {

@@ -46,27 +46,66 @@ public struct RelayClient: Sendable {
         return try await send(http, expecting: JobStatus.self)
     }
 
-    /// Follows a job until its image is ready (or delivered), calling `onUpdate` whenever its status changes.
-    /// Throws `RelayClientError` when the job fails, is cancelled or expires.
-    public func waitUntilReady(
-        _ id: String, pollInterval: Duration = .milliseconds(100), onUpdate: @Sendable (JobStatus) -> Void = { _ in }
-    ) async throws -> JobStatus {
-        var last: JobStatus?
-        while true {
-            let status = try await job(id)
-            if status != last { onUpdate(status) }
-            last = status
-            switch status.state {
-            case .ready, .done:
-                return status
-            case .failed, .cancelled, .expired:
-                throw RelayClientError(
-                    status: 0, code: status.error?.code ?? "job_\(status.state.rawValue)",
-                    message: status.error?.message ?? "job \(id) is \(status.state.rawValue)"
-                )
-            case .queued, .running:
-                try await Task.sleep(for: pollInterval)
+    /// The job's events, pushed by the gateway; reconnects with `Last-Event-ID` when the connection drops.
+    public func events(_ id: String, lastEventID: Int? = nil, maximumReconnects: Int = 5) -> JobEventStream {
+        JobEventStream(url: "\(baseURL)/v1/jobs/\(id)/events", httpClient: httpClient, lastEventID: lastEventID, maximumReconnects: maximumReconnects)
+    }
+
+    /// Follows a retrieve-mode job until its image is ready; throws `RelayClientError` when the job fails.
+    public func waitUntilReady(_ id: String, onEvent: @Sendable (JobEvent) -> Void = { _ in }) async throws -> JobStatus {
+        for try await event in events(id) {
+            onEvent(event)
+            if case .failed(let error) = event { throw RelayClientError(status: 0, code: error.code, message: error.message) }
+            if event.isFinal { break }
+        }
+        return try await job(id)
+    }
+
+    /// Follows a stream-mode job and writes its chunks to `file` as they arrive, resuming after a dropped
+    /// connection; the file appears only once the whole image's SHA-256 matched the `done` event.
+    public func streamImage(_ id: String, to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }) async throws -> RetrievedImage {
+        let partial = FilePath(file.path + ".partial")
+        _ = try? await FileSystem.shared.removeItem(at: partial)
+        var hasher = SHA256()
+        var written: Int64 = 0
+        var nextIndex = 0
+        do {
+            for try await event in events(id) {
+                switch event {
+                case .chunk(let index, let bytes):
+                    guard index == nextIndex else {
+                        throw RelayClientError(status: 0, code: "out_of_order", message: "chunk \(index) arrived, \(nextIndex) expected")
+                    }
+                    let offset = written
+                    _ = try await FileSystem.shared.withFileHandle(forWritingAt: partial, options: .modifyFile(createIfNecessary: true)) { handle in
+                        try await handle.write(contentsOf: bytes, toAbsoluteOffset: offset)
+                    }
+                    hasher.update(data: bytes)
+                    written += Int64(bytes.count)
+                    nextIndex += 1
+                    onEvent(event)
+                case .done(let done):
+                    let actual = ContentDigest(hasher.finalize()).hex
+                    guard actual == done.sha256.lowercased(), written == done.bytes, nextIndex == done.chunks else {
+                        throw RelayClientError(status: 0, code: "digest_mismatch", message: "streamed image has SHA-256 \(actual) and \(written) bytes; the gateway announced \(done.sha256) and \(done.bytes)")
+                    }
+                    if written == 0 {
+                        _ = try await FileSystem.shared.withFileHandle(forWritingAt: partial, options: .newFile(replaceExisting: true)) { _ in 0 }
+                    }
+                    _ = try? await FileSystem.shared.removeItem(at: FilePath(file.path))
+                    try await FileSystem.shared.moveItem(at: partial, to: FilePath(file.path))
+                    onEvent(event)
+                    return RetrievedImage(file: file, bytes: written, sha256: actual, contentType: done.contentType)
+                case .failed(let error):
+                    throw RelayClientError(status: 0, code: error.code, message: error.message)
+                default:
+                    onEvent(event)
+                }
             }
+            throw RelayClientError(status: 0, code: "stream_ended", message: "the event stream ended without done")
+        } catch {
+            _ = try? await FileSystem.shared.removeItem(at: partial)
+            throw error
         }
     }
 
@@ -123,18 +162,21 @@ public struct RelayClient: Sendable {
         return RetrievedImage(file: file, bytes: written, sha256: actual, contentType: contentType)
     }
 
-    /// Creates a retrieve-mode job, waits for it, downloads and verifies the image.
+    /// Creates a job, follows it, and writes the verified image to `file`, by either delivery mode.
     public func generate(
-        _ request: CreateJobRequest, to file: URL, onUpdate: @Sendable (JobStatus) -> Void = { _ in }
+        _ request: CreateJobRequest, to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }
     ) async throws -> RetrievedImage {
-        var request = request
-        request.delivery = .retrieve
         let created = try await createJob(request)
-        let status = try await waitUntilReady(created.id, onUpdate: onUpdate)
-        guard let image = created.image ?? status.image, let sha256 = status.sha256 else {
-            throw RelayClientError(status: 0, code: "no_image", message: "job \(created.id) has no image")
+        switch request.delivery {
+        case .stream:
+            return try await streamImage(created.id, to: file, onEvent: onEvent)
+        case .retrieve:
+            let status = try await waitUntilReady(created.id, onEvent: onEvent)
+            guard let image = created.image ?? status.image, let sha256 = status.sha256 else {
+                throw RelayClientError(status: 0, code: "no_image", message: "job \(created.id) has no image")
+            }
+            return try await retrieve(imagePath: image, expectedSHA256: sha256, to: file)
         }
-        return try await retrieve(imagePath: image, expectedSHA256: sha256, to: file)
     }
 
     private func send<T: Decodable>(_ request: HTTPClientRequest, expecting: T.Type) async throws -> T {

@@ -26,22 +26,35 @@ public struct ServerSentEvent: Sendable, Hashable {
     /// lossless for data whose reader ignores line breaks (base64, which the WHATWG forgiving decoder
     /// and `atob` accept with whitespace).
     public func encoded(wrapAt: Int = maximumLineLength - 8) -> String {
-        var out = ""
-        out.reserveCapacity(data.utf8.count + data.utf8.count / max(wrapAt, 1) * 7 + 64)
-        if let retry { out += "retry: \(retry)\n" }
-        if let event { out += "event: \(event)\n" }
-        if let id { out += "id: \(id)\n" }
-        for line in data.split(separator: "\n", omittingEmptySubsequences: false) {
-            var rest = Substring(line)
+        String(decoding: encodedBytes(wrapAt: wrapAt), as: UTF8.self)
+    }
+
+    /// The encoded event as UTF-8 bytes (what goes on the wire).
+    public func encodedBytes(wrapAt: Int = maximumLineLength - 8) -> [UInt8] {
+        let payload = Array(data.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(payload.count + (payload.count / max(wrapAt, 1) + 1) * 7 + 64)
+        if let retry { out += Array("retry: \(retry)\n".utf8) }
+        if let event { out += Array("event: \(event)\n".utf8) }
+        if let id { out += Array("id: \(id)\n".utf8) }
+        let dataPrefix = Array("data: ".utf8)
+        var lineStart = 0
+        while true {
+            let lineEnd = payload[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? payload.endIndex
+            var start = lineStart
             repeat {
-                let cut = rest.utf8.count > wrapAt ? rest.utf8.index(rest.startIndex, offsetBy: wrapAt) : rest.endIndex
-                out += "data: "
-                out += rest[..<cut]
-                out += "\n"
-                rest = rest[cut...]
-            } while !rest.isEmpty
+                var cut = min(lineEnd, start + wrapAt)
+                // Never split a UTF-8 sequence: back off over continuation bytes.
+                while cut < lineEnd, cut > start, payload[cut] & 0xC0 == 0x80 { cut -= 1 }
+                out += dataPrefix
+                out += payload[start..<cut]
+                out.append(UInt8(ascii: "\n"))
+                start = cut
+            } while start < lineEnd
+            guard lineEnd < payload.endIndex else { break }
+            lineStart = lineEnd + 1
         }
-        out += "\n"
+        out.append(UInt8(ascii: "\n"))
         return out
     }
 
@@ -72,38 +85,39 @@ public struct ServerSentEventParser: Sendable {
 
     /// Feeds bytes; returns the events completed by them.
     public mutating func push(_ bytes: some Sequence<UInt8>) -> [ServerSentEvent] {
-        var events: [ServerSentEvent] = []
-        for byte in bytes {
-            if !sawFirstBytes {
-                buffer.append(byte)
-                if buffer.count < 3 && [0xEF, 0xBB, 0xBF].starts(with: buffer) { continue }
-                sawFirstBytes = true
-                let pending = buffer
-                buffer = []
-                if pending == [0xEF, 0xBB, 0xBF] { continue }
-                for pendingByte in pending { consume(pendingByte, into: &events) }
-                continue
+        var input = Array(bytes)
+        if !sawFirstBytes {
+            // A leading byte-order mark is skipped; hold back a partial one until it is complete.
+            let held = buffer + input
+            if held.count < 3 && [0xEF, 0xBB, 0xBF].starts(with: held) {
+                buffer = held
+                return []
             }
-            consume(byte, into: &events)
+            sawFirstBytes = true
+            buffer = []
+            input = held.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(held.dropFirst(3)) : held
         }
-        return events
-    }
-
-    private mutating func consume(_ byte: UInt8, into events: inout [ServerSentEvent]) {
-        switch byte {
-        case UInt8(ascii: "\n"):
+        var events: [ServerSentEvent] = []
+        var index = 0
+        let count = input.count
+        while index < count {
             if lastWasCR {
                 lastWasCR = false
-                return
+                if input[index] == UInt8(ascii: "\n") {
+                    index += 1
+                    continue
+                }
             }
+            // Copy everything up to the next line end in one go.
+            var end = index
+            while end < count, input[end] != UInt8(ascii: "\n"), input[end] != UInt8(ascii: "\r") { end += 1 }
+            buffer += input[index..<end]
+            guard end < count else { break }
+            lastWasCR = input[end] == UInt8(ascii: "\r")
             endLine(into: &events)
-        case UInt8(ascii: "\r"):
-            lastWasCR = true
-            endLine(into: &events)
-        default:
-            lastWasCR = false
-            buffer.append(byte)
+            index = end + 1
         }
+        return events
     }
 
     private mutating func endLine(into events: inout [ServerSentEvent]) {

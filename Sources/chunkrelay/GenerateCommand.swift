@@ -29,36 +29,113 @@ struct GenerateCommand: AsyncParsableCommand {
             let parts = param.split(separator: "=", maxSplits: 1)
             parameters[String(parts[0])] = JSONValue(commandLineValue: parts.count > 1 ? String(parts[1]) : "")
         }
-        guard delivery == .retrieve else {
-            throw ValidationError("--delivery stream is not available in this build yet; use retrieve")
-        }
         let client = RelayClient(baseURL: server)
         let file = URL(fileURLWithPath: out)
         let started = ContinuousClock.now
+        let display = ProgressDisplay(interactive: isatty(STDOUT_FILENO) == 1)
         do {
-            let created = try await client.createJob(CreateJobRequest(function: function, params: parameters, delivery: .retrieve))
-            print("job \(created.id) created; image will be at \(server)\(created.image ?? "")")
-            let status = try await client.waitUntilReady(created.id) { status in
-                switch status.state {
-                case .queued: print("queued, position \(status.position ?? 0)")
-                case .running: print("running: \(status.chunks) chunks, \(Self.megabytes(status.bytes)) received")
-                case .ready: print("ready: \(Self.megabytes(status.bytes)) in \(status.chunks) chunks, sha256 \(status.sha256 ?? "?")")
-                default: print(status.state.rawValue)
+            let created = try await client.createJob(CreateJobRequest(function: function, params: parameters, delivery: delivery))
+            if let image = created.image {
+                print("job \(created.id) created (retrieve); image will be at \(server)\(image)")
+            } else {
+                print("job \(created.id) created (stream); events at \(server)\(created.events)")
+            }
+            let image: RetrievedImage
+            switch delivery {
+            case .stream:
+                image = try await client.streamImage(created.id, to: file) { display.show($0) }
+            case .retrieve:
+                let status = try await client.waitUntilReady(created.id) { display.show($0) }
+                guard let path = created.image, let sha256 = status.sha256 else {
+                    throw RelayClientError(status: 0, code: "no_image", message: "the job has no image")
                 }
+                image = try await client.retrieve(imagePath: path, expectedSHA256: sha256, to: file)
             }
-            guard let image = created.image, let sha256 = status.sha256 else {
-                throw RelayClientError(status: 0, code: "no_image", message: "the job has no image")
-            }
-            let retrieved = try await client.retrieve(imagePath: image, expectedSHA256: sha256, to: file)
+            display.end()
             let elapsed = ContinuousClock.now - started
-            print("wrote \(out): \(retrieved.bytes) bytes (\(retrieved.contentType)), sha256 \(retrieved.sha256) verified, in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))")
+            print("wrote \(out): \(image.bytes) bytes (\(image.contentType)), sha256 \(image.sha256) verified, in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))")
         } catch let error as RelayClientError {
+            display.end()
             throw ExitMessage("error: \(error)")
         }
     }
 
     static func megabytes(_ bytes: Int64) -> String {
         String(format: "%.1f MB", Double(bytes) / 1_000_000)
+    }
+}
+
+/// Prints queue positions and a progress bar: delivered bytes against what the function has uploaded
+/// so far (the final size is known only at the end). On a terminal the bar redraws in place.
+final class ProgressDisplay: @unchecked Sendable {
+    // Only ever called from the one task that consumes the events.
+    private let interactive: Bool
+    private var uploaded: Int64 = 0
+    private var delivered: Int64 = 0
+    private var chunks = 0
+    private var lastLine = ContinuousClock.now - .seconds(1)
+    private var drewBar = false
+
+    init(interactive: Bool) {
+        self.interactive = interactive
+    }
+
+    func show(_ event: JobEvent) {
+        switch event {
+        case .queued(let position): line("queued, position \(position)")
+        case .started(let attempt): line("started (attempt \(attempt))")
+        case .retrying(let message): line("retrying: \(message)")
+        case .progress(let count, let bytes):
+            uploaded = max(uploaded, bytes)
+            chunks = max(chunks, count)
+            bar()
+        case .chunk(_, let bytes):
+            delivered += Int64(bytes.count)
+            uploaded = max(uploaded, delivered)
+            bar()
+        case .ready(_, let bytes, let sha256):
+            uploaded = bytes
+            delivered = bytes
+            bar(force: true)
+            line("ready: \(GenerateCommand.megabytes(bytes)), sha256 \(sha256)")
+        case .done(let done):
+            delivered = done.bytes
+            uploaded = done.bytes
+            bar(force: true)
+            line("done: \(done.chunks) chunks, \(GenerateCommand.megabytes(done.bytes)), sha256 \(done.sha256)")
+        case .failed(let error): line("failed: \(error.code): \(error.message)")
+        }
+    }
+
+    func end() {
+        if drewBar && interactive { print("") }
+        drewBar = false
+    }
+
+    private func line(_ text: String) {
+        end()
+        print(text)
+    }
+
+    private func bar(force: Bool = false) {
+        let now = ContinuousClock.now
+        guard force || interactive || now - lastLine >= .milliseconds(500) else { return }
+        lastLine = now
+        let width = 30
+        let shown = uploaded > 0 ? min(1, Double(delivered) / Double(uploaded)) : 0
+        let filled = Int(shown * Double(width))
+        // Before any chunk is delivered (retrieve mode, or a stream still waiting) only the upload moves.
+        let text = delivered == 0
+            ? "running: \(chunks) chunks, \(GenerateCommand.megabytes(uploaded)) uploaded"
+            : "[\(String(repeating: "#", count: filled))\(String(repeating: "-", count: width - filled))] "
+                + "\(GenerateCommand.megabytes(delivered)) received of \(GenerateCommand.megabytes(uploaded)) uploaded so far"
+        if interactive {
+            print("\r\(text)", terminator: "")
+            fflush(nil)
+            drewBar = true
+        } else {
+            print(text)
+        }
     }
 }
 

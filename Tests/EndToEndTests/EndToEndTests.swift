@@ -51,12 +51,13 @@ struct FixtureFile: Decodable {
         try await withChunkRelay { gateway, _ in
             let client = RelayClient(baseURL: gateway)
             let created = try await client.createJob(CreateJobRequest(function: "map-render", params: ["width": .number(4096), "height": .number(4096)]))
-            let updates = Locked<[JobStatus]>([])
-            let status = try await client.waitUntilReady(created.id, pollInterval: .milliseconds(20)) { status in updates.value.append(status) }
+            let updates = Locked<[JobEvent]>([])
+            let status = try await client.waitUntilReady(created.id) { event in updates.value.append(event) }
             #expect(status.state == .ready)
             #expect(status.chunks == 17)
             #expect(status.bytes > 10_000_000)
-            #expect(updates.value.contains { $0.state == .running }, "progress was visible while the function uploaded")
+            #expect(updates.value.contains { if case .progress = $0 { return true } else { return false } }, "progress was pushed while the function uploaded")
+            #expect(updates.value.last == .ready(image: created.image ?? "", bytes: status.bytes, sha256: status.sha256 ?? ""))
 
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("map-\(UUID().uuidString).png")
             defer { try? FileManager.default.removeItem(at: out) }
@@ -68,6 +69,22 @@ struct FixtureFile: Decodable {
             let again = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + (created.image ?? "")), timeout: .seconds(10))
             #expect(again.status.code == 410)
             #expect(try await client.job(created.id).state == .done)
+        }
+    }
+
+    @Test func streamModeDeliversTheSameBytesAsRetrieveMode() async throws {
+        let fixture = try #require(try FixtureFile.load().cases.first { $0.params.isEmpty })
+        try await withChunkRelay { gateway, _ in
+            let client = RelayClient(baseURL: gateway)
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString).png")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let events = Locked<[JobEvent]>([])
+            let image = try await client.generate(CreateJobRequest(function: "map-render", delivery: .stream), to: out) { events.value.append($0) }
+            #expect(image.sha256 == fixture.sha256)
+            #expect(image.bytes == fixture.bytes)
+            let chunkIndices = events.value.compactMap { if case .chunk(let index, _) = $0 { return index } else { return nil } }
+            #expect(chunkIndices == Array(0..<17))
+            #expect(events.value.first == .started(attempt: 1) || events.value.first == .queued(position: 1))
         }
     }
 

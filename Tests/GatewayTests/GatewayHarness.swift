@@ -247,10 +247,17 @@ struct EventStreamReader {
     init(_ harness: GatewayHarness, jobId: String, lastEventID: String? = nil, query: String = "") async throws {
         var request = HTTPClientRequest(url: "\(harness.baseURL)/v1/jobs/\(jobId)/events\(query)")
         if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
-        let response = try await HTTPClient.shared.execute(request, deadline: .distantFuture)
+        let response = try await Self.client.execute(request, deadline: .distantFuture)
         status = Int(response.status.code)
         iterator = response.body.makeAsyncIterator()
     }
+
+    /// A client whose pool allows many long-lived streams at once (the shared one stops at 8 per host).
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     /// The next event, or nil when the stream ended.
     mutating func next() async throws -> ServerSentEvent? {

@@ -1,0 +1,77 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import RelayProtocol
+
+/// A job's events as an `AsyncSequence`, reconnecting with `Last-Event-ID` (the last chunk index
+/// received) when the connection drops, so no chunk is lost or repeated. Ends after the final event.
+public struct JobEventStream: AsyncSequence, Sendable {
+    public typealias Element = JobEvent
+
+    let url: String
+    let httpClient: HTTPClient
+    let lastEventID: Int?
+    let maximumReconnects: Int
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(stream: self, lastChunk: lastEventID)
+    }
+
+    /// Pulls events; connects lazily and reconnects on a dropped connection.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let stream: JobEventStream
+        var lastChunk: Int?
+        var body: HTTPClientResponse.Body.AsyncIterator?
+        var parser = ServerSentEventParser()
+        var pending: [JobEvent] = []
+        var reconnects = 0
+        var finished = false
+
+        init(stream: JobEventStream, lastChunk: Int?) {
+            self.stream = stream
+            self.lastChunk = lastChunk
+        }
+
+        public mutating func next() async throws -> JobEvent? {
+            while true {
+                if !pending.isEmpty {
+                    let event = pending.removeFirst()
+                    if case .chunk(let index, _) = event { lastChunk = index }
+                    if event.isFinal { finished = true }
+                    return event
+                }
+                if finished { return nil }
+                do {
+                    if body == nil { try await connect() }
+                    guard let buffer = try await body?.next() else {
+                        // The server ended the stream before a final event (it restarted, say): reconnect.
+                        throw RelayClientError(status: 0, code: "stream_ended", message: "the event stream ended early")
+                    }
+                    for event in parser.push(buffer.readableBytesView) {
+                        if let typed = try JobEvent(event) { pending.append(typed) }
+                    }
+                    reconnects = 0
+                } catch let error as RelayClientError where error.status != 0 {
+                    throw error
+                } catch {
+                    // The server's `retry:` asks how long to wait; a partial event is discarded, as browsers do.
+                    let delay = Swift.min(parser.reconnectionTime ?? 500, 5000)
+                    body = nil
+                    parser = ServerSentEventParser()
+                    reconnects += 1
+                    guard reconnects <= stream.maximumReconnects else { throw error }
+                    try await Task.sleep(for: .milliseconds(delay))
+                }
+            }
+        }
+
+        private mutating func connect() async throws {
+            var request = HTTPClientRequest(url: stream.url)
+            request.headers.add(name: "Accept", value: "text/event-stream")
+            if let lastChunk { request.headers.add(name: "Last-Event-ID", value: String(lastChunk)) }
+            let response = try await stream.httpClient.execute(request, deadline: .distantFuture)
+            guard response.status == .ok else { throw try await RelayClientError(response: response) }
+            body = response.body.makeAsyncIterator()
+        }
+    }
+}
