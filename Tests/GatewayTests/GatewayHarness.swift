@@ -210,13 +210,13 @@ struct GatewayHarness: Sendable {
     }
 
     /// Polls until `condition` holds (state changes made by other tasks), failing after `timeout`.
-    func eventually(_ what: String, timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool) async throws {
+    func eventually(_ what: @autoclosure () -> String, timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if try await condition() { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw HarnessError("timed out waiting for \(what)")
+        throw HarnessError("timed out waiting for \(what())")
     }
 }
 
@@ -229,10 +229,9 @@ struct HarnessError: Error, CustomStringConvertible {
 final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     init(_ value: Value) { mutex = Mutex(value) }
-    var value: Value {
-        get { mutex.withLock { $0 } }
-        set { mutex.withLock { $0 = newValue } }
-    }
+    var value: Value { mutex.withLock { $0 } }
+    /// Changes the value atomically (a get-then-set from several tasks would lose updates).
+    func update<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }
 
 /// An event-stream client for tests: real HTTP, parsed with the protocol's WHATWG parser.

@@ -131,7 +131,7 @@ import Testing
             try await h.eventually("the claim to be released") {
                 let attempt = try await h.request(.GET, path, headers: [("Range", "bytes=\(offset)-")])
                 if attempt.status == 409 { return false }
-                resumed.value = attempt
+                resumed.update { $0 = attempt }
                 return true
             }
             let rest = try #require(resumed.value)
@@ -173,10 +173,10 @@ import Testing
         let oldToken = Locked("")
         try await GatewayHarness.run(configure: { $0.maxConcurrency = 1; $0.chunkSize = 4096 }, stateDirectory: directory) { h in
             let (first, event) = try await h.createJob()
-            oldToken.value = event.uploadToken
+            oldToken.update { $0 = event.uploadToken }
             var created = [first.id]
             for _ in 0..<2 { created.append(try await h.json(.POST, "/v1/jobs", #"{"function":"map-render"}"#).decode(JobCreated.self).id) }
-            ids.value = created
+            ids.update { $0 = created }
             #expect(try await h.putChunk(event, index: 0, bytes: [1, 2, 3]).status == 201)
             // The server stops with the first job still running (the invocation is cancelled).
         }

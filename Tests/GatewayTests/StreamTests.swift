@@ -105,41 +105,43 @@ import Testing
             for _ in 0..<10 {
                 jobs.append(try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self))
             }
-            // Every job's client listens from the start, and records the positions it is told.
-            let listening = Locked(0)
-            let observations = try await withThrowingTaskGroup(of: (Int, [Int], Bool).self) { group in
+            // Every job's client listens from the start and records the positions it is told.
+            let seen = Locked<[Int: [Int]]>([:])
+            let started = Locked<Set<Int>>([])
+            try await withThrowingTaskGroup(of: Void.self) { group in
                 for (offset, job) in jobs.enumerated() {
                     group.addTask {
                         var reader = try await EventStreamReader(h, jobId: job.id)
-                        var events = [try #require(try await reader.next())]
-                        listening.value += 1
-                        if events[0].event != "started" { events += try await reader.read { $0.event == "started" } }
-                        let positions = events.filter { $0.event == "queued" }.compactMap { $0.json["position"] as? Int }
-                        return (offset, positions, events.last?.event == "started")
+                        while let event = try await reader.next() {
+                            if event.event == "queued", let position = event.json["position"] as? Int {
+                                seen.update { $0[offset, default: []].append(position) }
+                            }
+                            if event.event == "started" {
+                                _ = started.update { $0.insert(offset) }
+                                return
+                            }
+                        }
                     }
                 }
-                try await h.eventually("every client to listen") { listening.value == 10 }
-                // Finish invocations one at a time; each start pushes new positions to everyone behind.
+                // Finish invocations one at a time; after each, every waiting client must be told its new
+                // place before the next one finishes (pushed, not polled: nobody asks).
                 var startedOrder: [String] = []
-                for _ in 0..<10 {
+                for finished in 0..<10 {
+                    try await h.eventually("clients to hear of the change (\(finished) finished): \(seen.value.sorted { $0.key < $1.key }), started \(started.value.sorted())") {
+                        (min(finished + 2, 10)..<10).allSatisfy { seen.value[$0]?.last == $0 - finished - 1 }
+                            && (0..<min(10, finished + 2)).allSatisfy { started.value.contains($0) }
+                    }
                     let event = await h.invoker.nextEvent()
                     startedOrder.append(event.jobId)
-                    try await Task.sleep(for: .milliseconds(50))
                     h.invoker.finish(event, .failed(JobError(code: "t", message: "t")))
                 }
                 #expect(startedOrder == jobs.map(\.id), "FIFO")
-                return try await group.reduce(into: []) { $0.append($1) }.sorted { $0.0 < $1.0 }
+                try await group.waitForAll()
             }
-            for (offset, positions, started) in observations {
-                #expect(started)
-                if offset < 2 {
-                    #expect(positions.isEmpty, "job \(offset) started at once")
-                } else {
-                    // Job k waited behind k - 1 others: told k-1 first, then each move up, down to 1.
-                    #expect(positions.first == offset - 1, "job \(offset): \(positions)")
-                    #expect(positions.last == 1, "job \(offset): \(positions)")
-                    #expect(positions == positions.sorted(by: >) && Set(positions).count == positions.count, "job \(offset) counts down: \(positions)")
-                }
+            for offset in 0..<10 {
+                // Job k waited behind k - 1 others: told k-1, then each move up, down to 1, then started.
+                let expected = offset < 2 ? [] : Array((1...(offset - 1)).reversed())
+                #expect((seen.value[offset] ?? []) == expected, "job \(offset)")
             }
         }
     }
