@@ -116,8 +116,16 @@ extension Gateway {
     private func sendChunks(_ job: JobRecord, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws {
         while let chunk = try await store.chunk(jobId: job.id, attempt: job.attempt, index: cursor.lastChunk + 1) {
             let bytes = try await spool.readChunk(jobId: job.id, attempt: job.attempt, offset: Int64(chunk.idx) * Int64(job.chunkSize), length: chunk.size)
-            let encoded = Data(bytes.readableBytesView).base64EncodedString()
-            try await send(ServerSentEvent(event: "chunk", data: encoded, id: String(chunk.idx)), to: &writer)
+            let id = String(chunk.idx)
+            let length = ServerSentEvent.base64EventLength(event: "chunk", id: id, payloadCount: bytes.readableBytes)
+            var event = ByteBuffer()
+            event.reserveCapacity(length)
+            event.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
+                bytes.withUnsafeReadableBytes { payload in
+                    ServerSentEvent.encodeBase64Event(event: "chunk", id: id, payload: payload, into: output)
+                }
+            }
+            try await writer.write(event)
             cursor.lastChunk = chunk.idx
         }
     }

@@ -38,7 +38,8 @@ extension Gateway {
         guard let declared = ContentDigest(header: digestHeader) else {
             throw GatewayError(.badRequest, "invalid_digest", "Content-Digest must carry a sha-256 byte sequence (RFC 9530)")
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > job.chunkSize {
+        let declaredLength = request.headers[.contentLength].flatMap(Int.init)
+        if let length = declaredLength, length > job.chunkSize {
             throw GatewayError(.contentTooLarge, "chunk_too_large", "a chunk may be at most \(job.chunkSize) bytes; this one is \(length)")
         }
         if let existing = try await store.chunk(jobId: job.id, attempt: job.attempt, index: index) {
@@ -56,7 +57,9 @@ extension Gateway {
 
         // At most one chunk cap per upload is held in memory; a body that grows past it is refused
         // as soon as it does (a chunked body has no Content-Length to check up front).
+        // Sized once from Content-Length: growing by doubling would allocate up to twice the cap.
         var body = ByteBuffer()
+        body.reserveCapacity(min(declaredLength ?? job.chunkSize, job.chunkSize))
         var hasher = SHA256()
         for try await part in request.body {
             guard body.readableBytes + part.readableBytes <= job.chunkSize else {

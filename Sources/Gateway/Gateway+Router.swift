@@ -9,6 +9,10 @@ extension Gateway {
     public func buildRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
+        if let webRoot = configuration.webRoot, FileManager.default.fileExists(atPath: webRoot.appendingPathComponent("index.html").path) {
+            // The page at `/` (samples/browser): the one place a person sees a generation arrive.
+            router.add(middleware: FileMiddleware(webRoot.path, searchForIndexHtml: true, logger: logger))
+        }
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }

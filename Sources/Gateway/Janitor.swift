@@ -45,6 +45,8 @@ extension Gateway {
     func sweepFinishedStreams(now: Double = Date().timeIntervalSince1970) async {
         do {
             for job in try await store.expiredStreams(now: now) {
+                // A reader still catching up keeps the spool until it has read to the end.
+                if feed.presence(job.id).watching { continue }
                 await spool.removeSpool(jobId: job.id)
                 try await store.clearExpiry(jobId: job.id)
                 feed.forget(job.id)

@@ -14,6 +14,9 @@ struct JobStore: Sendable {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // The ledger is small; SQLite's default 2 MB page cache per connection would be most of the
+            // gateway's memory budget across the pool's connections.
+            try db.execute(sql: "PRAGMA cache_size = -256")
         }
         configuration.busyMode = .timeout(10)
         if !FileManager.default.fileExists(atPath: path) {

@@ -58,6 +58,68 @@ public struct ServerSentEvent: Sendable, Hashable {
         return out
     }
 
+    /// The size of `encodeBase64Event(...)`'s output for `count` payload bytes.
+    public static func base64EventLength(event: String, id: String, payloadCount: Int, wrapAt: Int = maximumLineLength - 8) -> Int {
+        let wrap = max(4, wrapAt / 4 * 4)
+        let characters = (payloadCount + 2) / 3 * 4
+        let lines = max(1, (characters + wrap - 1) / wrap)
+        return "event: \(event)\nid: \(id)\n".utf8.count + characters + lines * 7 + 1
+    }
+
+    /// Writes an event whose data is `payload` in base64, wrapped below the line limit, straight into
+    /// `output` (sized by `base64EventLength`): no intermediate string, so relaying a chunk costs the
+    /// chunk plus its encoding and nothing more. Returns the bytes written.
+    public static func encodeBase64Event(
+        event: String, id: String, payload: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer,
+        wrapAt: Int = maximumLineLength - 8
+    ) -> Int {
+        let wrap = max(4, wrapAt / 4 * 4)  // whole base64 quads per line
+        let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        var position = 0
+        func put(_ byte: UInt8) {
+            output[position] = byte
+            position += 1
+        }
+        func put(_ text: String) {
+            for byte in text.utf8 { put(byte) }
+        }
+        put("event: \(event)\nid: \(id)\n")
+        alphabet.withUTF8Buffer { table in
+            var lineLength = 0
+            func startLineIfNeeded() {
+                if lineLength == 0 { put("data: ") }
+            }
+            func endLineIfFull() {
+                if lineLength >= wrap {
+                    put(UInt8(ascii: "\n"))
+                    lineLength = 0
+                }
+            }
+            var index = 0
+            let count = payload.count
+            while index < count {
+                startLineIfNeeded()
+                let b0 = UInt32(payload[index])
+                let b1 = index + 1 < count ? UInt32(payload[index + 1]) : 0
+                let b2 = index + 2 < count ? UInt32(payload[index + 2]) : 0
+                let value = b0 << 16 | b1 << 8 | b2
+                put(table[Int(value >> 18 & 63)])
+                put(table[Int(value >> 12 & 63)])
+                put(index + 1 < count ? table[Int(value >> 6 & 63)] : UInt8(ascii: "="))
+                put(index + 2 < count ? table[Int(value & 63)] : UInt8(ascii: "="))
+                lineLength += 4
+                index += 3
+                endLineIfFull()
+            }
+            if lineLength > 0 || count == 0 {
+                startLineIfNeeded()
+                put(UInt8(ascii: "\n"))
+            }
+        }
+        put(UInt8(ascii: "\n"))
+        return position
+    }
+
     /// A comment line (`: text`), which clients ignore; used as a heartbeat so proxies keep the connection.
     public static func comment(_ text: String = "") -> String {
         ": \(text)\n\n"

@@ -22,6 +22,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-concurrency"), help: "Function invocations running at once; more jobs queue FIFO.")
     var maxConcurrency = 4
     @Option(name: .customLong("image-ttl"), help: "Seconds a ready image waits for its one retrieval.") var imageTTL = 600
+    @Option(name: .customLong("web-root"), help: "Folder of the page served at / (the browser sample).")
+    var webRoot = "samples/browser"
+    @Option(name: .customLong("heartbeat"), help: "Seconds between heartbeat comments on idle event streams.")
+    var heartbeat = 15
+    @Option(name: .customLong("stream-grace"), help: "Seconds a finished stream can still be resumed.")
+    var streamGrace = 60
+    @Option(name: .customLong("client-grace"), help: "Seconds a stream job may have no client before it is cancelled.")
+    var clientGrace = 30
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -39,6 +47,10 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.gateway.chunkSize = chunkSize
         configuration.gateway.maxConcurrency = maxConcurrency
         configuration.gateway.imageTTL = .seconds(imageTTL)
+        configuration.gateway.webRoot = URL(fileURLWithPath: webRoot, isDirectory: true)
+        configuration.gateway.heartbeatInterval = .seconds(heartbeat)
+        configuration.gateway.streamGrace = .seconds(streamGrace)
+        configuration.gateway.clientGrace = .seconds(clientGrace)
         configuration.runtime.host = host == "0.0.0.0" ? "127.0.0.1" : host
         configuration.runtime.port = runtimePort
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)

@@ -24,6 +24,7 @@ func withChunkRelay(
     configuration.runtime.port = 0
     configuration.runtime.shutdownGrace = .milliseconds(500)
     configuration.functionsDirectory = repositoryRoot.appendingPathComponent("functions")
+    configuration.gateway.webRoot = repositoryRoot.appendingPathComponent("samples/browser")
     var logger = Logger(label: "e2e")
     logger.logLevel = .warning
     let server = try await ChunkRelayServer.build(configuration, logger: logger)
@@ -42,6 +43,9 @@ func withChunkRelay(
     }
 }
 
+/// CI (`CI=true`) installs every external peer the tests use; elsewhere a missing one skips its check.
+let runningInCI = ProcessInfo.processInfo.environment["CI"] == "true"
+
 /// Pillow, the decoder the issue names, when this machine has it (CI installs it in a virtual environment).
 enum Pillow {
     static let python: String? = {
@@ -53,7 +57,7 @@ enum Pillow {
     }()
 
     /// Whether the tests must find it (in CI they must; elsewhere the check is skipped without it).
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    static var required: Bool { runningInCI }
 
     /// Decodes the PNG fully and returns its size as "WxH mode".
     static func describe(_ file: URL) throws -> String {

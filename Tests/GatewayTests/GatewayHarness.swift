@@ -109,6 +109,7 @@ struct GatewayHarness: Sendable {
         configuration.port = 0
         configuration.stateDirectory = directory
         configuration.maxConcurrency = 2
+        configuration.webRoot = nil  // the page is tested end to end; here every path is the API's
         configure(&configuration)
         let invoker = FakeInvoker()
         var logger = Logger(label: "gateway-test")

@@ -192,8 +192,31 @@ import Testing
         }
     }
 
+    @Test func aReaderStillCatchingUpKeepsTheSpool() async throws {
+        try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.streamGrace = .seconds(1) }) { h in
+            let image = GatewayHarness.pattern(4096 * 3, seed: 9)
+            let (created, event) = try await h.createStreamJob()
+            let delivered = try await Self.readWhileSweeping(h, jobId: created.id) { try await h.uploadImage(image, for: event) }
+            #expect(delivered == image)
+            try await h.eventually("the spool to go once nobody reads") {
+                await h.gateway.sweepFinishedStreams(now: Date().timeIntervalSince1970 + 60)
+                return try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.appendingPathComponent("spool").path).isEmpty
+            }
+        }
+    }
+
+    /// Reads a stream to its end, with a janitor pass (long after the grace) between upload and reading.
+    static func readWhileSweeping(_ h: GatewayHarness, jobId: String, upload: () async throws -> Void) async throws -> [UInt8] {
+        var reader = try await EventStreamReader(h, jobId: jobId)
+        _ = try await reader.read { $0.event == "started" }
+        try await upload()
+        await h.gateway.sweepFinishedStreams(now: Date().timeIntervalSince1970 + 60)
+        let events = try await reader.read { $0.event == "done" }
+        return events.filter { $0.event == "chunk" }.flatMap(\.chunkBytes)
+    }
+
     @Test func aStreamJobWhoseClientIsGoneIsCancelled() async throws {
-        try await GatewayHarness.run(configure: { $0.maxConcurrency = 1; $0.chunkSize = 4096; $0.clientGrace = .seconds(5) }) { h in
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 1; $0.chunkSize = 4096; $0.clientGrace = .seconds(30) }) { h in
             let (watchedJob, running) = try await h.createStreamJob()
             let abandoned = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
             let waiting = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
@@ -201,9 +224,9 @@ import Testing
             var behind = try await EventStreamReader(h, jobId: waiting.id)
             _ = try await watcher.next()
             #expect(try await behind.next()?.json["position"] as? Int == 2)
-            await h.gateway.cancelAbandonedStreams(now: Date().timeIntervalSince1970 + 2)
+            await h.gateway.cancelAbandonedStreams(now: Date().timeIntervalSince1970 + 10)
             #expect(try await h.job(abandoned.id).state == .queued, "within the grace")
-            await h.gateway.cancelAbandonedStreams(now: Date().timeIntervalSince1970 + 60)
+            await h.gateway.cancelAbandonedStreams(now: Date().timeIntervalSince1970 + 90)
             let status = try await h.job(abandoned.id)
             #expect(status.state == .cancelled)
             #expect(status.error?.code == "client_gone")

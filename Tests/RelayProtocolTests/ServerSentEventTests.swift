@@ -1,3 +1,4 @@
+import Foundation
 import RelayProtocol
 import Testing
 
@@ -61,5 +62,25 @@ import Testing
         // An unterminated event at the end is not dispatched.
         var partial = ServerSentEventParser()
         #expect(partial.push(Array("data: unfinished\n".utf8)).isEmpty)
+    }
+}
+
+@Suite struct Base64EventTests {
+    @Test(arguments: [0, 1, 2, 3, 100, 48_000, 48_001, 100_000])
+    func matchesTheStringEncoderAndParsesBack(count: Int) throws {
+        let payload = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+        let length = ServerSentEvent.base64EventLength(event: "chunk", id: "12", payloadCount: count)
+        var output = [UInt8](repeating: 0, count: length)
+        let written = payload.withUnsafeBytes { input in
+            output.withUnsafeMutableBytes { ServerSentEvent.encodeBase64Event(event: "chunk", id: "12", payload: input, into: $0) }
+        }
+        #expect(written == length)
+        let expected = ServerSentEvent(event: "chunk", data: Data(payload).base64EncodedString(), id: "12")
+        var parser = ServerSentEventParser()
+        let events = parser.push(output)
+        #expect(events.count == 1)
+        #expect(events.first?.event == "chunk" && events.first?.id == "12")
+        #expect(events.first?.data.replacingOccurrences(of: "\n", with: "") == expected.data)
+        for line in output.split(separator: UInt8(ascii: "\n")) { #expect(line.count <= ServerSentEvent.maximumLineLength) }
     }
 }

@@ -1,0 +1,111 @@
+// The ChunkRelay browser sample: create a stream-mode job, follow its events with the browser's own
+// EventSource (which resumes with Last-Event-ID by itself), assemble the chunks, verify the SHA-256.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function setResult(state, text, sha256) {
+  const result = $("result");
+  result.dataset.state = state;
+  if (sha256) result.dataset.sha256 = sha256;
+  result.textContent = text;
+}
+
+function hex(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function decodeBase64(text) {
+  const binary = atob(text.replace(/\s/g, ""));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+async function generate(params) {
+  $("start").disabled = true;
+  $("map").hidden = true;
+  $("progress").value = 0;
+  setResult("running", "");
+  $("status").textContent = "Creating the job…";
+
+  const response = await fetch("/v1/jobs", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ function: "map-render", params, delivery: "stream" }),
+  });
+  const body = await response.json();
+  if (!response.ok) throw new Error(`${body.error.code}: ${body.error.message}`);
+
+  const chunks = [];
+  let received = 0;
+  let uploaded = 0;
+  const events = new EventSource(body.events);
+
+  return await new Promise((resolve, reject) => {
+    events.addEventListener("queued", (e) => {
+      $("status").textContent = `Queued: position ${JSON.parse(e.data).position}`;
+    });
+    events.addEventListener("started", () => {
+      $("status").textContent = "Rendering…";
+    });
+    events.addEventListener("progress", (e) => {
+      uploaded = Math.max(uploaded, JSON.parse(e.data).bytes);
+      $("progress").max = Math.max(uploaded, 1);
+    });
+    events.addEventListener("chunk", (e) => {
+      const index = Number(e.lastEventId);
+      if (index !== chunks.length) return; // never the case: the gateway sends in order and resumes after the last id
+      const bytes = decodeBase64(e.data);
+      chunks.push(bytes);
+      received += bytes.length;
+      uploaded = Math.max(uploaded, received);
+      $("progress").max = uploaded;
+      $("progress").value = received;
+      $("status").textContent = `Receiving: ${(received / 1e6).toFixed(1)} MB in ${chunks.length} chunks`;
+    });
+    events.addEventListener("done", async (e) => {
+      events.close();
+      const done = JSON.parse(e.data);
+      const blob = new Blob(chunks, { type: done.contentType });
+      const digest = hex(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+      $("progress").max = 1;
+      $("progress").value = 1;
+      if (digest === done.sha256 && blob.size === done.bytes) {
+        $("map").src = URL.createObjectURL(blob);
+        $("map").hidden = false;
+        $("status").textContent = `Done: ${(done.bytes / 1e6).toFixed(1)} MB in ${done.chunks} chunks`;
+        setResult("verified", `sha256 ${digest} verified`, digest);
+      } else {
+        setResult("mismatch", `sha256 ${digest} does not match ${done.sha256}`, digest);
+      }
+      resolve();
+    });
+    events.addEventListener("failed", (e) => {
+      events.close();
+      const error = JSON.parse(e.data);
+      reject(new Error(`${error.code}: ${error.message}`));
+    });
+  });
+}
+
+function start(params) {
+  generate(params)
+    .catch((error) => {
+      $("status").textContent = "Failed.";
+      setResult("failed", String(error.message || error));
+    })
+    .finally(() => {
+      $("start").disabled = false;
+    });
+}
+
+$("form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  start({ width: Number($("width").value), height: Number($("height").value), seed: Number($("seed").value) });
+});
+
+// ?width=…&height=…&seed=…&autostart=1 fills the form and starts at once (used by the headless test).
+const query = new URLSearchParams(location.search);
+for (const key of ["width", "height", "seed"]) if (query.has(key)) $(key).value = query.get(key);
+if (query.get("autostart") === "1") $("form").requestSubmit();
