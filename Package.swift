@@ -112,6 +112,16 @@ let package = Package(
             dependencies: ["RelayProtocol"]
         ),
         .testTarget(
+            name: "RelayClientTests",
+            dependencies: [
+                "RelayClient",
+                "RelayProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .testTarget(
             name: "MapRenderTests",
             dependencies: ["MapRender"]
         ),

@@ -95,8 +95,6 @@ final class ProgressDisplay: @unchecked Sendable {
             bar()
         case .ready(_, let bytes, let sha256):
             uploaded = bytes
-            delivered = bytes
-            bar(force: true)
             line("ready: \(GenerateCommand.megabytes(bytes)), sha256 \(sha256)")
         case .done(let done):
             delivered = done.bytes
