@@ -143,8 +143,9 @@ public struct JobStatus: Codable, Sendable, Hashable {
     }
 }
 
-/// `POST /v1/jobs/{id}/complete` body: what the function says it uploaded (also its invocation response).
-public struct CompleteRequest: Codable, Sendable, Hashable {
+/// What a whole image is: chunk count, size, SHA-256 and media type. The function POSTs it to
+/// `complete` (and returns it as its invocation response); stream clients get it in `done`.
+public struct ImageManifest: Codable, Sendable, Hashable {
     /// Number of chunks.
     public var chunks: Int
     /// Total image size in bytes.
@@ -162,6 +163,12 @@ public struct CompleteRequest: Codable, Sendable, Hashable {
         self.contentType = contentType
     }
 }
+
+/// `POST /v1/jobs/{id}/complete` body.
+public typealias CompleteRequest = ImageManifest
+
+/// The `done` event's data (stream mode).
+public typealias DoneEvent = ImageManifest
 
 /// Body of a successful chunk `PUT`.
 public struct ChunkAccepted: Codable, Sendable, Hashable {
@@ -206,26 +213,6 @@ public struct InvocationEvent: Codable, Sendable, Hashable {
         self.chunkSize = chunkSize
         self.ingestURL = ingestURL
         self.uploadToken = uploadToken
-    }
-}
-
-/// The `done` event's data (stream mode): the whole image's size and digest.
-public struct DoneEvent: Codable, Sendable, Hashable {
-    /// Number of chunks sent.
-    public var chunks: Int
-    /// Image size.
-    public var bytes: Int64
-    /// Hex SHA-256 of the whole image.
-    public var sha256: String
-    /// The image's media type.
-    public var contentType: String
-
-    /// Makes the data.
-    public init(chunks: Int, bytes: Int64, sha256: String, contentType: String) {
-        self.chunks = chunks
-        self.bytes = bytes
-        self.sha256 = sha256
-        self.contentType = contentType
     }
 }
 

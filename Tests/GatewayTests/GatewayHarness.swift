@@ -93,6 +93,9 @@ struct HTTPResult: Sendable {
 /// A gateway on a real socket (port 0) with a fake invoker, its own state directory, and helpers
 /// that act as client and as function.
 struct GatewayHarness: Sendable {
+    /// A 4 KiB chunk cap, so tests make multi-chunk images of a few kilobytes.
+    static let smallChunks: @Sendable (inout GatewayConfiguration) -> Void = { $0.chunkSize = 4096 }
+
     let gateway: Gateway
     let invoker: FakeInvoker
     let baseURL: String

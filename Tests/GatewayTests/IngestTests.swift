@@ -7,10 +7,8 @@ import Testing
 @testable import Gateway
 
 @Suite struct IngestTests {
-    static let small: @Sendable (inout GatewayConfiguration) -> Void = { $0.chunkSize = 4096 }
-
     @Test func chunksMayArriveOutOfOrderAndAreReassembled() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let image = GatewayHarness.pattern(4096 * 3 + 100, seed: 3)
             let (created, event) = try await h.createJob()
             try await h.uploadImage(image, for: event, order: [3, 1, 0, 2])
@@ -25,7 +23,7 @@ import Testing
     }
 
     @Test func uploadsNeedTheAttemptToken() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, event) = try await h.createJob()
             let chunk = GatewayHarness.pattern(100, seed: 1)
             let missing = try await h.request(.PUT, "/v1/jobs/\(event.jobId)/chunks/0", headers: [("Content-Digest", ContentDigest(of: chunk).headerValue)], body: ByteBuffer(bytes: chunk))
@@ -42,7 +40,7 @@ import Testing
     }
 
     @Test func oversizedChunksAreRefusedBeforeBeingReadWhole() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, event) = try await h.createJob()
             // Declared too large.
             let big = GatewayHarness.pattern(4097, seed: 1)
@@ -69,7 +67,7 @@ import Testing
     }
 
     @Test func aDigestMismatchStoresNothing() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, event) = try await h.createJob()
             let chunk = GatewayHarness.pattern(4096, seed: 5)
             let other = ContentDigest(of: GatewayHarness.pattern(4096, seed: 6)).headerValue
@@ -85,7 +83,7 @@ import Testing
     }
 
     @Test func missingOrMalformedDigestIsA400() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (_, event) = try await h.createJob()
             let chunk = ByteBuffer(bytes: GatewayHarness.pattern(10, seed: 1))
             let none = try await h.request(.PUT, "/v1/jobs/\(event.jobId)/chunks/0", headers: [("Authorization", "Bearer \(event.uploadToken)")], body: chunk)
@@ -102,7 +100,7 @@ import Testing
     }
 
     @Test func retriesAreIdempotentAndConflictsRefused() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let image = GatewayHarness.pattern(4096 + 10, seed: 8)
             let (created, event) = try await h.createJob()
             let first = Array(image[0..<4096])
@@ -125,7 +123,7 @@ import Testing
     }
 
     @Test func completeVerifiesCountSizeAndDigest() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let image = GatewayHarness.pattern(4096 * 2 + 7, seed: 4)
             let (created, event) = try await h.createJob()
             let sha = ContentDigest(of: image).hex
@@ -160,7 +158,7 @@ import Testing
     }
 
     @Test func aFailedInvocationRollsBackAndLocksOutItsToken() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, event) = try await h.createJob()
             #expect(try await h.putChunk(event, index: 0, bytes: GatewayHarness.pattern(4096, seed: 1)).status == 201)
             h.invoker.finish(event, .failed(JobError(code: "function_error", message: "Chaos.Error: boom")))
@@ -176,7 +174,7 @@ import Testing
     }
 
     @Test func returningWithoutCompletingFailsTheJob() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, event) = try await h.createJob()
             h.invoker.finish(event, .succeeded)
             try await h.eventually("the job to fail") { try await h.job(created.id).state == .failed }

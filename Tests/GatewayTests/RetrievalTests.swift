@@ -10,7 +10,7 @@ import Testing
     static let large: @Sendable (inout GatewayConfiguration) -> Void = { $0.chunkSize = 4 << 20 }
 
     @Test func anImageIsServedOnceThenGone() async throws {
-        try await GatewayHarness.run(configure: IngestTests.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, image) = try await h.readyImage(bytes: 10_000)
             let path = try #require(created.image)
             let head = try await h.request(.HEAD, path)
@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func unknownAndNotYetReadyKeys() async throws {
-        try await GatewayHarness.run(configure: IngestTests.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             #expect(try await h.request(.GET, "/v1/images/\(RandomToken.make())").errorCode == "image_not_found")
             #expect(try await h.request(.GET, "/v1/images/short").status == 404)
             let (created, event) = try await h.createJob()
@@ -50,7 +50,7 @@ import Testing
     }
 
     @Test func rangesResumeAndOnlyTheLastByteConsumes() async throws {
-        try await GatewayHarness.run(configure: IngestTests.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, image) = try await h.readyImage(bytes: 10_000)
             let path = try #require(created.image)
             let middle = try await h.request(.GET, path, headers: [("Range", "bytes=100-199")])

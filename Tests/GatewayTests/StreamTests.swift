@@ -7,10 +7,8 @@ import Testing
 @testable import Gateway
 
 @Suite struct StreamTests {
-    static let small: @Sendable (inout GatewayConfiguration) -> Void = { $0.chunkSize = 4096 }
-
     @Test func chunksArriveInIndexOrderThenDone() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let image = GatewayHarness.pattern(4096 * 3 + 500, seed: 11)
             let (created, event) = try await h.createStreamJob()
             #expect(created.image == nil)
@@ -39,7 +37,7 @@ import Testing
     }
 
     @Test func aResumeAfterACutLosesAndRepeatsNothing() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let image = GatewayHarness.pattern(4096 * 8, seed: 12)
             let (created, event) = try await h.createStreamJob()
             var first = try await EventStreamReader(h, jobId: created.id)
@@ -71,7 +69,7 @@ import Testing
     }
 
     @Test func retrieveJobsGetReadyWithTheImagePath() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let image = GatewayHarness.pattern(5000, seed: 2)
             let (created, event) = try await h.createJob()
             var reader = try await EventStreamReader(h, jobId: created.id)
@@ -88,7 +86,7 @@ import Testing
     }
 
     @Test func aFailureIsAFailedEvent() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, event) = try await h.createStreamJob()
             var reader = try await EventStreamReader(h, jobId: created.id)
             h.invoker.finish(event, .failed(JobError(code: "function_error", message: "Chaos.Error: boom")))
@@ -166,7 +164,7 @@ import Testing
     }
 
     @Test func cancellingARunningJobStopsItsInvocation() async throws {
-        try await GatewayHarness.run(configure: Self.small) { h in
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, event) = try await h.createStreamJob()
             #expect(try await h.request(.DELETE, "/v1/jobs/\(created.id)").status == 200)
             // The fake invoker reports the cancellation it received from the gateway.
