@@ -7,7 +7,7 @@ import Testing
 /// The page at `/` in a real browser: headless Chromium runs it, its `EventSource` receives the
 /// chunks, and it verifies the image with `crypto.subtle.digest`.
 @Suite(.serialized) struct BrowserTests {
-    static let chromium: String? = ["chromium", "chromium-browser", "google-chrome"].first { (try? run(["which", $0]))?.status == 0 }
+    static let chromium: String? = ["chromium", "chromium-browser", "google-chrome"].first { (try? runBlocking(["which", $0]))?.status == 0 }
 
     @Test(.enabled(if: chromium != nil || runningInCI, "needs Chromium (CI installs it)"))
     func thePageAssemblesAndVerifiesAStreamedMap() async throws {
@@ -21,7 +21,7 @@ import Testing
             defer { try? FileManager.default.removeItem(at: profile) }
             let url = "\(gateway)/?width=1536&height=1024&seed=11&autostart=1"
             // --dump-dom prints the DOM once the page is idle; the virtual-time budget lets the job finish first.
-            let result = try run([
+            let result = try await run([
                 browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
                 "--virtual-time-budget=120000", "--dump-dom", url,
             ])

@@ -22,30 +22,35 @@ import Testing
         try serve.run()
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
 
-        // Both URLs are announced in the log once the servers listen.
-        var text = ""
-        var gateway: String?
-        var runtime: String?
-        let deadline = Date().addingTimeInterval(60)
-        while gateway == nil || runtime == nil, Date() < deadline {
-            let data = log.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-            gateway = Self.url(after: "gateway listening on ", in: text)
-            runtime = Self.url(after: "local runtime (Lambda Invoke API) listening on ", in: text)
+        // Both URLs are announced in the log once the servers listen (read off the concurrency pool).
+        let text: String = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var text = ""
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline, Self.url(after: "gateway listening on ", in: text) == nil
+                    || Self.url(after: "local runtime (Lambda Invoke API) listening on ", in: text) == nil
+                {
+                    let data = log.fileHandleForReading.availableData
+                    if data.isEmpty { break }
+                    text += String(decoding: data, as: UTF8.self)
+                }
+                continuation.resume(returning: text)
+            }
         }
+        let gateway = Self.url(after: "gateway listening on ", in: text)
+        let runtime = Self.url(after: "local runtime (Lambda Invoke API) listening on ", in: text)
         let gatewayURL = try #require(gateway, "serve did not announce the gateway: \(text)")
         let runtimeURL = try #require(runtime, "serve did not announce the runtime: \(text)")
         // Keep draining the log so the server never blocks on a full pipe.
         log.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
 
         let out = directory.appendingPathComponent("map.png")
-        let generated = try run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--out", out.path])
+        let generated = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--out", out.path])
         #expect(generated.status == 0, "\(generated.output)")
         #expect(generated.output.contains("verified"))
         #expect(generated.output.contains("ready:"))
         let imageURL = try #require(Self.url(after: "image will be at ", in: generated.output))
-        let streamed = try run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--delivery", "stream", "--out", out.path + ".stream"])
+        let streamed = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--delivery", "stream", "--out", out.path + ".stream"])
         #expect(streamed.status == 0, "\(streamed.output)")
         #expect(streamed.output.contains("received of"))
         #expect(streamed.output.contains("done: "))
@@ -55,14 +60,14 @@ import Testing
         let again = try await HTTPClient.shared.execute(HTTPClientRequest(url: imageURL), timeout: .seconds(10))
         #expect(again.status.code == 410)
 
-        let invoked = try run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"echo"}"#, "--runtime", runtimeURL])
+        let invoked = try await run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"echo"}"#, "--runtime", runtimeURL])
         #expect(invoked.status == 0, "\(invoked.output)")
         #expect(invoked.output.contains(#""function":"chaos""#))
-        let failing = try run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"error"}"#, "--runtime", runtimeURL])
+        let failing = try await run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"error"}"#, "--runtime", runtimeURL])
         #expect(failing.status != 0)
         #expect(failing.output.contains("Chaos.Error"))
 
-        let badParam = try run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "nope", "--out", out.path])
+        let badParam = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "nope", "--out", out.path])
         #expect(badParam.status != 0)
         #expect(badParam.output.contains("function_not_found"))
 

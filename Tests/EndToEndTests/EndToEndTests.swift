@@ -64,7 +64,7 @@ struct FixtureFile: Decodable {
             let image = try await client.retrieve(imagePath: try #require(created.image), expectedSHA256: try #require(status.sha256), to: out)
             #expect(image.bytes > 10_000_000)
             if Pillow.python != nil || Pillow.required {
-                #expect(try Pillow.describe(out) == "4096x4096 P")
+                #expect(try await Pillow.describe(out) == "4096x4096 P")
             }
             let again = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + (created.image ?? "")), timeout: .seconds(10))
             #expect(again.status.code == 410)

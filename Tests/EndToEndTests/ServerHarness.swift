@@ -51,7 +51,7 @@ enum Pillow {
     static let python: String? = {
         let candidates: [String?] = [ProcessInfo.processInfo.environment["CHUNKRELAY_PYTHON"], repositoryRoot.appendingPathComponent(".venv-ci/bin/python").path, "python3"]
         for candidate in candidates.compactMap({ $0 }) {
-            if (try? run([candidate, "-c", "import PIL"]))?.status == 0 { return candidate }
+            if (try? runBlocking([candidate, "-c", "import PIL"]))?.status == 0 { return candidate }
         }
         return nil
     }()
@@ -60,10 +60,10 @@ enum Pillow {
     static var required: Bool { runningInCI }
 
     /// Decodes the PNG fully and returns its size as "WxH mode".
-    static func describe(_ file: URL) throws -> String {
+    static func describe(_ file: URL) async throws -> String {
         guard let python else { throw TestFailure("Pillow is not installed (set CHUNKRELAY_PYTHON or run .ci/run)") }
         let script = "import sys; from PIL import Image; im = Image.open(sys.argv[1]); im.verify(); im = Image.open(sys.argv[1]); im.load(); print(f'{im.size[0]}x{im.size[1]} {im.mode}')"
-        let result = try run([python, "-c", script, file.path])
+        let result = try await run([python, "-c", script, file.path])
         guard result.status == 0 else { throw TestFailure("Pillow rejected \(file.lastPathComponent): \(result.output)") }
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -74,8 +74,18 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs a command to completion and returns its exit status and combined output.
-func run(_ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+/// Runs a command to completion without holding a thread of the concurrency pool (the in-process
+/// servers of other tests run there), and returns its exit status and combined output.
+func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try runBlocking(arguments) })
+        }
+    }
+}
+
+/// The same, blocking: only for quick probes at start-up (`which`, an import check).
+func runBlocking(_ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
