@@ -107,6 +107,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Helpers shared by the test targets.
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "RelayProtocolTests",
             dependencies: ["RelayProtocol"]
@@ -138,6 +143,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
+                "TestSupport",
                 "Gateway",
                 "RelayProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -149,6 +155,7 @@ let package = Package(
         .testTarget(
             name: "LocalRuntimeTests",
             dependencies: [
+                "TestSupport",
                 "LocalRuntime",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -159,6 +166,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "TestSupport",
                 "chunkrelay",
                 "Gateway",
                 "LocalRuntime",

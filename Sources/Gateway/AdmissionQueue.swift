@@ -83,16 +83,41 @@ final class AdmissionQueue: Sendable {
 }
 
 extension Gateway {
-    /// Invokes the function for one attempt of a job and settles the job by the outcome.
-    func runAttempt(_ job: JobRecord, baseURL: String) async {
-        let event = InvocationEvent(
+    static func invocationEvent(_ job: JobRecord, baseURL: String) -> InvocationEvent {
+        InvocationEvent(
             jobId: job.id, attempt: job.attempt, params: job.decodedParams, chunkSize: job.chunkSize,
             ingestURL: "\(baseURL)/v1/jobs/\(job.id)", uploadToken: job.uploadToken ?? ""
         )
+    }
+
+    /// Rolls a failed attempt back before the runtime retries: its chunks and spool file go, its token
+    /// stops working (a late chunk from it gets 401), and clients hear `retrying`.
+    func prepareRetry(jobId: String, failure: JobError, baseURL: String) async -> InvocationEvent? {
+        do {
+            guard let current = try await store.job(id: jobId), current.jobState == .running,
+                let next = try await store.startRetry(jobId: jobId, after: current.attempt, failure: failure)
+            else { return nil }
+            await spool.removeSpool(jobId: jobId, attempt: current.attempt)
+            logger.notice("job \(jobId): attempt \(current.attempt) failed (\(failure.code)); retrying as attempt \(next.attempt)")
+            feed.notify(jobId)
+            return Self.invocationEvent(next, baseURL: baseURL)
+        } catch {
+            logger.error("job \(jobId): could not prepare a retry: \(error)")
+            return nil
+        }
+    }
+
+    /// Invokes the function for one attempt of a job and settles the job by the outcome.
+    func runAttempt(_ job: JobRecord, baseURL: String) async {
+        let event = Self.invocationEvent(job, baseURL: baseURL)
         logger.info("job \(job.id): invoking \(job.function) (attempt \(job.attempt))")
         // Race the invocation against the job's cancellation: whichever ends first stops the other.
         let outcome: InvocationOutcome? = await withTaskGroup(of: InvocationOutcome?.self) { group in
-            group.addTask { await self.invoker.invoke(function: job.function, event: event) }
+            group.addTask {
+                await self.invoker.invoke(function: job.function, event: event) { failure in
+                    await self.prepareRetry(jobId: job.id, failure: failure, baseURL: baseURL)
+                }
+            }
             group.addTask {
                 let cancelled = await self.cancellation.wait(for: job.id)
                 return cancelled ? nil : .failed(JobError(code: "interrupted", message: "the gateway is stopping"))

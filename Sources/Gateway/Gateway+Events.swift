@@ -12,10 +12,30 @@ extension Gateway {
     /// What one event stream has already told its client.
     struct EventCursor {
         var position: Int?
+        /// The attempt the client has chunks of (0: none yet).
         var startedAttempt = 0
         var progress: (chunks: Int, bytes: Int64)?
         /// The last chunk index sent (stream mode); a resume starts after the client's `Last-Event-ID`.
         var lastChunk: Int
+    }
+
+    /// A chunk event's id: the chunk index, prefixed with the attempt after a retry (`2:5`), so that a
+    /// client resuming with an id of an abandoned attempt is told to start over rather than resumed into
+    /// another attempt's bytes.
+    static func chunkEventID(attempt: Int, index: Int) -> String {
+        attempt <= 1 ? String(index) : "\(attempt):\(index)"
+    }
+
+    /// Parses `Last-Event-ID`: `n` (attempt 1) or `a:n`.
+    static func parseEventID(_ text: String) -> (attempt: Int, index: Int)? {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        switch parts.count {
+        case 1: return Int(parts[0]).flatMap { $0 >= -1 ? (1, $0) : nil }
+        case 2:
+            guard let attempt = Int(parts[0]), attempt >= 1, let index = Int(parts[1]), index >= -1 else { return nil }
+            return (attempt, index)
+        default: return nil
+        }
     }
 
     /// `GET /v1/jobs/{id}/events`: the job's life as Server-Sent Events, pushed as it happens.
@@ -25,21 +45,21 @@ extension Gateway {
     func events(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let job = try await existingJob(context)
         let resumeText = request.headers[Self.lastEventIDHeader] ?? request.uri.queryParameters.get("lastEventId")
-        var lastChunk = -1
+        var resume: (attempt: Int, index: Int)?
         if let resumeText, !resumeText.isEmpty {
-            guard let index = Int(resumeText), index >= -1 else {
-                throw GatewayError(.badRequest, "invalid_last_event_id", "Last-Event-ID must be a chunk index")
+            guard let parsed = Self.parseEventID(resumeText) else {
+                throw GatewayError(.badRequest, "invalid_last_event_id", "Last-Event-ID must be a chunk event id (`n` or `attempt:n`)")
             }
-            lastChunk = index
+            resume = parsed
         }
         if job.deliveryMode == .stream, job.jobState == .done, await !spool.exists(jobId: job.id, attempt: job.attempt) {
             throw GatewayError(.gone, "stream_expired", "this stream finished and its chunks are no longer kept; it cannot be resumed")
         }
         let (subscriber, signals) = feed.subscribe(job.id)
-        let resumeAfter = lastChunk
+        let resumeFrom = resume
         let body = ResponseBody { [self] writer in
             defer { feed.unsubscribe(job.id, id: subscriber) }
-            var cursor = EventCursor(lastChunk: resumeAfter)
+            var cursor = EventCursor(startedAttempt: resumeFrom?.attempt ?? 0, lastChunk: resumeFrom?.index ?? -1)
             try await writer.write(ByteBuffer(string: "retry: \(configuration.reconnectMilliseconds)\n\n"))
             var finished = try await emitPending(jobId: job.id, cursor: &cursor, writer: &writer)
             if !finished {
@@ -95,7 +115,7 @@ extension Gateway {
                 try await sendChunks(job, cursor: &cursor, writer: &writer)
             }
             let done = DoneEvent(chunks: job.totalChunks ?? 0, bytes: job.totalBytes ?? 0, sha256: job.sha256 ?? "", contentType: job.contentType ?? "")
-            try await send(ServerSentEvent(event: "done", data: Self.jsonText(done), id: cursor.lastChunk >= 0 ? String(cursor.lastChunk) : nil), to: &writer)
+            try await send(ServerSentEvent(event: "done", data: Self.jsonText(done)), to: &writer)
             return true
         case .failed, .cancelled, .expired:
             let error = job.errorCode.map { JobError(code: $0, message: job.errorMessage ?? "") }
@@ -107,6 +127,14 @@ extension Gateway {
 
     private func sendStarted(_ job: JobRecord, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws {
         guard cursor.startedAttempt != job.attempt else { return }
+        if cursor.startedAttempt != 0 {
+            // The client saw (or resumed with chunks of) an attempt that failed: it must drop them.
+            let failure = JobError(code: job.errorCode ?? "retrying", message: job.errorMessage ?? "")
+            let data = #"{"attempt":\#(job.attempt),"code":\#(Self.jsonText(failure.code)),"message":\#(Self.jsonText(failure.message))}"#
+            try await send(ServerSentEvent(event: "retrying", data: data), to: &writer)
+            cursor.lastChunk = -1
+            cursor.progress = nil
+        }
         cursor.startedAttempt = job.attempt
         try await send(ServerSentEvent(event: "started", data: #"{"attempt":\#(job.attempt)}"#), to: &writer)
     }
@@ -116,7 +144,7 @@ extension Gateway {
     private func sendChunks(_ job: JobRecord, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws {
         while let chunk = try await store.chunk(jobId: job.id, attempt: job.attempt, index: cursor.lastChunk + 1) {
             let bytes = try await spool.readChunk(jobId: job.id, attempt: job.attempt, offset: Int64(chunk.idx) * Int64(job.chunkSize), length: chunk.size)
-            let id = String(chunk.idx)
+            let id = Self.chunkEventID(attempt: job.attempt, index: chunk.idx)
             let length = ServerSentEvent.base64EventLength(event: "chunk", id: id, payloadCount: bytes.readableBytes)
             var event = ByteBuffer()
             event.reserveCapacity(length)

@@ -84,6 +84,8 @@ extension Gateway {
         case .conflict:
             throw GatewayError(.conflict, "chunk_conflict", "chunk \(index) is already stored with another digest")
         case .attemptOver:
+            // A late chunk of an attempt that was rolled back: its bytes go with it.
+            await spool.removeSpool(jobId: job.id, attempt: job.attempt)
             throw GatewayError(.unauthorized, "invalid_token", "the attempt this token belongs to has ended", headers: [.wwwAuthenticate: "Bearer"])
         case .shortChunkNotLast:
             throw GatewayError(.unprocessableContent, "short_chunk", "only the last chunk may be smaller than the cap (\(job.chunkSize) bytes)")

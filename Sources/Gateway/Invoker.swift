@@ -6,9 +6,13 @@ public protocol Invoker: Sendable {
     func hasFunction(named name: String) -> Bool
     /// Invocations of the function that may run at once (its reserved concurrency), or nil for no own limit.
     func concurrencyLimit(function: String) -> Int?
-    /// Invokes the function asynchronously for a job and returns when the invocation has ended.
+    /// Invokes the function asynchronously for a job and returns when the invocation has ended, after
+    /// any retries. Before a retry the invoker calls `retry` with the failure; it returns the event of
+    /// the next attempt (a new token, the old attempt rolled back) or nil when the job should not be retried.
     /// Cancelling the calling task stops the invocation (the function's process is killed).
-    func invoke(function: String, event: InvocationEvent) async -> InvocationOutcome
+    func invoke(
+        function: String, event: InvocationEvent, retry: @escaping @Sendable (JobError) async -> InvocationEvent?
+    ) async -> InvocationOutcome
 }
 
 /// How an invocation ended, as the gateway needs to know it.

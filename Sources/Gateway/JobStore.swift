@@ -122,6 +122,22 @@ struct JobStore: Sendable {
         }
     }
 
+    /// Starts the next attempt of a running job whose attempt `attempt` failed: a new token, the failed
+    /// attempt's chunks forgotten, the failure kept as the job's last error. Nil when the job is no longer
+    /// running that attempt (cancelled meanwhile, say).
+    func startRetry(jobId: String, after attempt: Int, failure: JobError) async throws -> JobRecord? {
+        try await database.write { db in
+            guard var job = try JobRecord.fetchOne(db, key: jobId), job.jobState == .running, job.attempt == attempt else { return nil }
+            job.attempt += 1
+            job.uploadToken = RandomToken.make()
+            job.errorCode = failure.code
+            job.errorMessage = failure.message
+            try job.update(db)
+            try db.execute(sql: "DELETE FROM chunk WHERE jobId = ? AND attempt < ?", arguments: [job.id, job.attempt])
+            return job
+        }
+    }
+
     /// The stored chunk at an index of an attempt.
     func chunk(jobId: String, attempt: Int, index: Int) async throws -> ChunkRecord? {
         try await database.read { db in
@@ -198,6 +214,8 @@ struct JobStore: Sendable {
             job.readyAt = Self.now
             job.expiresAt = expiresAt
             job.uploadToken = nil
+            job.errorCode = nil
+            job.errorMessage = nil
             try job.update(db)
             return true
         }

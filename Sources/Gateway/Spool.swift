@@ -84,6 +84,11 @@ struct Spool: Sendable {
         (try? await fileSystem.info(forFileAt: spoolPath(jobId: jobId, attempt: attempt))) != nil
     }
 
+    /// Removes one attempt's spool file.
+    func removeSpool(jobId: String, attempt: Int) async {
+        _ = try? await fileSystem.removeItem(at: spoolPath(jobId: jobId, attempt: attempt), recursively: false)
+    }
+
     /// Removes every spool file of a job (all attempts).
     func removeSpool(jobId: String) async {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: spoolDirectory.string) else { return }

@@ -15,8 +15,8 @@ public enum JobEvent: Sendable, Equatable {
     case ready(image: String, bytes: Int64, sha256: String)
     /// Stream mode: every chunk was sent; the whole image's digest.
     case done(DoneEvent)
-    /// The attempt failed and the function is invoked again.
-    case retrying(message: String)
+    /// The attempt failed and the function is invoked again as `attempt`: chunks received so far are void.
+    case retrying(attempt: Int, error: JobError)
     /// The job failed, was cancelled or expired.
     case failed(JobError)
 
@@ -36,7 +36,7 @@ public enum JobEvent: Sendable, Equatable {
         struct Attempt: Decodable { var attempt: Int }
         struct Progress: Decodable { var chunks: Int; var bytes: Int64 }
         struct Ready: Decodable { var image: String; var bytes: Int64; var sha256: String }
-        struct Message: Decodable { var message: String? }
+        struct Retrying: Decodable { var attempt: Int; var code: String?; var message: String? }
         switch event.event {
         case "queued": self = .queued(position: try decoder.decode(Position.self, from: data).position)
         case "started": self = .started(attempt: try decoder.decode(Attempt.self, from: data).attempt)
@@ -44,7 +44,8 @@ public enum JobEvent: Sendable, Equatable {
             let progress = try decoder.decode(Progress.self, from: data)
             self = .progress(chunks: progress.chunks, bytes: progress.bytes)
         case "chunk":
-            guard let id = event.id, let index = Int(id),
+            // `n`, or `attempt:n` after a retry.
+            guard let id = event.id, let index = id.split(separator: ":").last.flatMap({ Int($0) }),
                 let bytes = Data(base64Encoded: event.data, options: .ignoreUnknownCharacters)
             else { throw RelayClientError(status: 0, code: "invalid_event", message: "a chunk event needs a numeric id and base64 data") }
             self = .chunk(index: index, bytes: Array(bytes))
@@ -52,7 +53,9 @@ public enum JobEvent: Sendable, Equatable {
             let ready = try decoder.decode(Ready.self, from: data)
             self = .ready(image: ready.image, bytes: ready.bytes, sha256: ready.sha256)
         case "done": self = .done(try decoder.decode(DoneEvent.self, from: data))
-        case "retrying": self = .retrying(message: (try? decoder.decode(Message.self, from: data).message ?? "") ?? "")
+        case "retrying":
+            let retrying = try decoder.decode(Retrying.self, from: data)
+            self = .retrying(attempt: retrying.attempt, error: JobError(code: retrying.code ?? "retrying", message: retrying.message ?? ""))
         case "failed": self = .failed(try decoder.decode(JobError.self, from: data))
         default: return nil
         }

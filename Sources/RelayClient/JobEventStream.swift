@@ -10,33 +10,34 @@ public struct JobEventStream: AsyncSequence, Sendable {
 
     let url: String
     let httpClient: HTTPClient
-    let lastEventID: Int?
+    let lastEventID: String?
     let maximumReconnects: Int
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(stream: self, lastChunk: lastEventID)
+        AsyncIterator(stream: self, lastEventID: lastEventID)
     }
 
     /// Pulls events; connects lazily and reconnects on a dropped connection.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let stream: JobEventStream
-        var lastChunk: Int?
+        /// The id of the last chunk event received, sent back as `Last-Event-ID` on a reconnect.
+        var lastEventID: String?
         var body: HTTPClientResponse.Body.AsyncIterator?
         var parser = ServerSentEventParser()
-        var pending: [JobEvent] = []
+        var pending: [(JobEvent, String?)] = []
         var reconnects = 0
         var finished = false
 
-        init(stream: JobEventStream, lastChunk: Int?) {
+        init(stream: JobEventStream, lastEventID: String?) {
             self.stream = stream
-            self.lastChunk = lastChunk
+            self.lastEventID = lastEventID
         }
 
         public mutating func next() async throws -> JobEvent? {
             while true {
                 if !pending.isEmpty {
-                    let event = pending.removeFirst()
-                    if case .chunk(let index, _) = event { lastChunk = index }
+                    let (event, id) = pending.removeFirst()
+                    if case .chunk = event { lastEventID = id }
                     if event.isFinal { finished = true }
                     return event
                 }
@@ -48,7 +49,7 @@ public struct JobEventStream: AsyncSequence, Sendable {
                         throw RelayClientError(status: 0, code: "stream_ended", message: "the event stream ended early")
                     }
                     for event in parser.push(buffer.readableBytesView) {
-                        if let typed = try JobEvent(event) { pending.append(typed) }
+                        if let typed = try JobEvent(event) { pending.append((typed, event.id)) }
                     }
                     reconnects = 0
                 } catch let error as RelayClientError where error.status != 0 {
@@ -68,7 +69,7 @@ public struct JobEventStream: AsyncSequence, Sendable {
         private mutating func connect() async throws {
             var request = HTTPClientRequest(url: stream.url)
             request.headers.add(name: "Accept", value: "text/event-stream")
-            if let lastChunk { request.headers.add(name: "Last-Event-ID", value: String(lastChunk)) }
+            if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
             let response = try await stream.httpClient.execute(request, deadline: .distantFuture)
             guard response.status == .ok else { throw try await RelayClientError(response: response) }
             body = response.body.makeAsyncIterator()

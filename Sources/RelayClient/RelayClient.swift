@@ -47,7 +47,7 @@ public struct RelayClient: Sendable {
     }
 
     /// The job's events, pushed by the gateway; reconnects with `Last-Event-ID` when the connection drops.
-    public func events(_ id: String, lastEventID: Int? = nil, maximumReconnects: Int = 5) -> JobEventStream {
+    public func events(_ id: String, lastEventID: String? = nil, maximumReconnects: Int = 5) -> JobEventStream {
         JobEventStream(url: "\(baseURL)/v1/jobs/\(id)/events", httpClient: httpClient, lastEventID: lastEventID, maximumReconnects: maximumReconnects)
     }
 
@@ -98,6 +98,13 @@ public struct RelayClient: Sendable {
                     return RetrievedImage(file: file, bytes: written, sha256: actual, contentType: done.contentType)
                 case .failed(let error):
                     throw RelayClientError(status: 0, code: error.code, message: error.message)
+                case .retrying:
+                    // The attempt that sent the chunks so far failed; the retry sends its own from 0.
+                    _ = try? await FileSystem.shared.removeItem(at: partial)
+                    hasher = SHA256()
+                    written = 0
+                    nextIndex = 0
+                    onEvent(event)
                 default:
                     onEvent(event)
                 }

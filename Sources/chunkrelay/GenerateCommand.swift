@@ -84,7 +84,9 @@ final class ProgressDisplay: @unchecked Sendable {
         switch event {
         case .queued(let position): line("queued, position \(position)")
         case .started(let attempt): line("started (attempt \(attempt))")
-        case .retrying(let message): line("retrying: \(message)")
+        case .retrying(let attempt, let error):
+            delivered = 0
+            line("attempt failed (\(error.code): \(error.message)); retrying as attempt \(attempt)")
         case .progress(let count, let bytes):
             uploaded = max(uploaded, bytes)
             chunks = max(chunks, count)

@@ -17,7 +17,9 @@ struct RuntimeInvoker: Invoker {
         runtime.registry.function(named: function)?.reservedConcurrency
     }
 
-    func invoke(function: String, event: InvocationEvent) async -> InvocationOutcome {
+    func invoke(
+        function: String, event: InvocationEvent, retry: @escaping @Sendable (JobError) async -> InvocationEvent?
+    ) async -> InvocationOutcome {
         let payload: ByteBuffer
         do {
             payload = ByteBuffer(bytes: try JSONEncoder().encode(event))
@@ -28,21 +30,30 @@ struct RuntimeInvoker: Invoker {
             return .failed(JobError(code: "event_too_large", message: "the invocation event is \(payload.readableBytes) bytes; Lambda's async limit is \(RelayLimits.lambdaAsyncEventPayload)"))
         }
         do {
-            let result = try await runtime.invoke(function, payload: payload)
-            switch result.status {
-            case .success:
-                return .succeeded
-            case .functionError:
-                return .failed(JobError(code: "function_error", message: "\(result.errorType ?? "Unhandled"): \(result.errorMessage ?? "")"))
-            case .timedOut:
-                return .failed(JobError(code: "function_timeout", message: result.errorMessage ?? "the function timed out"))
-            case .cancelled:
-                return .failed(JobError(code: "cancelled", message: "the invocation was cancelled"))
-            case .environmentFailure:
-                return .failed(JobError(code: "function_crashed", message: "\(result.errorType ?? "Runtime.ExitError"): \(result.errorMessage ?? "")"))
+            let result = try await runtime.invokeRetrying(function, payload: payload) { failed, _ in
+                guard let next = await retry(Self.jobError(failed)) else { return nil }
+                return try? ByteBuffer(bytes: JSONEncoder().encode(next))
             }
+            if result.succeeded { return .succeeded }
+            return .failed(Self.jobError(result))
         } catch {
             return .failed(JobError(code: "invoke_failed", message: error.description))
+        }
+    }
+
+    /// How a failed invocation is described to the job's client.
+    static func jobError(_ result: InvocationResult) -> JobError {
+        switch result.status {
+        case .success:
+            return JobError(code: "ok", message: "")
+        case .functionError:
+            return JobError(code: "function_error", message: "\(result.errorType ?? "Unhandled"): \(result.errorMessage ?? "")")
+        case .timedOut:
+            return JobError(code: "function_timeout", message: result.errorMessage ?? "the function timed out")
+        case .cancelled:
+            return JobError(code: "cancelled", message: "the invocation was cancelled")
+        case .environmentFailure:
+            return JobError(code: "function_crashed", message: "\(result.errorType ?? "Runtime.ExitError"): \(result.errorMessage ?? "")")
         }
     }
 }

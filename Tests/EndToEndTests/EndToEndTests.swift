@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import RelayClient
 import RelayProtocol
+import TestSupport
 import Testing
 
 struct FixtureFile: Decodable {
@@ -52,7 +53,7 @@ struct FixtureFile: Decodable {
             let client = RelayClient(baseURL: gateway)
             let created = try await client.createJob(CreateJobRequest(function: "map-render", params: ["width": .number(4096), "height": .number(4096)]))
             let updates = Locked<[JobEvent]>([])
-            let status = try await client.waitUntilReady(created.id) { event in updates.value.append(event) }
+            let status = try await client.waitUntilReady(created.id) { event in updates.update { $0.append(event) } }
             #expect(status.state == .ready)
             #expect(status.chunks == 17)
             #expect(status.bytes > 10_000_000)
@@ -79,7 +80,7 @@ struct FixtureFile: Decodable {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString).png")
             defer { try? FileManager.default.removeItem(at: out) }
             let events = Locked<[JobEvent]>([])
-            let image = try await client.generate(CreateJobRequest(function: "map-render", delivery: .stream), to: out) { events.value.append($0) }
+            let image = try await client.generate(CreateJobRequest(function: "map-render", delivery: .stream), to: out) { event in events.update { $0.append(event) } }
             #expect(image.sha256 == fixture.sha256)
             #expect(image.bytes == fixture.bytes)
             let chunkIndices = events.value.compactMap { if case .chunk(let index, _) = $0 { return index } else { return nil } }
@@ -112,6 +113,26 @@ struct FixtureFile: Decodable {
             #expect(status.state == .failed)
             #expect(status.error?.code == "function_crashed")
             #expect(status.error?.message.contains("exit status 4") == true)
+            #expect(status.attempts == 3, "retried twice, as chaos's maximumRetryAttempts says")
+            #expect(status.chunks == 0, "no chunk of a failed attempt is kept")
+        }
+    }
+
+    @Test func aFailedAttemptIsRetriedAndTheStreamStartsOver() async throws {
+        try await withChunkRelay(chunkSize: 64 << 10) { gateway, _ in
+            let client = RelayClient(baseURL: gateway)
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("flaky-\(UUID().uuidString).bin")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let events = Locked<[JobEvent]>([])
+            let image = try await client.generate(
+                CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(300_000), "succeedFromAttempt": .number(3)], delivery: .stream),
+                to: out
+            ) { event in events.update { $0.append(event) } }
+            #expect(image.bytes == 300_000)
+            #expect(try Data(contentsOf: out) == Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }))
+            let retries = events.value.compactMap { if case .retrying(let attempt, let error) = $0 { return (attempt, error.code) } else { return nil } }
+            #expect(retries.map(\.0) == [2, 3])
+            #expect(retries.allSatisfy { $0.1 == "function_error" })
         }
     }
 
@@ -125,16 +146,5 @@ struct FixtureFile: Decodable {
             let expected = (0..<500_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
             #expect(try Data(contentsOf: out) == Data(expected))
         }
-    }
-}
-
-/// A value handed between tasks.
-final class Locked<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Value
-    init(_ value: Value) { stored = value }
-    var value: Value {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
     }
 }

@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import RelayProtocol
 import Synchronization
+import TestSupport
 
 @testable import Gateway
 
@@ -16,7 +17,7 @@ final class FakeInvoker: Invoker {
     private struct State {
         var events: [InvocationEvent] = []
         var eventWaiters: [CheckedContinuation<InvocationEvent, Never>] = []
-        var outcomes: [String: CheckedContinuation<InvocationOutcome, Never>] = [:]
+        var outcomes: [String: CheckedContinuation<Decision, Never>] = [:]
         var invocationCount = 0
         var cancelled: Set<String> = []
     }
@@ -33,7 +34,28 @@ final class FakeInvoker: Invoker {
     /// `chaos` may run once at a time here, to exercise per-function limits.
     func concurrencyLimit(function: String) -> Int? { function == "chaos" ? 1 : nil }
 
-    func invoke(function: String, event: InvocationEvent) async -> InvocationOutcome {
+    /// What the test decided for an invocation: its final outcome, or a failure to retry (as the runtime would).
+    enum Decision: Sendable {
+        case outcome(InvocationOutcome)
+        case retry(JobError)
+    }
+
+    func invoke(
+        function: String, event: InvocationEvent, retry: @escaping @Sendable (JobError) async -> InvocationEvent?
+    ) async -> InvocationOutcome {
+        var event = event
+        while true {
+            switch await decision(for: event) {
+            case .outcome(let outcome):
+                return outcome
+            case .retry(let failure):
+                guard let next = await retry(failure) else { return .failed(failure) }
+                event = next
+            }
+        }
+    }
+
+    private func decision(for event: InvocationEvent) async -> Decision {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let waiter: CheckedContinuation<InvocationEvent, Never>? = state.withLock { state in
@@ -68,7 +90,14 @@ final class FakeInvoker: Invoker {
     /// Ends an invocation.
     func finish(_ event: InvocationEvent, _ outcome: InvocationOutcome) {
         let continuation = state.withLock { $0.outcomes.removeValue(forKey: "\(event.jobId)/\(event.attempt)") }
-        continuation?.resume(returning: outcome)
+        continuation?.resume(returning: .outcome(outcome))
+    }
+
+    /// Fails an attempt the way the runtime retries: the gateway prepares the next attempt, whose event
+    /// then comes out of `nextEvent()`.
+    func failAndRetry(_ event: InvocationEvent, _ failure: JobError) {
+        let continuation = state.withLock { $0.outcomes.removeValue(forKey: "\(event.jobId)/\(event.attempt)") }
+        continuation?.resume(returning: .retry(failure))
     }
 
     var invocationCount: Int { state.withLock { $0.invocationCount } }
@@ -227,15 +256,6 @@ struct GatewayHarness: Sendable {
 struct HarnessError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A value tests hand from one task to another.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    var value: Value { mutex.withLock { $0 } }
-    /// Changes the value atomically (a get-then-set from several tasks would lose updates).
-    func update<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }
 
 /// An event-stream client for tests: real HTTP, parsed with the protocol's WHATWG parser.

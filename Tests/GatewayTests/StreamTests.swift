@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import RelayProtocol
+import TestSupport
 import Testing
 
 @testable import Gateway
@@ -272,6 +273,68 @@ import Testing
             #expect(response.status == 400)
             #expect(response.errorCode == "invalid_last_event_id")
             h.invoker.finish(event, .failed(JobError(code: "t", message: "t")))
+        }
+    }
+}
+
+@Suite struct RetryTests {
+    @Test func aRetryRollsTheFailedAttemptBackAndStreamsTheNewOne() async throws {
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
+            let first = GatewayHarness.pattern(4096 * 2 + 10, seed: 21)
+            let second = GatewayHarness.pattern(4096 * 3, seed: 22)
+            let (created, attempt1) = try await h.createStreamJob()
+            var reader = try await EventStreamReader(h, jobId: created.id)
+            for index in 0..<2 {
+                #expect(try await h.putChunk(attempt1, index: index, bytes: h.chunk(first, index, size: 4096)).status == 201)
+            }
+            let early = try await reader.read { $0.event == "chunk" && $0.id == "1" }.filter { $0.event == "chunk" }
+            #expect(early.map(\.id) == ["0", "1"])
+
+            h.invoker.failAndRetry(attempt1, JobError(code: "function_crashed", message: "Runtime.ExitError: exit status 4"))
+            let attempt2 = await h.invoker.nextEvent()
+            #expect(attempt2.jobId == created.id && attempt2.attempt == 2)
+            #expect(attempt2.uploadToken != attempt1.uploadToken)
+            // The failed attempt is gone: its token opens nothing, its chunks are forgotten.
+            #expect(try await h.putChunk(attempt1, index: 2, bytes: h.chunk(first, 2, size: 4096)).status == 401)
+            let status = try await h.job(created.id)
+            #expect(status.attempts == 2 && status.chunks == 0 && status.state == .running)
+            #expect(status.error?.code == "function_crashed")
+            let spool = try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.appendingPathComponent("spool").path)
+            #expect(!spool.contains { $0.hasSuffix(".1.part") })
+
+            try await h.uploadImage(second, for: attempt2)
+            let rest = try await reader.read { $0.event == "done" }
+            let retryAt = try #require(rest.firstIndex { $0.event == "retrying" })
+            #expect(rest[..<retryAt].allSatisfy { $0.event == "progress" }, "nothing of the new attempt before retrying")
+            #expect(rest[retryAt].json["attempt"] as? Int == 2)
+            #expect(rest[retryAt].json["code"] as? String == "function_crashed")
+            #expect(rest[retryAt + 1].event == "started")
+            let chunks = rest.filter { $0.event == "chunk" }
+            #expect(chunks.map(\.id) == ["2:0", "2:1", "2:2"])
+            #expect(chunks.flatMap(\.chunkBytes) == second)
+            #expect(rest.last?.json["sha256"] as? String == ContentDigest(of: second).hex)
+            #expect(try await h.job(created.id).error == nil)
+
+            // A client resuming with an id of the abandoned attempt is told to start over.
+            var late = try await EventStreamReader(h, jobId: created.id, lastEventID: "1")
+            let replay = try await late.read { $0.event == "done" }
+            #expect(replay.first?.event == "retrying")
+            #expect(replay.filter { $0.event == "chunk" }.flatMap(\.chunkBytes) == second)
+            // And one resuming within the new attempt continues where it was.
+            var current = try await EventStreamReader(h, jobId: created.id, lastEventID: "2:1")
+            let tail = try await current.read { $0.event == "done" }
+            #expect(tail.filter { $0.event == "chunk" }.map(\.id) == ["2:2"])
+        }
+    }
+
+    @Test func aRetryOfACancelledJobIsRefused() async throws {
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
+            let (created, attempt1) = try await h.createJob()
+            #expect(try await h.request(.DELETE, "/v1/jobs/\(created.id)").status == 200)
+            h.invoker.failAndRetry(attempt1, JobError(code: "function_error", message: "x"))
+            try await h.eventually("the invocation to end") { h.invoker.invocationCount == 1 }
+            #expect(try await h.job(created.id).state == .cancelled)
+            #expect(try await h.job(created.id).attempts == 1)
         }
     }
 }

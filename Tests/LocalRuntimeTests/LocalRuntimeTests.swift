@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import Synchronization
+import TestSupport
 import Testing
 
 @testable import LocalRuntime
@@ -187,5 +189,53 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory.deletingLastPathComponent()) }
         try Data(#"{"swiftProduct": 3}"#.utf8).write(to: directory.appendingPathComponent("function.json"))
         #expect(throws: RuntimeError.self) { try FunctionRegistry(directory: directory.deletingLastPathComponent()) }
+    }
+}
+
+@Suite(.serialized) struct RetryTests {
+    @Test func failedAsyncInvocationsAreRetriedAsLambdaDoes() async throws {
+        var chaos = RuntimeHarness.chaos()
+        chaos.maximumRetryAttempts = 2
+        try await RuntimeHarness.run([chaos]) { runtime, _ in
+            let attempts = Locked<[Int]>([])
+            let failed = try await runtime.invokeRetrying("chaos", payload: ByteBuffer(string: #"{"mode":"error"}"#)) { result, attempt in
+                #expect(result.errorType == "Chaos.Error")
+                attempts.update { $0.append(attempt) }
+                return ByteBuffer(string: #"{"mode":"error"}"#)
+            }
+            #expect(failed.status == .functionError)
+            #expect(attempts.value == [2, 3])
+
+            // The payload of a retry is the one the caller hands back: here the retry succeeds.
+            let recovered = try await runtime.invokeRetrying("chaos", payload: ByteBuffer(string: #"{"mode":"crash"}"#)) { _, _ in
+                ByteBuffer(string: #"{"mode":"echo"}"#)
+            }
+            #expect(recovered.status == .success)
+
+            // A caller that declines stops the retries.
+            let stopped = try await runtime.invokeRetrying("chaos", payload: ByteBuffer(string: #"{"mode":"error"}"#)) { _, _ in nil }
+            #expect(stopped.status == .functionError)
+
+            let once = Locked<[Int]>([])
+            _ = try await runtime.invokeRetrying("chaos", payload: ByteBuffer(string: "{}")) { _, attempt in
+                once.update { $0.append(attempt) }
+                return nil
+            }
+            #expect(once.value.isEmpty, "a success is not retried")
+        }
+    }
+
+    @Test func noRetriesWhenTheFunctionSaysZero() async throws {
+        var chaos = RuntimeHarness.chaos()
+        chaos.maximumRetryAttempts = 0
+        try await RuntimeHarness.run([chaos]) { runtime, _ in
+            let attempts = Locked<[Int]>([])
+            let failed = try await runtime.invokeRetrying("chaos", payload: ByteBuffer(string: #"{"mode":"error"}"#)) { _, attempt in
+                attempts.update { $0.append(attempt) }
+                return ByteBuffer(string: #"{"mode":"error"}"#)
+            }
+            #expect(failed.status == .functionError)
+            #expect(attempts.value.isEmpty)
+        }
     }
 }

@@ -53,8 +53,15 @@ async function generate(params) {
       uploaded = Math.max(uploaded, JSON.parse(e.data).bytes);
       $("progress").max = Math.max(uploaded, 1);
     });
+    events.addEventListener("retrying", (e) => {
+      // The attempt that sent the chunks so far failed; the retry sends its own from chunk 0.
+      chunks.length = 0;
+      received = 0;
+      $("status").textContent = `Retrying (attempt ${JSON.parse(e.data).attempt})…`;
+    });
     events.addEventListener("chunk", (e) => {
-      const index = Number(e.lastEventId);
+      // The id is the chunk index, prefixed with the attempt after a retry ("2:5").
+      const index = Number(e.lastEventId.split(":").pop());
       if (index !== chunks.length) return; // never the case: the gateway sends in order and resumes after the last id
       const bytes = decodeBase64(e.data);
       chunks.push(bytes);

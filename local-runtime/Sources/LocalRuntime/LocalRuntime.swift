@@ -43,9 +43,12 @@ public final class LocalRuntime: Service, Sendable {
                 for await request in spawns {
                     if let event = request.event {
                         group.addTask {
-                            let result = try? await self.invoke(event.function, payload: event.payload)
+                            let result = try? await self.invokeRetrying(event.function, payload: event.payload) { failed, attempt in
+                                self.logger.warning("Event invocation of \(event.function) failed (\(failed.errorType ?? "")); retry \(attempt - 1)")
+                                return event.payload
+                            }
                             if let result, !result.succeeded {
-                                self.logger.warning("Event invocation of \(event.function) failed: \(result.errorMessage ?? "")")
+                                self.logger.warning("Event invocation of \(event.function) failed after its retries: \(result.errorMessage ?? "")")
                             }
                         }
                         continue
@@ -82,7 +85,37 @@ public final class LocalRuntime: Service, Sendable {
         try await invoke(name, payload: payload, clientContext: clientContext, throttle: true)
     }
 
-    /// Queues an `Event` invocation: checks it and returns at once; the outcome is only logged.
+    /// Invokes as Lambda runs an asynchronous (`Event`) invocation: a function error, timeout or crash is
+    /// retried up to the function's `maximumRetryAttempts` with a growing pause. Before each retry
+    /// `beforeRetry` gets the failed result and the next attempt's number and returns that attempt's
+    /// payload (Lambda resends the same event; the gateway hands out a new upload token), or nil to stop.
+    public func invokeRetrying(
+        _ name: String, payload: ByteBuffer,
+        beforeRetry: @Sendable (InvocationResult, Int) async -> ByteBuffer?
+    ) async throws(RuntimeError) -> InvocationResult {
+        guard let function = registry.function(named: name) else {
+            throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
+        }
+        var payload = payload
+        var attempt = 1
+        var pause = configuration.retryBackoff
+        while true {
+            let result = try await invoke(name, payload: payload)
+            switch result.status {
+            case .success, .cancelled:
+                return result
+            case .functionError, .timedOut, .environmentFailure:
+                guard attempt <= function.maximumRetryAttempts else { return result }
+            }
+            do { try await Task.sleep(for: pause) } catch { return result }
+            pause *= 2
+            attempt += 1
+            guard let next = await beforeRetry(result, attempt) else { return result }
+            payload = next
+        }
+    }
+
+    /// Queues an `Event` invocation: checks it and returns at once; the outcome (after retries) is only logged.
     public func invokeAsync(_ name: String, payload: ByteBuffer, maximumEventBytes: Int = RelayLimits.lambdaAsyncEventPayload) throws(RuntimeError) {
         guard registry.function(named: name) != nil else {
             throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")

@@ -17,6 +17,9 @@ public struct RuntimeConfiguration: Sendable {
     public var binDirectories: [URL] = []
     /// Concurrent environments of one function when its `reservedConcurrency` is not set.
     public var defaultConcurrency: Int = 10
+    /// Pause before the first retry of a failed asynchronous invocation, doubled for the second.
+    /// Lambda waits about a minute, then two; locally that would only slow tests and demos down.
+    public var retryBackoff: Duration = .milliseconds(200)
     /// Grace period between `SIGTERM` and `SIGKILL` when stopping environments.
     public var shutdownGrace: Duration = .seconds(2)
 

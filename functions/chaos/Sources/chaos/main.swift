@@ -7,11 +7,13 @@ import RelayProtocol
 // The chaos function: misbehaves on request, so tests can see the runtime and gateway cope.
 //
 // Event: {"mode": "echo" | "sleep" | "error" | "crash" | "oversize" | "upload", "seconds": 1.5, "bytes": 100,
-//          "crashAtChunk": 2, ...}. With CHAOS_INIT_ERROR=1 in its environment it fails in init.
+//          "crashAtChunk": 2, "succeedFromAttempt": 2, ...}. With CHAOS_INIT_ERROR=1 in its environment it fails in init.
 // An event from the gateway (an InvocationEvent) carries the mode in its params.
 
 struct ChaosEvent: Decodable {
     var mode: String?
+    /// `upload` fails (as a function error) while the gateway's attempt number is below this.
+    var succeedFromAttempt: Int?
     var seconds: Double?
     var bytes: Int?
     var crashAtChunk: Int?
@@ -52,6 +54,11 @@ try await FunctionRuntime(logger: logger) { event, context in
     case "upload":
         // Uploads a patterned image for a gateway job; optionally dies after some chunks.
         guard let invocation else { throw FunctionError(errorType: "Chaos.Error", errorMessage: "upload needs a gateway event") }
+        if let first = chaos.succeedFromAttempt, invocation.attempt < first {
+            // Upload part of the image first, so a retry has something to roll back.
+            _ = try? await ChunkUploader().uploadChunks(Array(pattern(invocation.chunkSize, seed: 99)), for: invocation)
+            throw FunctionError(errorType: "Chaos.Flaky", errorMessage: "failing attempt \(invocation.attempt) as asked")
+        }
         let image = pattern(chaos.bytes ?? 100_000, seed: 7)
         if let crashAt = chaos.crashAtChunk {
             // Upload only the first chunks, never complete, and die.
