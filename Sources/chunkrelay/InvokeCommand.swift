@@ -19,9 +19,14 @@ struct InvokeCommand: AsyncParsableCommand {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "X-Amz-Invocation-Type", value: "RequestResponse")
+        request.headers.add(name: "X-Amz-Log-Type", value: "Tail")
         request.body = .bytes(ByteBuffer(string: payload))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(960))
         let body = String(buffer: try await response.body.collect(upTo: 7 << 20))
+        // As `sam local invoke`: the invocation's log (START … END, REPORT) on stderr, the response on stdout.
+        if let tail = response.headers.first(name: "X-Amz-Log-Result"), let log = Data(base64Encoded: tail) {
+            FileHandle.standardError.write(log)
+        }
         print(body)
         if let error = response.headers.first(name: "X-Amz-Function-Error") {
             throw ExitMessage("function error (\(error))")

@@ -63,6 +63,8 @@ import Testing
         let invoked = try await run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"echo"}"#, "--runtime", runtimeURL])
         #expect(invoked.status == 0, "\(invoked.output)")
         #expect(invoked.output.contains(#""function":"chaos""#))
+        #expect(invoked.output.contains("START RequestId: "), "the log, as sam local invoke prints it")
+        #expect(invoked.output.contains("REPORT RequestId: "))
         let failing = try await run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"error"}"#, "--runtime", runtimeURL])
         #expect(failing.status != 0)
         #expect(failing.output.contains("Chaos.Error"))

@@ -46,15 +46,18 @@ func withChunkRelay(
 /// CI (`CI=true`) installs every external peer the tests use; elsewhere a missing one skips its check.
 let runningInCI = ProcessInfo.processInfo.environment["CI"] == "true"
 
+/// A Python interpreter that can import `module` (`CHUNKRELAY_PYTHON`, then `.venv-ci`, then `python3`).
+func pythonInterpreter(with module: String) -> String? {
+    let candidates: [String?] = [ProcessInfo.processInfo.environment["CHUNKRELAY_PYTHON"], repositoryRoot.appendingPathComponent(".venv-ci/bin/python").path, "python3"]
+    for candidate in candidates.compactMap({ $0 }) {
+        if (try? runBlocking([candidate, "-c", "import \(module)"]))?.status == 0 { return candidate }
+    }
+    return nil
+}
+
 /// Pillow, the decoder the issue names, when this machine has it (CI installs it in a virtual environment).
 enum Pillow {
-    static let python: String? = {
-        let candidates: [String?] = [ProcessInfo.processInfo.environment["CHUNKRELAY_PYTHON"], repositoryRoot.appendingPathComponent(".venv-ci/bin/python").path, "python3"]
-        for candidate in candidates.compactMap({ $0 }) {
-            if (try? runBlocking([candidate, "-c", "import PIL"]))?.status == 0 { return candidate }
-        }
-        return nil
-    }()
+    static let python: String? = pythonInterpreter(with: "PIL")
 
     /// Whether the tests must find it (in CI they must; elsewhere the check is skipped without it).
     static var required: Bool { runningInCI }

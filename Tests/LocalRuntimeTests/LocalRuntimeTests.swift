@@ -92,6 +92,45 @@ import Testing
         }
     }
 
+    @Test func goingOverTheMemorySizeIsRuntimeOutOfMemory() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
+            // chaos runs with 256 MB here.
+            let fits = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"allocate","bytes":64,"seconds":0.2}"#))
+            #expect(fits.status == .success, "\(fits.text)")
+            let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"allocate","bytes":400,"seconds":5}"#))
+            #expect(result.status == .environmentFailure)
+            #expect(result.errorType == "Runtime.OutOfMemory")
+            #expect(result.errorMessage == "RequestId: \(result.requestID) Error: Runtime exited with error: signal: killed")
+            #expect(result.duration < .seconds(4), "killed when it went over, not at the end")
+            #expect(LocalRuntime.reportLine(result, memorySize: 256).contains("Max Memory Used: 256 MB"))
+        }
+    }
+
+    @Test func theLogOfAnInvocationIsFramedLikeLambdas() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
+            let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"error"}"#))
+            let lines = result.log.split(separator: "\n").map(String.init)
+            #expect(lines.first == "START RequestId: \(result.requestID) Version: $LATEST")
+            #expect(lines.contains { $0.contains("invocation failed") }, "the function's own output is in between: \(lines)")
+            #expect(lines.dropLast().last == "END RequestId: \(result.requestID)")
+            #expect(lines.last?.hasPrefix("REPORT RequestId: \(result.requestID)\tDuration: ") == true)
+        }
+    }
+
+    @Test func idleEnvironmentsAreShutDown() async throws {
+        var configuration = RuntimeConfiguration()
+        configuration.idleTimeout = .milliseconds(300)
+        try await RuntimeHarness.run([RuntimeHarness.chaos()], configuration: configuration) { runtime, _ in
+            let first = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
+            let pid = try #require(first.json["pid"].flatMap { Int32($0) })
+            let gone = ContinuousClock.now + .seconds(10)
+            while kill(pid, 0) == 0, ContinuousClock.now < gone { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(kill(pid, 0) != 0, "the idle environment's process was stopped")
+            let next = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
+            #expect(next.initDuration != nil, "a cold start after the idle shutdown")
+        }
+    }
+
     @Test func environmentsRunInParallelUpToTheLimitThenThrottle() async throws {
         try await RuntimeHarness.run([RuntimeHarness.chaos(concurrency: 2)]) { runtime, _ in
             async let a = runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":2}"#))
@@ -154,6 +193,15 @@ import Testing
             let (event, _) = try await post("\(base)/chaos/invocations", type: "Event", body: ByteBuffer(string: #"{"mode":"sleep","seconds":3}"#))
             #expect(event.status == .accepted)
             #expect(ContinuousClock.now - started < .seconds(2), "Event returns before the function finishes")
+
+            var tail = HTTPClientRequest(url: "\(base)/chaos/invocations")
+            tail.method = .POST
+            tail.headers.add(name: "X-Amz-Log-Type", value: "Tail")
+            tail.body = .bytes(ByteBuffer(string: "{}"))
+            let tailed = try await HTTPClient.shared.execute(tail, timeout: .seconds(30))
+            let log = String(decoding: Data(base64Encoded: tailed.headers.first(name: "X-Amz-Log-Result") ?? "") ?? Data(), as: UTF8.self)
+            #expect(log.hasPrefix("START RequestId: "))
+            #expect(log.contains("REPORT RequestId: "))
 
             let (big, bigBody) = try await post("\(base)/chaos/invocations", body: ByteBuffer(repeating: UInt8(ascii: "a"), count: (6 << 20) + 101))
             #expect(big.status.code == 413)

@@ -18,8 +18,11 @@ enum RuntimeHarness {
         )
     }
 
-    static func run(_ functions: [FunctionConfiguration], _ body: @Sendable (LocalRuntime, String) async throws -> Void) async throws {
-        var configuration = RuntimeConfiguration()
+    static func run(
+        _ functions: [FunctionConfiguration], configuration: RuntimeConfiguration = RuntimeConfiguration(),
+        _ body: @Sendable (LocalRuntime, String) async throws -> Void
+    ) async throws {
+        var configuration = configuration
         configuration.port = 0
         configuration.binDirectories = [RuntimeConfiguration.ownBinDirectory]
         configuration.shutdownGrace = .milliseconds(500)

@@ -71,6 +71,14 @@ actor EnvironmentPool {
         }
     }
 
+    /// Takes out the idle environments unused since `cutoff`, for the caller to stop.
+    func reapIdle(unusedSince cutoff: ContinuousClock.Instant) -> [ExecutionEnvironment] {
+        let (stale, fresh) = (idle.filter { $0.lastUsed < cutoff }, idle.filter { $0.lastUsed >= cutoff })
+        idle = fresh
+        count -= stale.count
+        return stale
+    }
+
     /// Environments currently alive (idle or busy).
     var liveCount: Int { count }
 }

@@ -26,6 +26,8 @@ final class ExecutionEnvironment: Sendable {
         case timedOut
         /// The caller stopped waiting (its task was cancelled); the process was killed.
         case cancelled
+        /// The process went over the function's memory size and was killed.
+        case outOfMemory
         case exited(FunctionProcess.Exit)
         /// The environment died before the function took the event: safe to run it elsewhere.
         case undelivered
@@ -49,7 +51,14 @@ final class ExecutionEnvironment: Sendable {
         var current: (requestID: String, continuation: CheckedContinuation<Completion, Never>)?
         var readyWaiters: [CheckedContinuation<Result<Duration, InitFailure>, Never>] = []
         var initFailure: InitFailure?
+        /// Output lines of the invocation in progress (for `X-Amz-Log-Type: Tail`).
+        var log: [String] = []
+        var logBytes = 0
+        var lastUsed = ContinuousClock.now
     }
+
+    /// Output kept per invocation; Lambda's log tail is 4 KB, this keeps more for `chunkrelay invoke`.
+    static let logLimit = 64 << 10
 
     let id: String
     let function: FunctionConfiguration
@@ -93,7 +102,9 @@ final class ExecutionEnvironment: Sendable {
             let process: FunctionProcess
             do {
                 let started = ContinuousClock.now
-                process = try FunctionProcess(commandLine: commandLine, directory: function.directory, environment: variables, logger: logger)
+                process = try FunctionProcess(
+                    commandLine: commandLine, directory: function.directory, environment: variables, logger: logger
+                ) { [weak self] line in self?.capture(line) }
                 let killed = state.withLock { state -> Bool in
                     state.process = process
                     state.spawnedAt = started
@@ -132,9 +143,35 @@ final class ExecutionEnvironment: Sendable {
         }
     }
 
-    /// Hands an invocation to the function and waits for its outcome, killing the process at the deadline.
+    private func capture(_ line: String) {
+        state.withLock { state in
+            // Output is read from a pipe on another thread: a line can land just after its invocation
+            // ended, and then shows in the next one's log rather than being lost.
+            guard state.logBytes < Self.logLimit else { return }
+            state.log.append(line)
+            state.logBytes += line.utf8.count + 1
+        }
+    }
+
+    /// The output of the invocation that just ended; clears it.
+    func takeLog() -> [String] {
+        state.withLock { state in
+            defer {
+                state.log = []
+                state.logBytes = 0
+            }
+            return state.log
+        }
+    }
+
+    /// When the environment last finished an invocation.
+    var lastUsed: ContinuousClock.Instant { state.withLock { $0.lastUsed } }
+
+    /// Hands an invocation to the function and waits for its outcome, killing the process at the deadline
+    /// or when it goes over its memory size.
     func invoke(_ assignment: Assignment, timeout: Duration) async -> Completion {
-        await withTaskGroup(of: Completion?.self) { group in
+        defer { state.withLock { $0.lastUsed = ContinuousClock.now } }
+        return await withTaskGroup(of: Completion?.self) { group in
             group.addTask { await self.deliver(assignment) }
             group.addTask {
                 do {
@@ -144,6 +181,18 @@ final class ExecutionEnvironment: Sendable {
                     // Cancelled: either the outcome already arrived (then this finds nothing to stop)
                     // or the caller gave up on the invocation, which kills the function.
                     self.stop(assignment.requestID, reporting: .cancelled)
+                }
+                return nil
+            }
+            group.addTask {
+                // Lambda stops a function that goes over its memory size; sampling RSS is the local equivalent.
+                let limit = self.function.memorySize
+                while !Task.isCancelled {
+                    if let resident = self.state.withLock({ $0.process })?.residentMemoryMB(), resident > limit {
+                        self.stop(assignment.requestID, reporting: .outOfMemory)
+                        return nil
+                    }
+                    try? await Task.sleep(for: .milliseconds(20))
                 }
                 return nil
             }

@@ -38,7 +38,10 @@ final class FunctionProcess: Sendable {
     }
 
     /// Starts `commandLine` in `directory` with exactly `environment`.
-    init(commandLine: [String], directory: URL?, environment: [String: String], logger: Logger) throws {
+    init(
+        commandLine: [String], directory: URL?, environment: [String: String], logger: Logger,
+        onLine: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: commandLine[0].hasPrefix("/") ? commandLine[0] : "/usr/bin/env")
         process.arguments = commandLine[0].hasPrefix("/") ? Array(commandLine.dropFirst()) : commandLine
@@ -65,7 +68,10 @@ final class FunctionProcess: Sendable {
                 }
                 return lines
             }
-            for line in lines { logger.info("\(line)") }
+            for line in lines {
+                logger.info("\(line)")
+                onLine(line)
+            }
         }
         process.terminationHandler = { process in
             let exit: Exit = process.terminationReason == .uncaughtSignal ? .signal(process.terminationStatus) : .status(process.terminationStatus)
@@ -102,11 +108,15 @@ final class FunctionProcess: Sendable {
     }
 
     /// Peak resident memory in MB so far (`VmHWM`), as Lambda's "Max Memory Used".
-    func peakMemoryMB() -> Int? {
+    func peakMemoryMB() -> Int? { statusField("VmHWM:").map { ($0 + 1023) / 1024 } }
+
+    /// Resident memory now, in MB (`VmRSS`).
+    func residentMemoryMB() -> Int? { statusField("VmRSS:").map { ($0 + 1023) / 1024 } }
+
+    private func statusField(_ name: String) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kilobytes = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
-            return kilobytes.map { ($0 + 1023) / 1024 }
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
+            return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
         }
         return nil
     }

@@ -31,6 +31,8 @@ public struct InvocationResult: Sendable {
     public var initDuration: Duration?
     /// Peak memory of the environment in MB, when known.
     public var maxMemoryUsedMB: Int?
+    /// The invocation's log as Lambda frames it: `START`, the function's output, `END`, `REPORT`.
+    public var log: String = ""
 
     /// Whether the function succeeded.
     public var succeeded: Bool { status == .success }

@@ -13,6 +13,8 @@ public enum InvokeAPIRouter {
     static let clientContext = HTTPField.Name("X-Amz-Client-Context")!
     static let errorType = HTTPField.Name("x-amzn-ErrorType")!
     static let requestID = HTTPField.Name("x-amzn-RequestId")!
+    static let logType = HTTPField.Name("X-Amz-Log-Type")!
+    static let logResult = HTTPField.Name("X-Amz-Log-Result")!
 
     /// A router serving the Invoke API of `runtime`.
     public static func make(runtime: LocalRuntime) -> Router<BasicRequestContext> {
@@ -41,6 +43,10 @@ public enum InvokeAPIRouter {
                     let result = try await runtime.invokeOrThrottle(name, payload: payload, clientContext: context)
                     var headers: HTTPFields = [.contentType: "application/json", executedVersion: "$LATEST", requestID: result.requestID]
                     if !result.succeeded { headers[functionError] = "Unhandled" }
+                    if request.headers[logType] == "Tail" {
+                        // Lambda returns the last 4 KB of the invocation's log, base64-encoded.
+                        headers[logResult] = Data(result.log.utf8.suffix(4096)).base64EncodedString()
+                    }
                     return Response(status: .ok, headers: headers, body: .init(byteBuffer: result.payload))
                 default:
                     return awsError(.badRequest, type: "InvalidParameterValueException", message: "Unsupported invocation type \(type)")

@@ -21,6 +21,8 @@ public final class LocalRuntime: Service, Sendable {
     private let spawnContinuation: AsyncStream<SpawnRequest>.Continuation
     private let live = Mutex<[String: ExecutionEnvironment]>([:])
     private let counter = Atomic<Int>(0)
+    /// Set at graceful shutdown; ends the idle reaper.
+    private let stopping = Atomic<Bool>(false)
 
     /// Makes a runtime; nothing starts until `run()`.
     public init(configuration: RuntimeConfiguration, registry: FunctionRegistry, logger: Logger) {
@@ -40,6 +42,7 @@ public final class LocalRuntime: Service, Sendable {
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
+                group.addTask { await self.reapIdleEnvironments() }
                 for await request in spawns {
                     if let event = request.event {
                         group.addTask {
@@ -70,6 +73,7 @@ public final class LocalRuntime: Service, Sendable {
                 for environment in environments { environment.terminate(signal: SIGKILL) }
             }
         } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
             self.spawnContinuation.finish()
         }
     }
@@ -83,6 +87,21 @@ public final class LocalRuntime: Service, Sendable {
     /// Invokes, or throws `TooManyRequestsException` at once when every allowed environment is busy.
     public func invokeOrThrottle(_ name: String, payload: ByteBuffer, clientContext: String? = nil) async throws(RuntimeError) -> InvocationResult {
         try await invoke(name, payload: payload, clientContext: clientContext, throttle: true)
+    }
+
+    /// Stops environments that stayed idle longer than `idleTimeout`, as the platform reclaims them.
+    private func reapIdleEnvironments() async {
+        let interval = min(configuration.idleTimeout / 4, .seconds(1))
+        while !stopping.load(ordering: .relaxed) {
+            try? await Task.sleep(for: interval)
+            let cutoff = ContinuousClock.now - configuration.idleTimeout
+            for pool in pools.values {
+                for environment in await pool.reapIdle(unusedSince: cutoff) {
+                    logger.debug("stopping idle environment \(environment.id)")
+                    environment.terminate(signal: SIGKILL)
+                }
+            }
+        }
     }
 
     /// Invokes as Lambda runs an asynchronous (`Event`) invocation: a function error, timeout or crash is
@@ -230,6 +249,13 @@ public final class LocalRuntime: Service, Sendable {
             result.status = .cancelled
             result.errorType = "Runtime.Cancelled"
             result.payload = LambdaErrorPayload.make(type: "Runtime.Cancelled", message: "RequestId: \(requestID) the invocation was cancelled")
+        case .outOfMemory:
+            result.status = .environmentFailure
+            result.errorType = "Runtime.OutOfMemory"
+            result.maxMemoryUsedMB = function.memorySize
+            result.payload = LambdaErrorPayload.make(
+                type: "Runtime.OutOfMemory", message: "RequestId: \(requestID) Error: Runtime exited with error: signal: killed"
+            )
         case .exited(let exit):
             result.status = .environmentFailure
             result.errorType = "Runtime.ExitError"
@@ -237,8 +263,11 @@ public final class LocalRuntime: Service, Sendable {
                 type: "Runtime.ExitError", message: "RequestId: \(requestID) Error: Runtime exited with error: \(exit)"
             )
         }
+        let report = Self.reportLine(result, memorySize: function.memorySize)
         logger.info("END RequestId: \(requestID)", metadata: ["function": "\(function.name)"])
-        logger.info("\(Self.reportLine(result, memorySize: function.memorySize))", metadata: ["function": "\(function.name)"])
+        logger.info("\(report)", metadata: ["function": "\(function.name)"])
+        let output = environment.takeLog()
+        result.log = (["START RequestId: \(requestID) Version: $LATEST"] + output + ["END RequestId: \(requestID)", report]).joined(separator: "\n") + "\n"
         await pool.giveBack(environment)
         return result
     }

@@ -20,6 +20,8 @@ public struct RuntimeConfiguration: Sendable {
     /// Pause before the first retry of a failed asynchronous invocation, doubled for the second.
     /// Lambda waits about a minute, then two; locally that would only slow tests and demos down.
     public var retryBackoff: Duration = .milliseconds(200)
+    /// An environment idle this long is shut down (the next invocation is a cold start again).
+    public var idleTimeout: Duration = .seconds(300)
     /// Grace period between `SIGTERM` and `SIGKILL` when stopping environments.
     public var shutdownGrace: Duration = .seconds(2)
 

@@ -6,7 +6,7 @@ import RelayProtocol
 
 // The chaos function: misbehaves on request, so tests can see the runtime and gateway cope.
 //
-// Event: {"mode": "echo" | "sleep" | "error" | "crash" | "oversize" | "upload", "seconds": 1.5, "bytes": 100,
+// Event: {"mode": "echo" | "sleep" | "error" | "crash" | "oversize" | "allocate" | "upload", "seconds": 1.5, "bytes": 100,
 //          "crashAtChunk": 2, "succeedFromAttempt": 2, ...}. With CHAOS_INIT_ERROR=1 in its environment it fails in init.
 // An event from the gateway (an InvocationEvent) carries the mode in its params.
 
@@ -49,6 +49,14 @@ try await FunctionRuntime(logger: logger) { event, context in
     case "crash":
         logger.error("crashing as asked")
         exit(3)
+    case "allocate":
+        // Touch every page, so the memory is resident and counts against the function's memory size.
+        let megabytes = chaos.bytes ?? 512
+        var hold = [UInt8](repeating: 1, count: megabytes << 20)
+        for page in stride(from: 0, to: hold.count, by: 4096) { hold[page] = UInt8(truncatingIfNeeded: page) }
+        context.logger.info("holding \(megabytes) MB")
+        try await Task.sleep(for: .seconds(chaos.seconds ?? 2))
+        return ByteBuffer(string: #"{"held":\#(hold.count >> 20)}"#)
     case "oversize":
         return ByteBuffer(bytes: pattern(chaos.bytes ?? (7 << 20), seed: 1))
     case "upload":
