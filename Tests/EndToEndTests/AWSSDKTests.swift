@@ -1,59 +1,61 @@
 import Foundation
 import Testing
 
-/// An AWS SDK (boto3) pointed at the local runtime's Invoke API, with any credentials, as a user's code would be.
-@Suite(.serialized) struct AWSSDKTests {
-    static let python = pythonInterpreter(with: "boto3")
+extension EndToEnd {
+    /// An AWS SDK (boto3) pointed at the local runtime's Invoke API, with any credentials, as a user's code would be.
+    @Suite struct AWSSDKTests {
+        static let python = pythonInterpreter(with: "boto3")
 
-    static let script = #"""
-    import base64, json, sys
-    import boto3, botocore
-    client = boto3.client(
-        "lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
-        aws_access_key_id="local", aws_secret_access_key="local",
-        config=botocore.config.Config(retries={"max_attempts": 1}),
-    )
-    out = {}
-    r = client.invoke(FunctionName="chaos", Payload=json.dumps({"mode": "echo"}), LogType="Tail")
-    out["status"] = r["StatusCode"]
-    out["payload"] = json.loads(r["Payload"].read())
-    out["log"] = base64.b64decode(r["LogResult"]).decode()
-    r = client.invoke(FunctionName="chaos", Payload=b'{"mode":"error"}')
-    out["functionError"] = r.get("FunctionError")
-    out["errorPayload"] = json.loads(r["Payload"].read())
-    out["eventStatus"] = client.invoke(FunctionName="chaos", InvocationType="Event", Payload=b'{"mode":"echo"}')["StatusCode"]
-    out["dryRunStatus"] = client.invoke(FunctionName="chaos", InvocationType="DryRun")["StatusCode"]
-    try:
-        client.invoke(FunctionName="no-such-function", Payload=b"{}")
-    except client.exceptions.ResourceNotFoundException as error:
-        out["notFound"] = error.response["Error"]["Code"]
-        out["notFoundMessage"] = error.response["Error"]["Message"]
-    try:
-        client.invoke(FunctionName="chaos", Payload=b"x" * (6 * 1024 * 1024 + 200))
-    except botocore.exceptions.ClientError as error:
-        out["tooLarge"] = error.response["Error"]["Code"]
-    print(json.dumps(out))
-    """#
+        static let script = #"""
+        import base64, json, sys
+        import boto3, botocore
+        client = boto3.client(
+            "lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+            aws_access_key_id="local", aws_secret_access_key="local",
+            config=botocore.config.Config(retries={"max_attempts": 1}),
+        )
+        out = {}
+        r = client.invoke(FunctionName="chaos", Payload=json.dumps({"mode": "echo"}), LogType="Tail")
+        out["status"] = r["StatusCode"]
+        out["payload"] = json.loads(r["Payload"].read())
+        out["log"] = base64.b64decode(r["LogResult"]).decode()
+        r = client.invoke(FunctionName="chaos", Payload=b'{"mode":"error"}')
+        out["functionError"] = r.get("FunctionError")
+        out["errorPayload"] = json.loads(r["Payload"].read())
+        out["eventStatus"] = client.invoke(FunctionName="chaos", InvocationType="Event", Payload=b'{"mode":"echo"}')["StatusCode"]
+        out["dryRunStatus"] = client.invoke(FunctionName="chaos", InvocationType="DryRun")["StatusCode"]
+        try:
+            client.invoke(FunctionName="no-such-function", Payload=b"{}")
+        except client.exceptions.ResourceNotFoundException as error:
+            out["notFound"] = error.response["Error"]["Code"]
+            out["notFoundMessage"] = error.response["Error"]["Message"]
+        try:
+            client.invoke(FunctionName="chaos", Payload=b"x" * (6 * 1024 * 1024 + 200))
+        except botocore.exceptions.ClientError as error:
+            out["tooLarge"] = error.response["Error"]["Code"]
+        print(json.dumps(out))
+        """#
 
-    @Test(.enabled(if: python != nil || runningInCI, "needs boto3 (CI installs it)"))
-    func boto3InvokesFunctions() async throws {
-        let python = try #require(Self.python, "boto3 is not installed")
-        try await withChunkRelay { _, runtime in
-            let result = try await run([python, "-c", Self.script, runtime])
-            #expect(result.status == 0, "\(result.output)")
-            let lastLine = result.output.split(separator: "\n").last.map(String.init) ?? ""
-            let out = try #require(try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any], "\(result.output)")
-            #expect(out["status"] as? Int == 200)
-            #expect((out["payload"] as? [String: Any])?["function"] as? String == "chaos")
-            #expect((out["log"] as? String)?.hasPrefix("START RequestId: ") == true)
-            #expect((out["log"] as? String)?.contains("REPORT RequestId: ") == true)
-            #expect(out["functionError"] as? String == "Unhandled")
-            #expect((out["errorPayload"] as? [String: Any])?["errorType"] as? String == "Chaos.Error")
-            #expect(out["eventStatus"] as? Int == 202)
-            #expect(out["dryRunStatus"] as? Int == 204)
-            #expect(out["notFound"] as? String == "ResourceNotFoundException")
-            #expect((out["notFoundMessage"] as? String)?.contains("function:no-such-function") == true)
-            #expect(out["tooLarge"] as? String == "RequestEntityTooLargeException")
+        @Test(.enabled(if: python != nil || runningInCI, "needs boto3 (CI installs it)"))
+        func boto3InvokesFunctions() async throws {
+            let python = try #require(Self.python, "boto3 is not installed")
+            try await withChunkRelay { _, runtime in
+                let result = try await run([python, "-c", Self.script, runtime])
+                #expect(result.status == 0, "\(result.output)")
+                let lastLine = result.output.split(separator: "\n").last.map(String.init) ?? ""
+                let out = try #require(try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any], "\(result.output)")
+                #expect(out["status"] as? Int == 200)
+                #expect((out["payload"] as? [String: Any])?["function"] as? String == "chaos")
+                #expect((out["log"] as? String)?.hasPrefix("START RequestId: ") == true)
+                #expect((out["log"] as? String)?.contains("REPORT RequestId: ") == true)
+                #expect(out["functionError"] as? String == "Unhandled")
+                #expect((out["errorPayload"] as? [String: Any])?["errorType"] as? String == "Chaos.Error")
+                #expect(out["eventStatus"] as? Int == 202)
+                #expect(out["dryRunStatus"] as? Int == 204)
+                #expect(out["notFound"] as? String == "ResourceNotFoundException")
+                #expect((out["notFoundMessage"] as? String)?.contains("function:no-such-function") == true)
+                #expect(out["tooLarge"] as? String == "RequestEntityTooLargeException")
+            }
         }
     }
 }

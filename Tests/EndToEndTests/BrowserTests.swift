@@ -4,51 +4,53 @@ import RelayClient
 import RelayProtocol
 import Testing
 
-/// The page at `/` in a real browser: headless Chromium runs it, its `EventSource` receives the
-/// chunks, and it verifies the image with `crypto.subtle.digest`.
-@Suite(.serialized) struct BrowserTests {
-    static let chromium: String? = ["chromium", "chromium-browser", "google-chrome"].first { (try? runBlocking(["which", $0]))?.status == 0 }
+extension EndToEnd {
+    /// The page at `/` in a real browser: headless Chromium runs it, its `EventSource` receives the
+    /// chunks, and it verifies the image with `crypto.subtle.digest`.
+    @Suite struct BrowserTests {
+        static let chromium: String? = ["chromium", "chromium-browser", "google-chrome"].first { (try? runBlocking(["which", $0]))?.status == 0 }
 
-    @Test(.enabled(if: chromium != nil || runningInCI, "needs Chromium (CI installs it)"))
-    func thePageAssemblesAndVerifiesAStreamedMap() async throws {
-        let browser = try #require(Self.chromium, "Chromium is not installed")
-        try await withChunkRelay { gateway, _ in
-            let page = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + "/"), timeout: .seconds(10))
-            #expect(page.status.code == 200)
-            #expect(page.headers.first(name: "Content-Type")?.hasPrefix("text/html") == true)
+        @Test(.enabled(if: chromium != nil || runningInCI, "needs Chromium (CI installs it)"))
+        func thePageAssemblesAndVerifiesAStreamedMap() async throws {
+            let browser = try #require(Self.chromium, "Chromium is not installed")
+            try await withChunkRelay { gateway, _ in
+                let page = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + "/"), timeout: .seconds(30))
+                #expect(page.status.code == 200)
+                #expect(page.headers.first(name: "Content-Type")?.hasPrefix("text/html") == true)
 
-            let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: profile) }
-            let url = "\(gateway)/?width=1536&height=1024&seed=11&autostart=1"
-            // --dump-dom prints the DOM once the page is idle; the virtual-time budget lets the job finish first.
-            let result = try await run([
-                browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
-                "--virtual-time-budget=120000", "--dump-dom", url,
-            ])
-            let dom = result.output
-            let state = Self.attribute("data-state", of: "result", in: dom)
-            #expect(state == "verified", "page said: \(Self.element("result", in: dom) ?? dom.suffix(2000).description)")
-            let pageDigest = try #require(Self.attribute("data-sha256", of: "result", in: dom))
+                let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
+                defer { try? FileManager.default.removeItem(at: profile) }
+                let url = "\(gateway)/?width=1536&height=1024&seed=11&autostart=1"
+                // --dump-dom prints the DOM once the page is idle; the virtual-time budget lets the job finish first.
+                let result = try await run([
+                    browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
+                    "--virtual-time-budget=120000", "--dump-dom", url,
+                ])
+                let dom = result.output
+                let state = Self.attribute("data-state", of: "result", in: dom)
+                #expect(state == "verified", "page said: \(Self.element("result", in: dom) ?? dom.suffix(2000).description)")
+                let pageDigest = try #require(Self.attribute("data-sha256", of: "result", in: dom))
 
-            // The gateway's digest of the same map (any delivery mode gives the same bytes).
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("browser-\(UUID().uuidString).png")
-            defer { try? FileManager.default.removeItem(at: out) }
-            let image = try await RelayClient(baseURL: gateway).generate(
-                CreateJobRequest(function: "map-render", params: ["width": .number(1536), "height": .number(1024), "seed": .number(11)]), to: out)
-            #expect(pageDigest == image.sha256)
+                // The gateway's digest of the same map (any delivery mode gives the same bytes).
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("browser-\(UUID().uuidString).png")
+                defer { try? FileManager.default.removeItem(at: out) }
+                let image = try await RelayClient(baseURL: gateway).generate(
+                    CreateJobRequest(function: "map-render", params: ["width": .number(1536), "height": .number(1024), "seed": .number(11)]), to: out)
+                #expect(pageDigest == image.sha256)
+            }
         }
-    }
 
-    static func element(_ id: String, in html: String) -> String? {
-        guard let start = html.range(of: "id=\"\(id)\"") else { return nil }
-        let tagStart = html[..<start.lowerBound].lastIndex(of: "<") ?? start.lowerBound
-        let end = html[start.upperBound...].range(of: "</")?.lowerBound ?? html.endIndex
-        return String(html[tagStart..<end])
-    }
+        static func element(_ id: String, in html: String) -> String? {
+            guard let start = html.range(of: "id=\"\(id)\"") else { return nil }
+            let tagStart = html[..<start.lowerBound].lastIndex(of: "<") ?? start.lowerBound
+            let end = html[start.upperBound...].range(of: "</")?.lowerBound ?? html.endIndex
+            return String(html[tagStart..<end])
+        }
 
-    static func attribute(_ name: String, of id: String, in html: String) -> String? {
-        guard let element = element(id, in: html), let start = element.range(of: "\(name)=\"") else { return nil }
-        let rest = element[start.upperBound...]
-        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+        static func attribute(_ name: String, of id: String, in html: String) -> String? {
+            guard let element = element(id, in: html), let start = element.range(of: "\(name)=\"") else { return nil }
+            let rest = element[start.upperBound...]
+            return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+        }
     }
 }

@@ -2,90 +2,92 @@ import AsyncHTTPClient
 import Foundation
 import Testing
 
-/// The `chunkrelay` executable as a user runs it: `serve` in one process, `generate` and `invoke` in others.
-@Suite(.serialized) struct CommandLineTests {
-    static var executable: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("chunkrelay") }
+extension EndToEnd {
+    /// The `chunkrelay` executable as a user runs it: `serve` in one process, `generate` and `invoke` in others.
+    @Suite struct CommandLineTests {
+        static var executable: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("chunkrelay") }
 
-    @Test func serveGenerateAndInvoke() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let serve = Process()
-        serve.executableURL = Self.executable
-        serve.arguments = [
-            "serve", "--port", "0", "--runtime-port", "0", "--state-dir", directory.appendingPathComponent("state").path,
-            "--functions", repositoryRoot.appendingPathComponent("functions").path,
-        ]
-        let log = Pipe()
-        serve.standardError = log
-        serve.standardOutput = log
-        try serve.run()
-        defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
+        @Test func serveGenerateAndInvoke() async throws {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let serve = Process()
+            serve.executableURL = Self.executable
+            serve.arguments = [
+                "serve", "--port", "0", "--runtime-port", "0", "--state-dir", directory.appendingPathComponent("state").path,
+                "--functions", repositoryRoot.appendingPathComponent("functions").path,
+            ]
+            let log = Pipe()
+            serve.standardError = log
+            serve.standardOutput = log
+            try serve.run()
+            defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
 
-        // Both URLs are announced in the log once the servers listen (read off the concurrency pool).
-        let text: String = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var text = ""
-                let deadline = Date().addingTimeInterval(60)
-                while Date() < deadline, Self.url(after: "gateway listening on ", in: text) == nil
-                    || Self.url(after: "local runtime (Lambda Invoke API) listening on ", in: text) == nil
-                {
-                    let data = log.fileHandleForReading.availableData
-                    if data.isEmpty { break }
-                    text += String(decoding: data, as: UTF8.self)
+            // Both URLs are announced in the log once the servers listen (read off the concurrency pool).
+            let text: String = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    var text = ""
+                    let deadline = Date().addingTimeInterval(60)
+                    while Date() < deadline, Self.url(after: "gateway listening on ", in: text) == nil
+                        || Self.url(after: "local runtime (Lambda Invoke API) listening on ", in: text) == nil
+                    {
+                        let data = log.fileHandleForReading.availableData
+                        if data.isEmpty { break }
+                        text += String(decoding: data, as: UTF8.self)
+                    }
+                    continuation.resume(returning: text)
                 }
-                continuation.resume(returning: text)
             }
+            let gateway = Self.url(after: "gateway listening on ", in: text)
+            let runtime = Self.url(after: "local runtime (Lambda Invoke API) listening on ", in: text)
+            let gatewayURL = try #require(gateway, "serve did not announce the gateway: \(text)")
+            let runtimeURL = try #require(runtime, "serve did not announce the runtime: \(text)")
+            // Keep draining the log so the server never blocks on a full pipe.
+            log.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
+
+            let out = directory.appendingPathComponent("map.png")
+            let generated = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--out", out.path])
+            #expect(generated.status == 0, "\(generated.output)")
+            #expect(generated.output.contains("verified"))
+            #expect(generated.output.contains("ready:"))
+            let imageURL = try #require(Self.url(after: "image will be at ", in: generated.output))
+            let streamed = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--delivery", "stream", "--out", out.path + ".stream"])
+            #expect(streamed.status == 0, "\(streamed.output)")
+            #expect(streamed.output.contains("received of"))
+            #expect(streamed.output.contains("done: "))
+            #expect(try Data(contentsOf: URL(fileURLWithPath: out.path + ".stream")) == (try Data(contentsOf: out)), "stream and retrieve give the same bytes")
+            #expect(FileManager.default.fileExists(atPath: out.path))
+            #expect(!FileManager.default.fileExists(atPath: out.path + ".partial"))
+            let again = try await HTTPClient.shared.execute(HTTPClientRequest(url: imageURL), timeout: .seconds(10))
+            #expect(again.status.code == 410)
+
+            let invoked = try await run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"echo"}"#, "--runtime", runtimeURL])
+            #expect(invoked.status == 0, "\(invoked.output)")
+            #expect(invoked.output.contains(#""function":"chaos""#))
+            #expect(invoked.output.contains("START RequestId: "), "the log, as sam local invoke prints it")
+            #expect(invoked.output.contains("REPORT RequestId: "))
+            let failing = try await run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"error"}"#, "--runtime", runtimeURL])
+            #expect(failing.status != 0)
+            #expect(failing.output.contains("Chaos.Error"))
+
+            let badParam = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "nope", "--out", out.path])
+            #expect(badParam.status != 0)
+            #expect(badParam.output.contains("function_not_found"))
+
+            // SIGTERM stops it cleanly.
+            serve.terminate()
+            let stopped = Date().addingTimeInterval(20)
+            while serve.isRunning, Date() < stopped { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(!serve.isRunning)
+            #expect(serve.terminationStatus == 0)
         }
-        let gateway = Self.url(after: "gateway listening on ", in: text)
-        let runtime = Self.url(after: "local runtime (Lambda Invoke API) listening on ", in: text)
-        let gatewayURL = try #require(gateway, "serve did not announce the gateway: \(text)")
-        let runtimeURL = try #require(runtime, "serve did not announce the runtime: \(text)")
-        // Keep draining the log so the server never blocks on a full pipe.
-        log.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
 
-        let out = directory.appendingPathComponent("map.png")
-        let generated = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--out", out.path])
-        #expect(generated.status == 0, "\(generated.output)")
-        #expect(generated.output.contains("verified"))
-        #expect(generated.output.contains("ready:"))
-        let imageURL = try #require(Self.url(after: "image will be at ", in: generated.output))
-        let streamed = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--delivery", "stream", "--out", out.path + ".stream"])
-        #expect(streamed.status == 0, "\(streamed.output)")
-        #expect(streamed.output.contains("received of"))
-        #expect(streamed.output.contains("done: "))
-        #expect(try Data(contentsOf: URL(fileURLWithPath: out.path + ".stream")) == (try Data(contentsOf: out)), "stream and retrieve give the same bytes")
-        #expect(FileManager.default.fileExists(atPath: out.path))
-        #expect(!FileManager.default.fileExists(atPath: out.path + ".partial"))
-        let again = try await HTTPClient.shared.execute(HTTPClientRequest(url: imageURL), timeout: .seconds(10))
-        #expect(again.status.code == 410)
-
-        let invoked = try await run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"echo"}"#, "--runtime", runtimeURL])
-        #expect(invoked.status == 0, "\(invoked.output)")
-        #expect(invoked.output.contains(#""function":"chaos""#))
-        #expect(invoked.output.contains("START RequestId: "), "the log, as sam local invoke prints it")
-        #expect(invoked.output.contains("REPORT RequestId: "))
-        let failing = try await run([Self.executable.path, "invoke", "chaos", "--payload", #"{"mode":"error"}"#, "--runtime", runtimeURL])
-        #expect(failing.status != 0)
-        #expect(failing.output.contains("Chaos.Error"))
-
-        let badParam = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "nope", "--out", out.path])
-        #expect(badParam.status != 0)
-        #expect(badParam.output.contains("function_not_found"))
-
-        // SIGTERM stops it cleanly.
-        serve.terminate()
-        let stopped = Date().addingTimeInterval(20)
-        while serve.isRunning, Date() < stopped { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(!serve.isRunning)
-        #expect(serve.terminationStatus == 0)
-    }
-
-    static func url(after marker: String, in text: String) -> String? {
-        guard let range = text.range(of: marker) else { return nil }
-        let rest = text[range.upperBound...]
-        let end = rest.firstIndex(where: { $0 == ";" || $0 == "\n" || $0 == " " }) ?? rest.endIndex
-        let url = String(rest[..<end])
-        return url.isEmpty ? nil : url
+        static func url(after marker: String, in text: String) -> String? {
+            guard let range = text.range(of: marker) else { return nil }
+            let rest = text[range.upperBound...]
+            let end = rest.firstIndex(where: { $0 == ";" || $0 == "\n" || $0 == " " }) ?? rest.endIndex
+            let url = String(rest[..<end])
+            return url.isEmpty ? nil : url
+        }
     }
 }

@@ -24,127 +24,129 @@ struct FixtureFile: Decodable {
     }
 }
 
-/// The whole system for real: gateway and runtime on sockets, `map-render` as its own process,
-/// the SDK downloading once.
-@Suite(.serialized) struct EndToEndTests {
-    @Test func fixturesComeThroughTheWholeFlowByteForByte() async throws {
-        let fixtures = try FixtureFile.load()
-        try await withChunkRelay { gateway, _ in
-            let client = RelayClient(baseURL: gateway)
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fx-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
-            for fixture in fixtures.cases {
-                let out = directory.appendingPathComponent("\(fixture.sha256).png")
-                let image = try await client.generate(CreateJobRequest(function: fixtures.function, params: fixture.params), to: out)
-                #expect(image.sha256 == fixture.sha256, "\(fixture.name)")
-                #expect(image.bytes == fixture.bytes, "\(fixture.name)")
-                #expect(image.contentType == "image/png")
-                if let name = fixture.file {
-                    let expected = try Data(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fixtures/\(name)"))
-                    #expect(try Data(contentsOf: out) == expected, "\(fixture.name)")
+extension EndToEnd {
+    /// The whole system for real: gateway and runtime on sockets, `map-render` as its own process,
+    /// the SDK downloading once.
+    @Suite struct EndToEndTests {
+        @Test func fixturesComeThroughTheWholeFlowByteForByte() async throws {
+            let fixtures = try FixtureFile.load()
+            try await withChunkRelay { gateway, _ in
+                let client = RelayClient(baseURL: gateway)
+                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fx-\(UUID().uuidString)")
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(at: directory) }
+                for fixture in fixtures.cases {
+                    let out = directory.appendingPathComponent("\(fixture.sha256).png")
+                    let image = try await client.generate(CreateJobRequest(function: fixtures.function, params: fixture.params), to: out)
+                    #expect(image.sha256 == fixture.sha256, "\(fixture.name)")
+                    #expect(image.bytes == fixture.bytes, "\(fixture.name)")
+                    #expect(image.contentType == "image/png")
+                    if let name = fixture.file {
+                        let expected = try Data(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fixtures/\(name)"))
+                        #expect(try Data(contentsOf: out) == expected, "\(fixture.name)")
+                    }
                 }
             }
         }
-    }
 
-    @Test func aDefaultMapIsOver10MBValidAndRetrievableOnce() async throws {
-        try await withChunkRelay { gateway, _ in
-            let client = RelayClient(baseURL: gateway)
-            let created = try await client.createJob(CreateJobRequest(function: "map-render", params: ["width": .number(4096), "height": .number(4096)]))
-            let updates = Locked<[JobEvent]>([])
-            let status = try await client.waitUntilReady(created.id) { event in updates.update { $0.append(event) } }
-            #expect(status.state == .ready)
-            #expect(status.chunks == 17)
-            #expect(status.bytes > 10_000_000)
-            #expect(updates.value.contains { if case .progress = $0 { return true } else { return false } }, "progress was pushed while the function uploaded")
-            #expect(updates.value.last == .ready(image: created.image ?? "", bytes: status.bytes, sha256: status.sha256 ?? ""))
+        @Test func aDefaultMapIsOver10MBValidAndRetrievableOnce() async throws {
+            try await withChunkRelay { gateway, _ in
+                let client = RelayClient(baseURL: gateway)
+                let created = try await client.createJob(CreateJobRequest(function: "map-render", params: ["width": .number(4096), "height": .number(4096)]))
+                let updates = Locked<[JobEvent]>([])
+                let status = try await client.waitUntilReady(created.id) { event in updates.update { $0.append(event) } }
+                #expect(status.state == .ready)
+                #expect(status.chunks == 17)
+                #expect(status.bytes > 10_000_000)
+                #expect(updates.value.contains { if case .progress = $0 { return true } else { return false } }, "progress was pushed while the function uploaded")
+                #expect(updates.value.last == .ready(image: created.image ?? "", bytes: status.bytes, sha256: status.sha256 ?? ""))
 
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("map-\(UUID().uuidString).png")
-            defer { try? FileManager.default.removeItem(at: out) }
-            let image = try await client.retrieve(imagePath: try #require(created.image), expectedSHA256: try #require(status.sha256), to: out)
-            #expect(image.bytes > 10_000_000)
-            if Pillow.python != nil || Pillow.required {
-                #expect(try await Pillow.describe(out) == "4096x4096 P")
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("map-\(UUID().uuidString).png")
+                defer { try? FileManager.default.removeItem(at: out) }
+                let image = try await client.retrieve(imagePath: try #require(created.image), expectedSHA256: try #require(status.sha256), to: out)
+                #expect(image.bytes > 10_000_000)
+                if Pillow.python != nil || Pillow.required {
+                    #expect(try await Pillow.describe(out) == "4096x4096 P")
+                }
+                let again = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + (created.image ?? "")), timeout: .seconds(10))
+                #expect(again.status.code == 410)
+                #expect(try await client.job(created.id).state == .done)
             }
-            let again = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + (created.image ?? "")), timeout: .seconds(10))
-            #expect(again.status.code == 410)
-            #expect(try await client.job(created.id).state == .done)
         }
-    }
 
-    @Test func streamModeDeliversTheSameBytesAsRetrieveMode() async throws {
-        let fixture = try #require(try FixtureFile.load().cases.first { $0.params.isEmpty })
-        try await withChunkRelay { gateway, _ in
-            let client = RelayClient(baseURL: gateway)
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString).png")
-            defer { try? FileManager.default.removeItem(at: out) }
-            let events = Locked<[JobEvent]>([])
-            let image = try await client.generate(CreateJobRequest(function: "map-render", delivery: .stream), to: out) { event in events.update { $0.append(event) } }
-            #expect(image.sha256 == fixture.sha256)
-            #expect(image.bytes == fixture.bytes)
-            let chunkIndices = events.value.compactMap { if case .chunk(let index, _) = $0 { return index } else { return nil } }
-            #expect(chunkIndices == Array(0..<17))
-            #expect(events.value.first == .started(attempt: 1) || events.value.first == .queued(position: 1))
-        }
-    }
-
-    @Test func aFunctionErrorFailsTheJobWithItsMessage() async throws {
-        try await withChunkRelay { gateway, _ in
-            let client = RelayClient(baseURL: gateway)
-            let created = try await client.createJob(CreateJobRequest(function: "map-render", params: ["width": .number(0)]))
-            await #expect {
-                _ = try await client.waitUntilReady(created.id)
-            } throws: { error in
-                guard let error = error as? RelayClientError else { return false }
-                return error.code == "function_error" && error.message.contains("InvalidParameters") && error.message.contains("width must be")
+        @Test func streamModeDeliversTheSameBytesAsRetrieveMode() async throws {
+            let fixture = try #require(try FixtureFile.load().cases.first { $0.params.isEmpty })
+            try await withChunkRelay { gateway, _ in
+                let client = RelayClient(baseURL: gateway)
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString).png")
+                defer { try? FileManager.default.removeItem(at: out) }
+                let events = Locked<[JobEvent]>([])
+                let image = try await client.generate(CreateJobRequest(function: "map-render", delivery: .stream), to: out) { event in events.update { $0.append(event) } }
+                #expect(image.sha256 == fixture.sha256)
+                #expect(image.bytes == fixture.bytes)
+                let chunkIndices = events.value.compactMap { if case .chunk(let index, _) = $0 { return index } else { return nil } }
+                #expect(chunkIndices == Array(0..<17))
+                #expect(events.value.first == .started(attempt: 1) || events.value.first == .queued(position: 1))
             }
-            let image = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + (created.image ?? "")), timeout: .seconds(10))
-            #expect(image.status.code == 410)
         }
-    }
 
-    @Test func aFunctionThatDiesMidUploadIsRolledBack() async throws {
-        try await withChunkRelay(chunkSize: 64 << 10) { gateway, _ in
-            let client = RelayClient(baseURL: gateway)
-            let created = try await client.createJob(CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(500_000), "crashAtChunk": .number(3)]))
-            await #expect(throws: RelayClientError.self) { _ = try await client.waitUntilReady(created.id) }
-            let status = try await client.job(created.id)
-            #expect(status.state == .failed)
-            #expect(status.error?.code == "function_crashed")
-            #expect(status.error?.message.contains("exit status 4") == true)
-            #expect(status.attempts == 3, "retried twice, as chaos's maximumRetryAttempts says")
-            #expect(status.chunks == 0, "no chunk of a failed attempt is kept")
+        @Test func aFunctionErrorFailsTheJobWithItsMessage() async throws {
+            try await withChunkRelay { gateway, _ in
+                let client = RelayClient(baseURL: gateway)
+                let created = try await client.createJob(CreateJobRequest(function: "map-render", params: ["width": .number(0)]))
+                await #expect {
+                    _ = try await client.waitUntilReady(created.id)
+                } throws: { error in
+                    guard let error = error as? RelayClientError else { return false }
+                    return error.code == "function_error" && error.message.contains("InvalidParameters") && error.message.contains("width must be")
+                }
+                let image = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + (created.image ?? "")), timeout: .seconds(10))
+                #expect(image.status.code == 410)
+            }
         }
-    }
 
-    @Test func aFailedAttemptIsRetriedAndTheStreamStartsOver() async throws {
-        try await withChunkRelay(chunkSize: 64 << 10) { gateway, _ in
-            let client = RelayClient(baseURL: gateway)
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("flaky-\(UUID().uuidString).bin")
-            defer { try? FileManager.default.removeItem(at: out) }
-            let events = Locked<[JobEvent]>([])
-            let image = try await client.generate(
-                CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(300_000), "succeedFromAttempt": .number(3)], delivery: .stream),
-                to: out
-            ) { event in events.update { $0.append(event) } }
-            #expect(image.bytes == 300_000)
-            #expect(try Data(contentsOf: out) == Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }))
-            let retries = events.value.compactMap { if case .retrying(let attempt, let error) = $0 { return (attempt, error.code) } else { return nil } }
-            #expect(retries.map(\.0) == [2, 3])
-            #expect(retries.allSatisfy { $0.1 == "function_error" })
+        @Test func aFunctionThatDiesMidUploadIsRolledBack() async throws {
+            try await withChunkRelay(chunkSize: 64 << 10) { gateway, _ in
+                let client = RelayClient(baseURL: gateway)
+                let created = try await client.createJob(CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(500_000), "crashAtChunk": .number(3)]))
+                await #expect(throws: RelayClientError.self) { _ = try await client.waitUntilReady(created.id) }
+                let status = try await client.job(created.id)
+                #expect(status.state == .failed)
+                #expect(status.error?.code == "function_crashed")
+                #expect(status.error?.message.contains("exit status 4") == true)
+                #expect(status.attempts == 3, "retried twice, as chaos's maximumRetryAttempts says")
+                #expect(status.chunks == 0, "no chunk of a failed attempt is kept")
+            }
         }
-    }
 
-    @Test func chaosUploadsCompleteWhenNothingGoesWrong() async throws {
-        try await withChunkRelay(chunkSize: 64 << 10) { gateway, _ in
-            let client = RelayClient(baseURL: gateway)
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("chaos-\(UUID().uuidString).bin")
-            defer { try? FileManager.default.removeItem(at: out) }
-            let image = try await client.generate(CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(500_000)]), to: out)
-            #expect(image.bytes == 500_000)
-            let expected = (0..<500_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
-            #expect(try Data(contentsOf: out) == Data(expected))
+        @Test func aFailedAttemptIsRetriedAndTheStreamStartsOver() async throws {
+            try await withChunkRelay(chunkSize: 64 << 10) { gateway, _ in
+                let client = RelayClient(baseURL: gateway)
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("flaky-\(UUID().uuidString).bin")
+                defer { try? FileManager.default.removeItem(at: out) }
+                let events = Locked<[JobEvent]>([])
+                let image = try await client.generate(
+                    CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(300_000), "succeedFromAttempt": .number(3)], delivery: .stream),
+                    to: out
+                ) { event in events.update { $0.append(event) } }
+                #expect(image.bytes == 300_000)
+                #expect(try Data(contentsOf: out) == Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }))
+                let retries = events.value.compactMap { if case .retrying(let attempt, let error) = $0 { return (attempt, error.code) } else { return nil } }
+                #expect(retries.map(\.0) == [2, 3])
+                #expect(retries.allSatisfy { $0.1 == "function_error" })
+            }
+        }
+
+        @Test func chaosUploadsCompleteWhenNothingGoesWrong() async throws {
+            try await withChunkRelay(chunkSize: 64 << 10) { gateway, _ in
+                let client = RelayClient(baseURL: gateway)
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("chaos-\(UUID().uuidString).bin")
+                defer { try? FileManager.default.removeItem(at: out) }
+                let image = try await client.generate(CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(500_000)]), to: out)
+                #expect(image.bytes == 500_000)
+                let expected = (0..<500_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+                #expect(try Data(contentsOf: out) == Data(expected))
+            }
         }
     }
 }

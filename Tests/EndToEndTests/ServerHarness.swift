@@ -3,8 +3,13 @@ import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Testing
 
 @testable import chunkrelay
+
+/// Every end-to-end suite runs one test at a time: each starts servers and function processes, and
+/// on two cores several at once would make timings, not behaviour, decide the results.
+@Suite(.serialized) enum EndToEnd {}
 
 /// The repository root, for the real `functions/` folder and fixtures.
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardizedFileURL

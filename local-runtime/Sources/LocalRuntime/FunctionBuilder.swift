@@ -1,13 +1,15 @@
 import Foundation
 import Logging
 
-/// Finds the executable of a Swift function, building it first when it has not been built,
-/// as `sam build` would; `swift run chunkrelay serve` builds only the CLI.
+/// Finds how to start a function, building it first when it has not been built, as `sam build` would:
+/// a Swift function's product with SwiftPM (`swift run chunkrelay serve` builds only the CLI), any other
+/// function with the `build` commands of its `function.json` (a Python virtual environment, say).
 actor FunctionBuilder {
     private let packageRoot: URL?
     private let binDirectories: [URL]
     private let logger: Logger
-    private var resolved: [String: URL] = [:]
+    /// One resolution per function, shared by concurrent cold starts so a build never runs twice at once.
+    private var resolutions: [String: Task<[String], any Error>] = [:]
 
     init(packageRoot: URL?, binDirectories: [URL], logger: Logger) {
         self.packageRoot = packageRoot
@@ -17,6 +19,35 @@ actor FunctionBuilder {
 
     /// The command line that starts the function.
     func commandLine(for function: FunctionConfiguration) async throws(RuntimeError) -> [String] {
+        let task: Task<[String], any Error>
+        if let existing = resolutions[function.name] {
+            task = existing
+        } else {
+            task = Task { try await self.resolve(function) }
+            resolutions[function.name] = task
+        }
+        do {
+            return try await task.value
+        } catch {
+            resolutions[function.name] = nil  // a failed build is tried again by the next invocation
+            throw error as? RuntimeError ?? RuntimeError(.buildFailed, "\(error)")
+        }
+    }
+
+    private func resolve(_ function: FunctionConfiguration) async throws(RuntimeError) -> [String] {
+        if let steps = function.build, let directory = function.directory {
+            let marker = directory.appendingPathComponent(function.buildCreates ?? ".built")
+            if !FileManager.default.fileExists(atPath: marker.path) {
+                logger.notice("function \(function.name) is not built; running its build steps in \(directory.path)")
+                let started = ContinuousClock.now
+                for step in steps {
+                    logger.notice("\(function.name): \(step.joined(separator: " "))")
+                    try await Self.run(step, in: directory)
+                }
+                if function.buildCreates == nil { _ = FileManager.default.createFile(atPath: marker.path, contents: nil) }
+                logger.notice("built \(function.name) in \(ContinuousClock.now - started)")
+            }
+        }
         if let command = function.command { return command }
         guard let product = function.swiftProduct else {
             throw RuntimeError(.invalidConfiguration, "\(function.name) has neither swiftProduct nor command")
@@ -25,13 +56,9 @@ actor FunctionBuilder {
     }
 
     private func executable(product: String) async throws(RuntimeError) -> URL {
-        if let url = resolved[product] { return url }
         for directory in binDirectories {
             let candidate = directory.appendingPathComponent(product)
-            if FileManager.default.isExecutableFile(atPath: candidate.path) {
-                resolved[product] = candidate
-                return candidate
-            }
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         }
         guard let packageRoot, FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent("Package.swift").path) else {
             throw RuntimeError(.buildFailed, "executable \(product) not found in \(binDirectories.map(\.path)) and no package to build it from")
@@ -47,15 +74,20 @@ actor FunctionBuilder {
             throw RuntimeError(.buildFailed, "built \(product) but found no executable at \(url.path)")
         }
         logger.notice("built \(product) in \(ContinuousClock.now - started)")
-        resolved[product] = url
         return url
     }
 
     @discardableResult
     private static func swift(_ arguments: [String], in directory: URL) async throws(RuntimeError) -> String {
+        try await run(["swift"] + arguments, in: directory)
+    }
+
+    /// Runs a build command to completion; its output is returned, or quoted in the error.
+    @discardableResult
+    private static func run(_ arguments: [String], in directory: URL) async throws(RuntimeError) -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["swift"] + arguments
+        process.arguments = arguments
         process.currentDirectoryURL = directory
         let output = Pipe()
         process.standardOutput = output
@@ -74,10 +106,10 @@ actor FunctionBuilder {
                 }
             }
         } catch {
-            throw RuntimeError(.buildFailed, "could not run swift \(arguments.joined(separator: " ")): \(error)")
+            throw RuntimeError(.buildFailed, "could not run \(arguments.joined(separator: " ")): \(error)")
         }
         guard status == 0 else {
-            throw RuntimeError(.buildFailed, "swift \(arguments.joined(separator: " ")) failed (\(status)):\n\(text.suffix(4000))")
+            throw RuntimeError(.buildFailed, "\(arguments.joined(separator: " ")) failed (\(status)):\n\(text.suffix(4000))")
         }
         return text
     }

@@ -16,8 +16,13 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     public var handler: String
     /// A SwiftPM executable product of this package that is the function (built on demand).
     public var swiftProduct: String?
-    /// Or a command line to start it, run in the function's folder (`LAMBDA_TASK_ROOT`).
+    /// Or a command line to start it, run in the function's folder (`LAMBDA_TASK_ROOT`); a relative
+    /// executable path is relative to that folder.
     public var command: [String]?
+    /// Commands that build the function (run in its folder) when `buildCreates` does not exist yet.
+    public var build: [[String]]?
+    /// A path, relative to the function's folder, that exists once the function is built.
+    public var buildCreates: String?
     /// Seconds an invocation may run (AWS default 3, maximum 900).
     public var timeout: Double
     /// MB of memory (AWS default 128, 128...10240).
@@ -52,7 +57,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
 
     private enum CodingKeys: String, CodingKey {
         case name, description, runtime, handler, swiftProduct, command, timeout, memorySize, reservedConcurrency
-        case maximumRetryAttempts, environment
+        case maximumRetryAttempts, environment, build, buildCreates
     }
 
     public init(from decoder: any Decoder) throws {
@@ -72,6 +77,8 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
             environment: try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         )
         self.description = try c.decodeIfPresent(String.self, forKey: .description)
+        self.build = try c.decodeIfPresent([[String]].self, forKey: .build)
+        self.buildCreates = try c.decodeIfPresent(String.self, forKey: .buildCreates)
     }
 
     /// Checks the values against the platform's ranges.

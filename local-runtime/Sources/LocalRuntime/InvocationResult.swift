@@ -53,6 +53,12 @@ enum LambdaErrorPayload {
         return ByteBuffer(bytes: data)
     }
 
+    /// The `errorType` a runtime client put in the body (awslambdaric: the exception's class), if any.
+    static func type(in payload: ByteBuffer) -> String? {
+        struct Body: Decodable { var errorType: String? }
+        return (try? JSONDecoder().decode(Body.self, from: Data(payload.readableBytesView)))?.errorType
+    }
+
     static func message(in payload: ByteBuffer) -> String? {
         struct Body: Decodable { var errorMessage: String? }
         let data = Data(payload.readableBytesView)

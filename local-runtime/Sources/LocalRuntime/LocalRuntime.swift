@@ -234,7 +234,8 @@ public final class LocalRuntime: Service, Sendable {
             result.payload = body
         case .error(let type, let body):
             result.status = .functionError
-            result.errorType = type
+            // The header often says only `Unhandled`; the body names the error (`ValueError`).
+            result.errorType = LambdaErrorPayload.type(in: body) ?? type
             result.payload = body
         case .timedOut:
             result.status = .timedOut
