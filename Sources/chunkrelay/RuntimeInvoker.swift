@@ -26,8 +26,9 @@ struct RuntimeInvoker: Invoker {
         } catch {
             return .failed(JobError(code: "invalid_event", message: "could not encode the invocation event: \(error)"))
         }
-        guard payload.readableBytes <= RelayLimits.lambdaAsyncEventPayload else {
-            return .failed(JobError(code: "event_too_large", message: "the invocation event is \(payload.readableBytes) bytes; Lambda's async limit is \(RelayLimits.lambdaAsyncEventPayload)"))
+        let limit = runtime.registry.function(named: function)?.maximumEventBytes ?? RelayLimits.lambdaAsyncEventPayload
+        guard payload.readableBytes <= limit else {
+            return .failed(JobError(code: "event_too_large", message: "the invocation event is \(payload.readableBytes) bytes; the function's async event limit is \(limit)"))
         }
         do {
             let result = try await runtime.invokeRetrying(function, payload: payload) { failed, _ in

@@ -106,6 +106,23 @@ import Testing
         }
     }
 
+    @Test func payloadLimitsAreConfigurablePerFunction() async throws {
+        var small = RuntimeHarness.chaos(name: "small")
+        small.maximumPayloadBytes = 1 << 20
+        small.maximumEventBytes = 256 << 10
+        try await RuntimeHarness.run([small]) { runtime, _ in
+            let response = try await runtime.invoke("small", payload: ByteBuffer(string: #"{"mode":"oversize","bytes":1048577}"#))
+            #expect(response.errorType == "Function.ResponseSizeTooLarge")
+            #expect(response.errorMessage?.contains("(1048576 bytes)") == true)
+            #expect(throws: RuntimeError.self) { try runtime.invokeAsync("small", payload: ByteBuffer(repeating: 0x20, count: (256 << 10) + 1)) }
+            try runtime.invokeAsync("small", payload: ByteBuffer(string: #"{"mode":"echo"}"#))
+            await #expect(throws: RuntimeError.self) {
+                _ = try await runtime.invoke("small", payload: ByteBuffer(repeating: 0x20, count: (1 << 20) + 1))
+            }
+        }
+        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", maximumEventBytes: 2 << 20)]) }
+    }
+
     @Test func theLogOfAnInvocationIsFramedLikeLambdas() async throws {
         try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
             let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"error"}"#))

@@ -1,4 +1,5 @@
 import Foundation
+import RelayProtocol
 
 /// A function's `function.json`: how to start it and the platform limits it runs under.
 ///
@@ -19,6 +20,10 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     /// Or a command line to start it, run in the function's folder (`LAMBDA_TASK_ROOT`); a relative
     /// executable path is relative to that folder.
     public var command: [String]?
+    /// Largest buffered request or response payload (AWS: 6 MiB + 100 bytes).
+    public var maximumPayloadBytes: Int
+    /// Largest asynchronous (`Event`) payload (AWS: 1 MiB; set 262144 to match an older account limit).
+    public var maximumEventBytes: Int
     /// Commands that build the function (run in its folder) when `buildCreates` does not exist yet.
     public var build: [[String]]?
     /// A path, relative to the function's folder, that exists once the function is built.
@@ -40,8 +45,11 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     public init(
         name: String, runtime: String = "provided.al2023", handler: String? = nil, swiftProduct: String? = nil,
         command: [String]? = nil, timeout: Double = 3, memorySize: Int = 128, reservedConcurrency: Int? = nil,
-        maximumRetryAttempts: Int = 2, environment: [String: String] = [:], directory: URL? = nil
+        maximumRetryAttempts: Int = 2, environment: [String: String] = [:], directory: URL? = nil,
+        maximumPayloadBytes: Int = RelayLimits.lambdaBufferedPayload, maximumEventBytes: Int = RelayLimits.lambdaAsyncEventPayload
     ) {
+        self.maximumPayloadBytes = maximumPayloadBytes
+        self.maximumEventBytes = maximumEventBytes
         self.name = name
         self.runtime = runtime
         self.handler = handler ?? swiftProduct ?? name
@@ -57,7 +65,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
 
     private enum CodingKeys: String, CodingKey {
         case name, description, runtime, handler, swiftProduct, command, timeout, memorySize, reservedConcurrency
-        case maximumRetryAttempts, environment, build, buildCreates
+        case maximumRetryAttempts, environment, build, buildCreates, maximumPayloadBytes, maximumEventBytes
     }
 
     public init(from decoder: any Decoder) throws {
@@ -74,7 +82,9 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
             memorySize: try c.decodeIfPresent(Int.self, forKey: .memorySize) ?? 128,
             reservedConcurrency: try c.decodeIfPresent(Int.self, forKey: .reservedConcurrency),
             maximumRetryAttempts: try c.decodeIfPresent(Int.self, forKey: .maximumRetryAttempts) ?? 2,
-            environment: try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
+            environment: try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:],
+            maximumPayloadBytes: try c.decodeIfPresent(Int.self, forKey: .maximumPayloadBytes) ?? RelayLimits.lambdaBufferedPayload,
+            maximumEventBytes: try c.decodeIfPresent(Int.self, forKey: .maximumEventBytes) ?? RelayLimits.lambdaAsyncEventPayload
         )
         self.description = try c.decodeIfPresent(String.self, forKey: .description)
         self.build = try c.decodeIfPresent([[String]].self, forKey: .build)
@@ -93,6 +103,12 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
         guard (128...10240).contains(memorySize) else { throw invalid("memorySize must be 128...10240 MB") }
         if let reservedConcurrency, reservedConcurrency < 1 { throw invalid("reservedConcurrency must be at least 1") }
         guard (0...2).contains(maximumRetryAttempts) else { throw invalid("maximumRetryAttempts must be 0...2") }
+        guard (1024...RelayLimits.lambdaBufferedPayload).contains(maximumPayloadBytes) else {
+            throw invalid("maximumPayloadBytes must be 1024...\(RelayLimits.lambdaBufferedPayload)")
+        }
+        guard (1024...RelayLimits.lambdaAsyncEventPayload).contains(maximumEventBytes) else {
+            throw invalid("maximumEventBytes must be 1024...\(RelayLimits.lambdaAsyncEventPayload)")
+        }
     }
 
     /// The ARN the Runtime API reports as `Lambda-Runtime-Invoked-Function-Arn`.

@@ -135,12 +135,12 @@ public final class LocalRuntime: Service, Sendable {
     }
 
     /// Queues an `Event` invocation: checks it and returns at once; the outcome (after retries) is only logged.
-    public func invokeAsync(_ name: String, payload: ByteBuffer, maximumEventBytes: Int = RelayLimits.lambdaAsyncEventPayload) throws(RuntimeError) {
-        guard registry.function(named: name) != nil else {
+    public func invokeAsync(_ name: String, payload: ByteBuffer) throws(RuntimeError) {
+        guard let function = registry.function(named: name) else {
             throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
         }
-        guard payload.readableBytes <= maximumEventBytes else {
-            throw RuntimeError(.requestTooLarge, "Request must be smaller than \(maximumEventBytes) bytes for the InvokeFunction operation")
+        guard payload.readableBytes <= function.maximumEventBytes else {
+            throw RuntimeError(.requestTooLarge, "Request must be smaller than \(function.maximumEventBytes) bytes for the InvokeFunction operation")
         }
         if case .terminated = spawnContinuation.yield(SpawnRequest(environment: nil, event: (name, payload))) {
             throw RuntimeError(.shuttingDown, "the runtime is shutting down")
@@ -151,8 +151,8 @@ public final class LocalRuntime: Service, Sendable {
         guard let function = registry.function(named: name), let pool = pools[name] else {
             throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
         }
-        guard payload.readableBytes <= RelayLimits.lambdaBufferedPayload else {
-            throw RuntimeError(.requestTooLarge, "Request must be smaller than \(RelayLimits.lambdaBufferedPayload) bytes for the InvokeFunction operation")
+        guard payload.readableBytes <= function.maximumPayloadBytes else {
+            throw RuntimeError(.requestTooLarge, "Request must be smaller than \(function.maximumPayloadBytes) bytes for the InvokeFunction operation")
         }
         let commandLine = try await builder.commandLine(for: function)
         let requestID = UUID().uuidString.lowercased()

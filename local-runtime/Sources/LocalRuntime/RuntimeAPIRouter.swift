@@ -34,7 +34,7 @@ enum RuntimeAPIRouter {
             let completion: ExecutionEnvironment.Completion
             let tooLarge: Bool
             do {
-                completion = .response(try await request.body.collect(upTo: RelayLimits.lambdaBufferedPayload))
+                completion = .response(try await request.body.collect(upTo: environment.function.maximumPayloadBytes))
                 tooLarge = false
             } catch {
                 // Lambda answers the invoker with this error type when a response breaks the buffered limit.
@@ -42,7 +42,7 @@ enum RuntimeAPIRouter {
                     type: "Function.ResponseSizeTooLarge",
                     payload: LambdaErrorPayload.make(
                         type: "Function.ResponseSizeTooLarge",
-                        message: "Response payload size exceeded maximum allowed payload size (\(RelayLimits.lambdaBufferedPayload) bytes)."
+                        message: "Response payload size exceeded maximum allowed payload size (\(environment.function.maximumPayloadBytes) bytes)."
                     )
                 )
                 tooLarge = true
@@ -51,7 +51,7 @@ enum RuntimeAPIRouter {
                 return status(.badRequest, type: "InvalidRequestID", message: "Invalid request ID")
             }
             if tooLarge {
-                return status(.contentTooLarge, type: "RequestEntityTooLarge", message: "response payload exceeds \(RelayLimits.lambdaBufferedPayload) bytes")
+                return status(.contentTooLarge, type: "RequestEntityTooLarge", message: "response payload exceeds \(environment.function.maximumPayloadBytes) bytes")
             }
             return accepted()
         }
