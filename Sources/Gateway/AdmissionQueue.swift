@@ -63,8 +63,7 @@ final class AdmissionQueue: Sendable {
                         }
                         guard let job else { break }
                         self.running.withLock { $0[job.function, default: 0] += 1 }
-                        gateway.feed.notify(job.id)
-                        gateway.feed.notifyQueue()
+                        gateway.feed.notifyQueue()  // this job's subscribers hear `started`, the others their new place
                         group.addTask {
                             await gateway.runAttempt(job, baseURL: baseURL)
                             self.running.withLock { $0[job.function, default: 1] -= 1 }

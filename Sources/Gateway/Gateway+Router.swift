@@ -92,18 +92,25 @@ extension Gateway {
 
     func cancelJob(_ context: BasicRequestContext) async throws -> Response {
         let job = try await existingJob(context)
-        guard try await store.finish(jobId: job.id, from: [.queued, .running, .ready], to: .cancelled) else {
+        guard try await cancel(job, from: [.queued, .running, .ready]) else {
             throw GatewayError(.conflict, "job_finished", "job \(job.id) is already \(job.jobState.rawValue)")
         }
+        return try Self.json(try await status(of: try await existingJob(context)))
+    }
+
+    /// Cancels a job still in one of `states`: stops its invocation, drops its files, frees its place
+    /// (the jobs behind it move up and hear so). Returns false when the job had already moved on.
+    func cancel(_ job: JobRecord, from states: Set<JobState>, error: JobError? = nil) async throws -> Bool {
+        guard try await store.finish(jobId: job.id, from: states, to: .cancelled, error: error) else { return false }
         cancellation.cancel(job.id)
         await spool.removeSpool(jobId: job.id)
         if job.jobState == .ready, let key = job.imageKey, !claims.withLock({ $0.contains(key) }) {
             await spool.removeImage(jobId: job.id)
         }
+        feed.forget(job.id)
         admission.wake()
-        feed.notify(job.id)
-        feed.notifyQueue()
-        return try Self.json(try await status(of: try await existingJob(context)))
+        feed.notifyQueue()  // every subscriber looks again: this job's own hear `failed`, the others their new place
+        return true
     }
 
     func metrics() async throws -> Response {

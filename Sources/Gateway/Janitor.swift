@@ -67,13 +67,8 @@ extension Gateway {
                 let since = max(presence.lastSeen ?? job.createdAt, feed.startedAt)
                 guard now - since > grace else { continue }
                 let error = JobError(code: "client_gone", message: "no client watched this stream job for \(Int(grace)) s")
-                if try await store.finish(jobId: job.id, from: [.queued, .running], to: .cancelled, error: error) {
+                if try await cancel(job, from: [.queued, .running], error: error) {
                     logger.notice("job \(job.id): cancelled, its stream client is gone")
-                    cancellation.cancel(job.id)
-                    await spool.removeSpool(jobId: job.id)
-                    feed.forget(job.id)
-                    feed.notifyQueue()
-                    admission.wake()
                 }
             }
         } catch {

@@ -114,10 +114,7 @@ struct JobStore: Sendable {
                 return nil
             }
             job.state = JobState.running.rawValue
-            job.attempt += 1
-            job.uploadToken = RandomToken.make()
-            try job.update(db)
-            try db.execute(sql: "DELETE FROM chunk WHERE jobId = ? AND attempt < ?", arguments: [job.id, job.attempt])
+            try Self.beginAttempt(&job, in: db)
             return job
         }
     }
@@ -128,14 +125,19 @@ struct JobStore: Sendable {
     func startRetry(jobId: String, after attempt: Int, failure: JobError) async throws -> JobRecord? {
         try await database.write { db in
             guard var job = try JobRecord.fetchOne(db, key: jobId), job.jobState == .running, job.attempt == attempt else { return nil }
-            job.attempt += 1
-            job.uploadToken = RandomToken.make()
             job.errorCode = failure.code
             job.errorMessage = failure.message
-            try job.update(db)
-            try db.execute(sql: "DELETE FROM chunk WHERE jobId = ? AND attempt < ?", arguments: [job.id, job.attempt])
+            try Self.beginAttempt(&job, in: db)
             return job
         }
+    }
+
+    /// A new attempt: the next number, a fresh token (the old one stops working), the earlier attempts' chunks forgotten.
+    private static func beginAttempt(_ job: inout JobRecord, in db: Database) throws {
+        job.attempt += 1
+        job.uploadToken = RandomToken.make()
+        try job.update(db)
+        try db.execute(sql: "DELETE FROM chunk WHERE jobId = ? AND attempt < ?", arguments: [job.id, job.attempt])
     }
 
     /// The stored chunk at an index of an attempt.
