@@ -2,25 +2,58 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import Synchronization
 
 /// A function's handler: one event in, one response out.
 public protocol FunctionHandler: Sendable {
     /// Handles one invocation; a thrown error is reported to the Runtime API as a function error.
     func handle(_ event: ByteBuffer, context: InvocationContext) async throws -> ByteBuffer
+    /// Answers one invocation, buffered or streamed; by default the buffered `handle`.
+    func respond(to event: ByteBuffer, context: InvocationContext) async throws -> FunctionResponse
+}
+
+extension FunctionHandler {
+    /// A buffered response from `handle`.
+    public func respond(to event: ByteBuffer, context: InvocationContext) async throws -> FunctionResponse {
+        .buffered(try await handle(event, context: context))
+    }
 }
 
 /// A handler made from a closure.
 public struct ClosureFunctionHandler: FunctionHandler {
-    private let body: @Sendable (ByteBuffer, InvocationContext) async throws -> ByteBuffer
+    private let body: @Sendable (ByteBuffer, InvocationContext) async throws -> FunctionResponse
 
     /// Wraps `body`.
     public init(_ body: @escaping @Sendable (ByteBuffer, InvocationContext) async throws -> ByteBuffer) {
+        self.body = { event, context in .buffered(try await body(event, context)) }
+    }
+
+    /// Wraps `body`, which may answer with a stream.
+    public init(responding body: @escaping @Sendable (ByteBuffer, InvocationContext) async throws -> FunctionResponse) {
         self.body = body
     }
 
-    /// Calls the closure.
+    /// Calls the closure; a streamed answer is collected.
     public func handle(_ event: ByteBuffer, context: InvocationContext) async throws -> ByteBuffer {
+        switch try await body(event, context) {
+        case .buffered(let buffer):
+            return buffer
+        case .streamed(_, let write):
+            let collected = Collected()
+            try await write(ResponseStreamWriter { bytes in collected.append(bytes) })
+            return collected.buffer
+        }
+    }
+
+    /// Calls the closure.
+    public func respond(to event: ByteBuffer, context: InvocationContext) async throws -> FunctionResponse {
         try await body(event, context)
+    }
+
+    private final class Collected: Sendable {
+        private let storage = Mutex(ByteBuffer())
+        func append(_ bytes: ByteBuffer) { storage.withLock { _ = $0.writeImmutableBuffer(bytes) } }
+        var buffer: ByteBuffer { storage.withLock { $0 } }
     }
 }
 
@@ -49,6 +82,14 @@ public struct FunctionRuntime<Handler: FunctionHandler>: Sendable {
         self.init(handler: ClosureFunctionHandler(body), logger: logger)
     }
 
+    /// Makes a runtime around a closure that may answer with a stream.
+    public init(
+        logger: Logger = Logger(label: "function"),
+        responding body: @escaping @Sendable (ByteBuffer, InvocationContext) async throws -> FunctionResponse
+    ) where Handler == ClosureFunctionHandler {
+        self.init(handler: ClosureFunctionHandler(responding: body), logger: logger)
+    }
+
     /// Runs until the Runtime API goes away (the environment is being shut down).
     ///
     /// Reads `AWS_LAMBDA_RUNTIME_API` once, as the Lambda runtimes do.
@@ -70,16 +111,21 @@ public struct FunctionRuntime<Handler: FunctionHandler>: Sendable {
                 logger.debug("runtime API closed; exiting")
                 return
             }
-            let response: ByteBuffer
+            let response: FunctionResponse
             do {
-                response = try await handler.handle(invocation.event, context: invocation.context)
+                response = try await handler.respond(to: invocation.event, context: invocation.context)
             } catch {
                 invocation.context.logger.error("invocation failed: \(error)")
                 try await client.reportError(requestID: invocation.context.requestID, FunctionError(error))
                 continue
             }
             do {
-                try await client.respond(requestID: invocation.context.requestID, body: response)
+                switch response {
+                case .buffered(let body):
+                    try await client.respond(requestID: invocation.context.requestID, body: body)
+                case .streamed(let contentType, let body):
+                    try await client.respondStreaming(requestID: invocation.context.requestID, contentType: contentType, body: body)
+                }
             } catch let error as RuntimeAPIError where (400..<500).contains(error.status) {
                 // The runtime refused the response (too large, for one) and has failed the invocation
                 // itself; the environment stays usable, as on Lambda.

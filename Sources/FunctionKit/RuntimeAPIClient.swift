@@ -15,8 +15,9 @@ public struct RuntimeAPIClient: Sendable {
     }
 
     private let baseURL: String
+    let endpoint: String
     private let httpClient: HTTPClient
-    private let logger: Logger
+    let logger: Logger
 
     /// Largest event accepted from `next`; the runtime never sends more than a buffered payload.
     static let maximumEvent = 6 << 20 + 100
@@ -24,6 +25,7 @@ public struct RuntimeAPIClient: Sendable {
     /// Makes a client for the endpoint `host:port` (the value of `AWS_LAMBDA_RUNTIME_API`).
     public init(endpoint: String, httpClient: HTTPClient = .shared, logger: Logger) {
         self.baseURL = "http://\(endpoint)/2018-06-01/runtime"
+        self.endpoint = endpoint
         self.httpClient = httpClient
         self.logger = logger
     }

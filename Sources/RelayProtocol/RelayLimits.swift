@@ -10,6 +10,8 @@ public enum RelayLimits {
     public static let lambdaBufferedPayload = (6 << 20) + 100
     /// AWS Lambda's asynchronous (`Event`) invocation payload limit: 1 MiB.
     public static let lambdaAsyncEventPayload = 1 << 20
+    /// AWS Lambda's streamed response limit: 200 MiB (raised from 20 MiB in 2025).
+    public static let lambdaStreamingPayload = 200 << 20
     /// Largest JSON body the gateway reads for a job request or a `complete` manifest.
     public static let maximumJSONBody = 256 << 10
     /// Largest image the gateway will assemble (chunk count times cap is also bounded by this).

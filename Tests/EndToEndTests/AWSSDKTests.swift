@@ -7,7 +7,7 @@ extension EndToEnd {
         static let python = pythonInterpreter(with: "boto3")
 
         static let script = #"""
-        import base64, json, sys
+        import base64, json, sys, time
         import boto3, botocore
         client = boto3.client(
             "lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
@@ -33,6 +33,33 @@ extension EndToEnd {
             client.invoke(FunctionName="chaos", Payload=b"x" * (6 * 1024 * 1024 + 200))
         except botocore.exceptions.ClientError as error:
             out["tooLarge"] = error.response["Error"]["Code"]
+        def pattern(chunks, size):
+            return b"".join(bytes((i * 31 + seed) & 0xFF for i in range(size)) for seed in range(chunks))
+        def stream(event, **kwargs):
+            r = client.invoke_with_response_stream(FunctionName="chaos", Payload=json.dumps(event), **kwargs)
+            data, complete, arrivals = b"", None, []
+            for item in r["EventStream"]:
+                if "PayloadChunk" in item:
+                    data += item["PayloadChunk"]["Payload"]
+                    arrivals.append(time.monotonic())
+                if "InvokeComplete" in item:
+                    complete = item["InvokeComplete"]
+            return r, data, complete, time.monotonic() - arrivals[0] if arrivals else 0
+        r, data, complete, afterFirst = stream({"mode": "stream", "chunks": 3, "bytes": 20000, "seconds": 0.4}, LogType="Tail")
+        out["streamStatus"] = r["StatusCode"]
+        out["streamVersion"] = r["ExecutedVersion"]
+        out["streamMatches"] = data == pattern(3, 20000)
+        out["streamProgressive"] = afterFirst > 0.6
+        out["streamError"] = complete.get("ErrorCode")
+        out["streamLog"] = base64.b64decode(complete.get("LogResult", "")).decode()
+        r, data, complete, _ = stream({"mode": "stream", "chunks": 3, "bytes": 1000, "failAfterChunks": 1})
+        out["failedBytes"] = len(data)
+        out["failedCode"] = complete.get("ErrorCode")
+        out["failedDetails"] = complete.get("ErrorDetails")
+        try:
+            client.invoke_with_response_stream(FunctionName="no-such-function", Payload=b"{}")
+        except client.exceptions.ResourceNotFoundException as error:
+            out["streamNotFound"] = error.response["Error"]["Code"]
         print(json.dumps(out))
         """#
 
@@ -55,6 +82,17 @@ extension EndToEnd {
                 #expect(out["notFound"] as? String == "ResourceNotFoundException")
                 #expect((out["notFoundMessage"] as? String)?.contains("function:no-such-function") == true)
                 #expect(out["tooLarge"] as? String == "RequestEntityTooLargeException")
+                // invoke_with_response_stream: botocore decodes the event stream (and checks its CRCs).
+                #expect(out["streamStatus"] as? Int == 200)
+                #expect(out["streamVersion"] as? String == "$LATEST")
+                #expect(out["streamMatches"] as? Bool == true)
+                #expect(out["streamProgressive"] as? Bool == true, "chunks arrived while the function was still writing")
+                #expect(out["streamError"] == nil || out["streamError"] is NSNull)
+                #expect((out["streamLog"] as? String)?.contains("REPORT RequestId: ") == true)
+                #expect(out["failedBytes"] as? Int == 1000)
+                #expect(out["failedCode"] as? String == "Chaos.StreamError")
+                #expect(out["failedDetails"] as? String == "failing after 1 chunks as asked")
+                #expect(out["streamNotFound"] as? String == "ResourceNotFoundException")
             }
         }
     }

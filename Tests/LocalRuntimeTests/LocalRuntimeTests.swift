@@ -92,6 +92,99 @@ import Testing
         }
     }
 
+    /// What chaos's `stream` mode writes: piece `i` is `bytes` of the pattern seeded with `i`.
+    static func streamed(chunks: Int, bytes: Int) -> [UInt8] {
+        (0..<chunks).flatMap { seed in (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) } }
+    }
+
+    @Test func streamedResponsesReachTheInvokerAsTheFunctionWritesThem() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos(concurrency: 1)]) { runtime, _ in
+            // A buffered invoke of a function that streams gets the whole response, as on Lambda.
+            let buffered = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"stream","chunks":3,"bytes":1000}"#))
+            #expect(buffered.status == .success, "\(buffered.text)")
+            #expect(Array(buffered.payload.readableBytesView) == Self.streamed(chunks: 3, bytes: 1000))
+
+            let pieces = Locked<[(ContinuousClock.Instant, ByteBuffer)]>([])
+            let reservation = try await runtime.reserve("chaos", payloadBytes: 64)
+            // The only environment is claimed: a synchronous invoke is throttled meanwhile.
+            await #expect(throws: RuntimeError.self) { _ = try await runtime.invokeOrThrottle("chaos", payload: ByteBuffer(string: "{}")) }
+            let result = try await runtime.invoke(
+                reservation, payload: ByteBuffer(string: #"{"mode":"stream","chunks":4,"bytes":50000,"seconds":0.4}"#),
+                sink: ResponseStreamSink { piece in pieces.update { $0.append((ContinuousClock.now, piece)) } }
+            )
+            let ended = ContinuousClock.now
+            #expect(result.status == .success, "\(result.text)")
+            #expect(result.payload.readableBytes == 0, "streamed bytes are not also buffered")
+            let received = pieces.value
+            #expect(received.flatMap { Array($0.1.readableBytesView) } == Self.streamed(chunks: 4, bytes: 50000))
+            let first = try #require(received.first?.0)
+            #expect(ended - first > .milliseconds(1000), "the first piece arrived while the function was still writing")
+            #expect(result.log.contains("REPORT RequestId: \(result.requestID)"))
+        }
+    }
+
+    @Test func aStreamedResponseThatFailsReportsTheErrorFromItsTrailers() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos(concurrency: 1)]) { runtime, _ in
+            let received = Locked(0)
+            let reservation = try await runtime.reserve("chaos", payloadBytes: 64)
+            let failed = try await runtime.invoke(
+                reservation, payload: ByteBuffer(string: #"{"mode":"stream","chunks":4,"bytes":1000,"failAfterChunks":2}"#),
+                sink: ResponseStreamSink { piece in received.update { $0 += piece.readableBytes } }
+            )
+            #expect(failed.status == .functionError)
+            #expect(failed.errorType == "Chaos.StreamError")
+            #expect(failed.errorMessage == "failing after 2 chunks as asked")
+            #expect(received.value == 2000, "what was written before the error still reached the invoker")
+            // A buffered invoke of the same failure is a plain function error.
+            let pid = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}")).json["pid"]
+            let bufferedFailure = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"stream","failAfterChunks":0}"#))
+            #expect(bufferedFailure.errorType == "Chaos.StreamError")
+            #expect(try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}")).json["pid"] == pid, "the environment stays warm")
+        }
+    }
+
+    @Test func streamedResponsesHaveTheirOwnSizeLimit() async throws {
+        var small = RuntimeHarness.chaos(name: "small", concurrency: 1)
+        small.maximumStreamingPayloadBytes = 100_000
+        small.maximumPayloadBytes = 10_000
+        try await RuntimeHarness.run([small]) { runtime, _ in
+            let received = Locked(0)
+            let over = try await runtime.invoke(
+                try await runtime.reserve("small", payloadBytes: 64),
+                payload: ByteBuffer(string: #"{"mode":"stream","chunks":3,"bytes":40000}"#),
+                sink: ResponseStreamSink { piece in received.update { $0 += piece.readableBytes } }
+            )
+            #expect(over.errorType == "Function.ResponseSizeTooLarge")
+            #expect(over.errorMessage?.contains("(100000 bytes)") == true)
+            #expect(received.value <= 100_000)
+            let fits = try await runtime.invoke(
+                try await runtime.reserve("small", payloadBytes: 64),
+                payload: ByteBuffer(string: #"{"mode":"stream","chunks":2,"bytes":40000}"#), sink: ResponseStreamSink { _ in }
+            )
+            #expect(fits.status == .success)
+            // Invoked buffered, the same stream is held to the buffered limit.
+            let buffered = try await runtime.invoke("small", payload: ByteBuffer(string: #"{"mode":"stream","chunks":2,"bytes":40000}"#))
+            #expect(buffered.errorType == "Function.ResponseSizeTooLarge")
+            #expect(buffered.errorMessage?.contains("(10000 bytes)") == true)
+        }
+    }
+
+    @Test func anUnusedReservationGivesItsEnvironmentBack() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos(concurrency: 1)]) { runtime, _ in
+            do {
+                _ = try await runtime.reserve("chaos", payloadBytes: 2)
+            }
+            // Released from the reservation's deinit, on another task: give it a moment.
+            var result: InvocationResult?
+            let deadline = ContinuousClock.now + .seconds(5)
+            while result == nil, ContinuousClock.now < deadline {
+                result = try? await runtime.invokeOrThrottle("chaos", payload: ByteBuffer(string: "{}"))
+                if result == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(result?.status == .success)
+        }
+    }
+
     @Test func goingOverTheMemorySizeIsRuntimeOutOfMemory() async throws {
         try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
             // chaos runs with 256 MB here.

@@ -71,6 +71,14 @@ actor EnvironmentPool {
         }
     }
 
+    /// Gives back a lease that was never used.
+    func release(_ lease: Lease) {
+        switch lease {
+        case .warm(let environment): giveBack(environment)
+        case .slot: discard()
+        }
+    }
+
     /// Takes out the idle environments unused since `cutoff`, for the caller to stop.
     func reapIdle(unusedSince cutoff: ContinuousClock.Instant) -> [ExecutionEnvironment] {
         let (stale, fresh) = (idle.filter { $0.lastUsed < cutoff }, idle.filter { $0.lastUsed >= cutoff })

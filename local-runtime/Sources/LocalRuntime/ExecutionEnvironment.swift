@@ -17,6 +17,14 @@ final class ExecutionEnvironment: Sendable {
         var deadlineMilliseconds: Int64
         var traceID: String
         var clientContext: String?
+        /// Where a streamed response goes as it is written; nil for a buffered invoke, which collects it.
+        var sink: ResponseStreamSink?
+    }
+
+    /// What the Runtime API does with a streamed response's bytes.
+    enum StreamTarget: Sendable {
+        case forward(ResponseStreamSink)
+        case collect
     }
 
     /// How the function ended an invocation.
@@ -48,7 +56,7 @@ final class ExecutionEnvironment: Sendable {
         var initDuration: Duration?
         var nextWaiter: CheckedContinuation<Assignment?, Never>?
         var queued: Assignment?
-        var current: (requestID: String, continuation: CheckedContinuation<Completion, Never>)?
+        var current: (requestID: String, continuation: CheckedContinuation<Completion, Never>, sink: ResponseStreamSink?)?
         var readyWaiters: [CheckedContinuation<Result<Duration, InitFailure>, Never>] = []
         var initFailure: InitFailure?
         /// Output lines of the invocation in progress (for `X-Amz-Log-Type: Tail`).
@@ -79,6 +87,7 @@ final class ExecutionEnvironment: Sendable {
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             router: RuntimeAPIRouter.make(for: self),
+            server: .http1(configuration: .init(additionalChannelHandlers: [TrailerCapture()])),
             configuration: .init(address: .hostname(host, port: 0), serverName: nil),
             onServerRunning: { channel in
                 portContinuation.yield(channel.localAddress?.port ?? 0)
@@ -212,7 +221,7 @@ final class ExecutionEnvironment: Sendable {
             enum Action { case none, wake(CheckedContinuation<Assignment?, Never>), refuse }
             let action: Action = state.withLock { state in
                 guard state.phase != .dead, state.current == nil else { return .refuse }
-                state.current = (assignment.requestID, continuation)
+                state.current = (assignment.requestID, continuation, assignment.sink)
                 if let waiter = state.nextWaiter {
                     state.nextWaiter = nil
                     return .wake(waiter)
@@ -322,6 +331,14 @@ final class ExecutionEnvironment: Sendable {
         }
         continuation?.resume(returning: completion)
         return continuation != nil
+    }
+
+    /// Where a streamed response of `requestID` goes; nil when it is not the current invocation.
+    func streamTarget(for requestID: String) -> StreamTarget? {
+        state.withLock { state in
+            guard let current = state.current, current.requestID == requestID else { return nil }
+            return current.sink.map { .forward($0) } ?? .collect
+        }
     }
 
     /// `POST /2018-06-01/runtime/init/error`: the environment is discarded.

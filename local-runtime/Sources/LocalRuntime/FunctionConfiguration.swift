@@ -22,6 +22,8 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     public var command: [String]?
     /// Largest buffered request or response payload (AWS: 6 MiB + 100 bytes).
     public var maximumPayloadBytes: Int
+    /// Largest streamed response (`Lambda-Runtime-Function-Response-Mode: streaming`; AWS: 200 MiB).
+    public var maximumStreamingPayloadBytes: Int
     /// Largest asynchronous (`Event`) payload (AWS: 1 MiB; set 262144 to match an older account limit).
     public var maximumEventBytes: Int
     /// Commands that build the function (run in its folder) when `buildCreates` does not exist yet.
@@ -46,8 +48,10 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
         name: String, runtime: String = "provided.al2023", handler: String? = nil, swiftProduct: String? = nil,
         command: [String]? = nil, timeout: Double = 3, memorySize: Int = 128, reservedConcurrency: Int? = nil,
         maximumRetryAttempts: Int = 2, environment: [String: String] = [:], directory: URL? = nil,
-        maximumPayloadBytes: Int = RelayLimits.lambdaBufferedPayload, maximumEventBytes: Int = RelayLimits.lambdaAsyncEventPayload
+        maximumPayloadBytes: Int = RelayLimits.lambdaBufferedPayload, maximumEventBytes: Int = RelayLimits.lambdaAsyncEventPayload,
+        maximumStreamingPayloadBytes: Int = RelayLimits.lambdaStreamingPayload
     ) {
+        self.maximumStreamingPayloadBytes = maximumStreamingPayloadBytes
         self.maximumPayloadBytes = maximumPayloadBytes
         self.maximumEventBytes = maximumEventBytes
         self.name = name
@@ -66,6 +70,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     private enum CodingKeys: String, CodingKey {
         case name, description, runtime, handler, swiftProduct, command, timeout, memorySize, reservedConcurrency
         case maximumRetryAttempts, environment, build, buildCreates, maximumPayloadBytes, maximumEventBytes
+        case maximumStreamingPayloadBytes
     }
 
     public init(from decoder: any Decoder) throws {
@@ -84,7 +89,9 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
             maximumRetryAttempts: try c.decodeIfPresent(Int.self, forKey: .maximumRetryAttempts) ?? 2,
             environment: try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:],
             maximumPayloadBytes: try c.decodeIfPresent(Int.self, forKey: .maximumPayloadBytes) ?? RelayLimits.lambdaBufferedPayload,
-            maximumEventBytes: try c.decodeIfPresent(Int.self, forKey: .maximumEventBytes) ?? RelayLimits.lambdaAsyncEventPayload
+            maximumEventBytes: try c.decodeIfPresent(Int.self, forKey: .maximumEventBytes) ?? RelayLimits.lambdaAsyncEventPayload,
+            maximumStreamingPayloadBytes: try c.decodeIfPresent(Int.self, forKey: .maximumStreamingPayloadBytes)
+                ?? RelayLimits.lambdaStreamingPayload
         )
         self.description = try c.decodeIfPresent(String.self, forKey: .description)
         self.build = try c.decodeIfPresent([[String]].self, forKey: .build)
@@ -108,6 +115,9 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
         }
         guard (1024...RelayLimits.lambdaAsyncEventPayload).contains(maximumEventBytes) else {
             throw invalid("maximumEventBytes must be 1024...\(RelayLimits.lambdaAsyncEventPayload)")
+        }
+        guard (1024...RelayLimits.lambdaStreamingPayload).contains(maximumStreamingPayloadBytes) else {
+            throw invalid("maximumStreamingPayloadBytes must be 1024...\(RelayLimits.lambdaStreamingPayload)")
         }
     }
 

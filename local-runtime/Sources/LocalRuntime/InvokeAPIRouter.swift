@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -51,6 +52,62 @@ public enum InvokeAPIRouter {
                 default:
                     return awsError(.badRequest, type: "InvalidParameterValueException", message: "Unsupported invocation type \(type)")
                 }
+            } catch let error as RuntimeError {
+                return awsError(for: error)
+            }
+        }
+        router.post("/2021-11-15/functions/{name}/response-streaming-invocations") { request, context -> Response in
+            let name = try context.parameters.require("name")
+            do {
+                let payload: ByteBuffer
+                do {
+                    payload = try await request.body.collect(upTo: RelayLimits.lambdaBufferedPayload)
+                } catch {
+                    throw RuntimeError(.requestTooLarge, "Request must be smaller than \(RelayLimits.lambdaBufferedPayload) bytes for the InvokeWithResponseStream operation")
+                }
+                switch request.headers[invocationType] ?? "RequestResponse" {
+                case "RequestResponse": break
+                case "DryRun":
+                    guard runtime.registry.function(named: name) != nil else {
+                        throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
+                    }
+                    return Response(status: .noContent, headers: [requestID: UUID().uuidString.lowercased()])
+                case let other:
+                    return awsError(.badRequest, type: "InvalidParameterValueException", message: "Unsupported invocation type \(other)")
+                }
+                // Claimed before answering, so a function at its concurrency limit is an HTTP 429 as on AWS,
+                // not an error inside a 200 stream.
+                let reservation = try await runtime.reserve(name, payloadBytes: payload.readableBytes)
+                let clientContext = request.headers[clientContext].flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+                let tail = request.headers[logType] == "Tail"
+                let headers: HTTPFields = [
+                    .contentType: EventStreamMessage.contentType, executedVersion: "$LATEST", requestID: UUID().uuidString.lowercased(),
+                ]
+                return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                    // The function's writes wait on this channel while the response is written out (backpressure).
+                    let pieces = AsyncChannel<ByteBuffer>()
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            defer { pieces.finish() }
+                            let sink = ResponseStreamSink { piece in await pieces.send(EventStreamMessage.payloadChunk(piece)) }
+                            let complete: ByteBuffer
+                            do {
+                                let result = try await runtime.invoke(reservation, payload: payload, clientContext: clientContext, sink: sink)
+                                complete = EventStreamMessage.invokeComplete(
+                                    errorCode: result.succeeded ? nil : (result.errorType ?? "Unhandled"),
+                                    errorDetails: result.errorMessage,
+                                    logResult: tail ? Data(result.log.utf8.suffix(4096)).base64EncodedString() : nil
+                                )
+                            } catch let error as RuntimeError {
+                                complete = EventStreamMessage.invokeComplete(errorCode: error.code.description, errorDetails: error.message, logResult: nil)
+                            }
+                            await pieces.send(complete)
+                        }
+                        for await piece in pieces { try await writer.write(piece) }
+                        try await group.waitForAll()
+                    }
+                    try await writer.finish(nil)
+                })
             } catch let error as RuntimeError {
                 return awsError(for: error)
             }

@@ -147,18 +147,60 @@ public final class LocalRuntime: Service, Sendable {
         }
     }
 
-    private func invoke(_ name: String, payload: ByteBuffer, clientContext: String?, throttle: Bool) async throws(RuntimeError) -> InvocationResult {
+    /// Takes an environment of `name` (warm, or the right to start one) for an invocation that answers as
+    /// it goes (`invoke_with_response_stream`): the throttle is decided before the invoker hears 200.
+    public func reserve(_ name: String, payloadBytes: Int) async throws(RuntimeError) -> Reservation {
+        let (function, pool) = try target(name, payloadBytes: payloadBytes)
+        guard let lease = await pool.leaseIfAvailable() else { throw RuntimeError(.tooManyRequests, "Rate Exceeded.") }
+        return Reservation(function: function, pool: pool, lease: lease)
+    }
+
+    /// Invokes on a reserved environment; a streamed response's bytes go to `sink` as the function writes
+    /// them (up to `maximumStreamingPayloadBytes`), and the result then carries an empty payload.
+    public func invoke(
+        _ reservation: Reservation, payload: ByteBuffer, clientContext: String? = nil, sink: ResponseStreamSink
+    ) async throws(RuntimeError) -> InvocationResult {
+        try await invoke(
+            reservation.function, pool: reservation.pool, lease: reservation.take(), payload: payload, clientContext: clientContext,
+            throttle: false, sink: sink
+        )
+    }
+
+    private func target(_ name: String, payloadBytes: Int) throws(RuntimeError) -> (FunctionConfiguration, EnvironmentPool) {
         guard let function = registry.function(named: name), let pool = pools[name] else {
             throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
         }
-        guard payload.readableBytes <= function.maximumPayloadBytes else {
+        guard payloadBytes <= function.maximumPayloadBytes else {
             throw RuntimeError(.requestTooLarge, "Request must be smaller than \(function.maximumPayloadBytes) bytes for the InvokeFunction operation")
         }
-        let commandLine = try await builder.commandLine(for: function)
+        return (function, pool)
+    }
+
+    private func invoke(_ name: String, payload: ByteBuffer, clientContext: String?, throttle: Bool) async throws(RuntimeError) -> InvocationResult {
+        let (function, pool) = try target(name, payloadBytes: payload.readableBytes)
+        return try await invoke(function, pool: pool, lease: nil, payload: payload, clientContext: clientContext, throttle: throttle, sink: nil)
+    }
+
+    private func invoke(
+        _ function: FunctionConfiguration, pool: EnvironmentPool, lease reserved: EnvironmentPool.Lease?, payload: ByteBuffer,
+        clientContext: String?, throttle: Bool, sink: ResponseStreamSink?
+    ) async throws(RuntimeError) -> InvocationResult {
+        let name = function.name
+        var reserved = reserved
+        let commandLine: [String]
+        do {
+            commandLine = try await builder.commandLine(for: function)
+        } catch {
+            if let reserved { await pool.release(reserved) }
+            throw error
+        }
         let requestID = UUID().uuidString.lowercased()
         while true {
             let lease: EnvironmentPool.Lease
-            if throttle {
+            if let first = reserved {
+                lease = first
+                reserved = nil
+            } else if throttle {
                 guard let available = await pool.leaseIfAvailable() else {
                     throw RuntimeError(.tooManyRequests, "Rate Exceeded.")
                 }
@@ -197,7 +239,10 @@ public final class LocalRuntime: Service, Sendable {
                 await pool.discard()
                 continue
             }
-            if let result = await run(requestID: requestID, payload: payload, clientContext: clientContext, on: environment, pool: pool, initDuration: initDuration) {
+            if let result = await run(
+                requestID: requestID, payload: payload, clientContext: clientContext, sink: sink, on: environment, pool: pool,
+                initDuration: initDuration
+            ) {
                 return result
             }
             // The environment died between invocations, before taking this one: start another.
@@ -205,7 +250,7 @@ public final class LocalRuntime: Service, Sendable {
     }
 
     private func run(
-        requestID: String, payload: ByteBuffer, clientContext: String?, on environment: ExecutionEnvironment,
+        requestID: String, payload: ByteBuffer, clientContext: String?, sink: ResponseStreamSink?, on environment: ExecutionEnvironment,
         pool: EnvironmentPool, initDuration: Duration?
     ) async -> InvocationResult? {
         let function = environment.function
@@ -214,7 +259,7 @@ public final class LocalRuntime: Service, Sendable {
         let assignment = ExecutionEnvironment.Assignment(
             requestID: requestID, payload: payload, deadlineMilliseconds: deadline,
             traceID: "Root=1-\(String(Int(Date().timeIntervalSince1970), radix: 16))-\(RandomToken.make().prefix(24));Parent=\(RandomToken.make().prefix(16));Sampled=0",
-            clientContext: clientContext
+            clientContext: clientContext, sink: sink
         )
         let started = ContinuousClock.now
         let completion = await environment.invoke(assignment, timeout: timeout)
@@ -307,6 +352,34 @@ public final class LocalRuntime: Service, Sendable {
         variables["TZ"] = ":UTC"
         for (key, value) in function.environment { variables[key] = value }
         return variables
+    }
+}
+
+/// A claim on one environment of a function, from `LocalRuntime.reserve`; given back if never used.
+public final class Reservation: Sendable {
+    let function: FunctionConfiguration
+    let pool: EnvironmentPool
+    private let lease: Mutex<EnvironmentPool.Lease?>
+
+    init(function: FunctionConfiguration, pool: EnvironmentPool, lease: EnvironmentPool.Lease) {
+        self.function = function
+        self.pool = pool
+        self.lease = Mutex(lease)
+    }
+
+    func take() -> EnvironmentPool.Lease? {
+        lease.withLock { lease in
+            defer { lease = nil }
+            return lease
+        }
+    }
+
+    deinit {
+        // The invoker left before the invocation began (its connection closed before the answer's head
+        // went out): the claim must not hold a concurrency slot forever.
+        guard let unused = take() else { return }
+        let pool = pool
+        Task { await pool.release(unused) }
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -11,9 +12,11 @@ enum RuntimeAPIRouter {
     static let traceIDHeader = HTTPField.Name("Lambda-Runtime-Trace-Id")!
     static let clientContextHeader = HTTPField.Name("Lambda-Runtime-Client-Context")!
     static let errorTypeHeader = HTTPField.Name("Lambda-Runtime-Function-Error-Type")!
+    static let errorBodyHeader = HTTPField.Name("Lambda-Runtime-Function-Error-Body")!
+    static let responseModeHeader = HTTPField.Name("Lambda-Runtime-Function-Response-Mode")!
 
-    static func make(for environment: ExecutionEnvironment) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    static func make(for environment: ExecutionEnvironment) -> Router<RuntimeAPIContext> {
+        let router = Router(context: RuntimeAPIContext.self)
         let arn = environment.function.arn(region: RuntimeConfiguration.region, account: RuntimeConfiguration.account)
         router.get("/2018-06-01/runtime/invocation/next") { _, _ -> Response in
             guard let assignment = await environment.nextInvocation() else {
@@ -31,6 +34,9 @@ enum RuntimeAPIRouter {
         }
         router.post("/2018-06-01/runtime/invocation/{requestID}/response") { request, context -> Response in
             let requestID = try context.parameters.require("requestID")
+            if request.headers[responseModeHeader]?.lowercased() == "streaming" {
+                return try await streamedResponse(request, requestID: requestID, channel: context.channel, environment: environment)
+            }
             let completion: ExecutionEnvironment.Completion
             let tooLarge: Bool
             do {
@@ -50,9 +56,7 @@ enum RuntimeAPIRouter {
             guard environment.complete(requestID: requestID, with: completion) else {
                 return status(.badRequest, type: "InvalidRequestID", message: "Invalid request ID")
             }
-            if tooLarge {
-                return status(.contentTooLarge, type: "RequestEntityTooLarge", message: "response payload exceeds \(environment.function.maximumPayloadBytes) bytes")
-            }
+            if tooLarge { return tooLargeStatus(limit: environment.function.maximumPayloadBytes) }
             return accepted()
         }
         router.post("/2018-06-01/runtime/invocation/{requestID}/error") { request, context -> Response in
@@ -70,6 +74,76 @@ enum RuntimeAPIRouter {
             return accepted()
         }
         return router
+    }
+
+    /// A response in Lambda's streaming mode: a chunked body, forwarded as it arrives to an invoker that
+    /// streams (or collected up to the buffered limit for one that does not), and an error, if any, in
+    /// the trailers `Lambda-Runtime-Function-Error-Type` and `-Body` (base64 of the error JSON).
+    private static func streamedResponse(
+        _ request: Request, requestID: String, channel: any Channel, environment: ExecutionEnvironment
+    ) async throws -> Response {
+        guard let target = environment.streamTarget(for: requestID) else {
+            return status(.badRequest, type: "InvalidRequestID", message: "Invalid request ID")
+        }
+        let function = environment.function
+        var sink: ResponseStreamSink?
+        let limit: Int
+        switch target {
+        case .forward(let forward):
+            sink = forward
+            limit = function.maximumStreamingPayloadBytes
+        case .collect:
+            limit = function.maximumPayloadBytes
+        }
+        var collected = ByteBuffer()
+        var total = 0
+        do {
+            for try await piece in request.body {
+                total += piece.readableBytes
+                guard total <= limit else {
+                    let message = "Response payload size exceeded maximum allowed payload size (\(limit) bytes)."
+                    _ = environment.complete(
+                        requestID: requestID,
+                        with: .error(type: "Function.ResponseSizeTooLarge", payload: LambdaErrorPayload.make(type: "Function.ResponseSizeTooLarge", message: message))
+                    )
+                    return tooLargeStatus(limit: limit)
+                }
+                if let forward = sink {
+                    do {
+                        try await forward.write(piece)
+                    } catch {
+                        // The invoker went away; the function finishes its response unheard, as on Lambda.
+                        sink = nil
+                    }
+                } else if case .collect = target {
+                    collected.writeImmutableBuffer(piece)
+                }
+            }
+        } catch {
+            _ = environment.complete(
+                requestID: requestID,
+                with: .error(type: "Runtime.TruncatedResponse", payload: LambdaErrorPayload.make(type: "Runtime.TruncatedResponse", message: "the response stream broke off: \(error)"))
+            )
+            throw error
+        }
+        let trailers = try await TrailerCapture.box(on: channel).value
+        let completion: ExecutionEnvironment.Completion
+        if let type = trailers?[errorTypeHeader] {
+            let body = trailers?[errorBodyHeader]
+                .flatMap { Data(base64Encoded: $0) }
+                .map { ByteBuffer(bytes: $0) }
+            completion = .error(type: type, payload: body ?? LambdaErrorPayload.make(type: type, message: "the function reported \(type) mid-stream"))
+        } else {
+            completion = .response(collected)
+        }
+        guard environment.complete(requestID: requestID, with: completion) else {
+            return status(.badRequest, type: "InvalidRequestID", message: "Invalid request ID")
+        }
+        return accepted()
+    }
+
+    private static func tooLargeStatus(limit: Int) -> Response {
+        status(.contentTooLarge, type: "RequestEntityTooLarge", message: "response payload exceeds \(limit) bytes")
     }
 
     private static func accepted() -> Response {

@@ -6,8 +6,10 @@ import RelayProtocol
 
 // The chaos function: misbehaves on request, so tests can see the runtime and gateway cope.
 //
-// Event: {"mode": "echo" | "sleep" | "error" | "crash" | "oversize" | "allocate" | "upload", "seconds": 1.5, "bytes": 100,
-//          "crashAtChunk": 2, "succeedFromAttempt": 2, ...}. With CHAOS_INIT_ERROR=1 in its environment it fails in init.
+// Event: {"mode": "echo" | "sleep" | "error" | "crash" | "oversize" | "allocate" | "upload" | "stream", "seconds": 1.5,
+//          "bytes": 100, "crashAtChunk": 2, "succeedFromAttempt": 2, "chunks": 4, "failAfterChunks": 2, ...}.
+// `stream` answers in Lambda's streaming response mode: `chunks` pieces of `bytes` each, `seconds` apart, and with
+// `failAfterChunks` an error after that many (reported in the stream's trailers). With CHAOS_INIT_ERROR=1 in its environment it fails in init.
 // An event from the gateway (an InvocationEvent) carries the mode in its params.
 
 struct ChaosEvent: Decodable {
@@ -17,6 +19,8 @@ struct ChaosEvent: Decodable {
     var seconds: Double?
     var bytes: Int?
     var crashAtChunk: Int?
+    var chunks: Int?
+    var failAfterChunks: Int?
 }
 
 let logger = Logger(label: "chaos")
@@ -32,7 +36,7 @@ func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
 }
 
-try await FunctionRuntime(logger: logger) { event, context in
+try await FunctionRuntime(logger: logger, responding: { event, context -> FunctionResponse in
     let data = Data(event.readableBytesView)
     var chaos = (try? JSONDecoder().decode(ChaosEvent.self, from: data)) ?? ChaosEvent()
     let invocation = try? JSONDecoder().decode(InvocationEvent.self, from: data)
@@ -41,9 +45,23 @@ try await FunctionRuntime(logger: logger) { event, context in
         chaos = (try? JSONDecoder().decode(ChaosEvent.self, from: params)) ?? ChaosEvent()
     }
     switch chaos.mode ?? "echo" {
+    case "stream":
+        let count = chaos.chunks ?? 4
+        let size = chaos.bytes ?? (64 << 10)
+        let pause = chaos.seconds ?? 0
+        let failAfter = chaos.failAfterChunks
+        return .streamed(contentType: "application/octet-stream") { writer in
+            for index in 0..<count {
+                if let failAfter, index == failAfter {
+                    throw FunctionError(errorType: "Chaos.StreamError", errorMessage: "failing after \(index) chunks as asked")
+                }
+                try await writer.write(ByteBuffer(bytes: pattern(size, seed: UInt8(truncatingIfNeeded: index))))
+                if pause > 0 { try await Task.sleep(for: .milliseconds(Int(pause * 1000))) }
+            }
+        }
     case "sleep":
         try await Task.sleep(for: .milliseconds(Int((chaos.seconds ?? 1) * 1000)))
-        return ByteBuffer(string: #"{"slept":\#(chaos.seconds ?? 1)}"#)
+        return .buffered(ByteBuffer(string: #"{"slept":\#(chaos.seconds ?? 1)}"#))
     case "error":
         throw FunctionError(errorType: "Chaos.Error", errorMessage: "failing as asked")
     case "crash":
@@ -56,9 +74,9 @@ try await FunctionRuntime(logger: logger) { event, context in
         for page in stride(from: 0, to: hold.count, by: 4096) { hold[page] = UInt8(truncatingIfNeeded: page) }
         context.logger.info("holding \(megabytes) MB")
         try await Task.sleep(for: .seconds(chaos.seconds ?? 2))
-        return ByteBuffer(string: #"{"held":\#(hold.count >> 20)}"#)
+        return .buffered(ByteBuffer(string: #"{"held":\#(hold.count >> 20)}"#))
     case "oversize":
-        return ByteBuffer(bytes: pattern(chaos.bytes ?? (7 << 20), seed: 1))
+        return .buffered(ByteBuffer(bytes: pattern(chaos.bytes ?? (7 << 20), seed: 1)))
     case "upload":
         // Uploads a patterned image for a gateway job; optionally dies after some chunks.
         guard let invocation else { throw FunctionError(errorType: "Chaos.Error", errorMessage: "upload needs a gateway event") }
@@ -75,7 +93,7 @@ try await FunctionRuntime(logger: logger) { event, context in
             exit(4)
         }
         let manifest = try await ChunkUploader().upload(image, contentType: "application/octet-stream", for: invocation)
-        return ByteBuffer(bytes: try JSONEncoder().encode(manifest))
+        return .buffered(ByteBuffer(bytes: try JSONEncoder().encode(manifest)))
     default:
         let pid = ProcessInfo.processInfo.processIdentifier
         let response: [String: String] = [
@@ -84,6 +102,6 @@ try await FunctionRuntime(logger: logger) { event, context in
             "function": ProcessInfo.processInfo.environment["AWS_LAMBDA_FUNCTION_NAME"] ?? "",
             "memory": ProcessInfo.processInfo.environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] ?? "",
         ]
-        return ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: response, options: [.sortedKeys]))
+        return .buffered(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: response, options: [.sortedKeys])))
     }
-}.run()
+}).run()

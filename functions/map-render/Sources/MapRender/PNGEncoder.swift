@@ -1,3 +1,5 @@
+import RelayProtocol
+
 /// A PNG encoder for 8-bit indexed-colour images that gives the same bytes on every machine.
 ///
 /// The image data is framed as stored (uncompressed) deflate blocks. A zlib build's compressed
@@ -126,31 +128,6 @@ struct ZlibStoredWriter {
         out.append(UInt8((~length >> 8) & 0xFF))
         leftInBlock = length
     }
-}
-
-/// CRC-32 (ISO-HDLC), as PNG chunks use.
-struct CRC32 {
-    private static let table: [UInt32] = (0..<256).map { n in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
-    private var state: UInt32 = 0xFFFF_FFFF
-
-    mutating func update(_ bytes: [UInt8]) {
-        bytes.withUnsafeBufferPointer { update($0) }
-    }
-
-    mutating func update(_ bytes: UnsafeBufferPointer<UInt8>) {
-        var c = state
-        Self.table.withUnsafeBufferPointer { table in
-            for byte in bytes { c = table[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8) }
-        }
-        state = c
-    }
-
-    var value: UInt32 { state ^ 0xFFFF_FFFF }
 }
 
 /// Adler-32, the zlib stream checksum.
