@@ -77,6 +77,14 @@ extension Gateway {
         guard invoker.hasFunction(named: create.function) else {
             throw GatewayError(.notFound, "function_not_found", "no function named '\(create.function)'")
         }
+        // A soft bound (two requests can both see one free place): it is there to keep a flood of
+        // jobs from growing the ledger without end, not to count exactly.
+        guard (try await store.countsByState()[JobState.queued.rawValue] ?? 0) < configuration.maxQueueLength else {
+            throw GatewayError(
+                .tooManyRequests, "queue_full", "\(configuration.maxQueueLength) jobs are already waiting; retry later",
+                headers: [.retryAfter: "5"]
+            )
+        }
         let id = RandomToken.make()
         let key = create.delivery == .retrieve ? RandomToken.make() : nil
         let job = try await store.insert(id: id, request: create, chunkSize: configuration.chunkSize, imageKey: key)

@@ -28,6 +28,11 @@ public struct GatewayConfiguration: Sendable {
     /// Folder of the page served at `/` (`samples/browser`); nothing is served there when absent.
     public var webRoot: URL? = URL(fileURLWithPath: "samples/browser", isDirectory: true)
 
+    /// Jobs waiting in the queue at most; a job beyond it is refused with `429` and `Retry-After`.
+    public var maxQueueLength: Int = 1000
+    /// Connection limits of the gateway's HTTP server.
+    public var connections = ConnectionLimits()
+
     /// The defaults.
     public init() {}
 
@@ -37,6 +42,8 @@ public struct GatewayConfiguration: Sendable {
             throw GatewayError(.badRequest, "invalid_configuration", "chunk size must be \(RelayLimits.minimumChunkSize)...\(RelayLimits.maximumChunkSize) bytes")
         }
         guard maxConcurrency >= 1 else { throw GatewayError(.badRequest, "invalid_configuration", "max concurrency must be at least 1") }
+        guard maxQueueLength >= 1 else { throw GatewayError(.badRequest, "invalid_configuration", "max queue length must be at least 1") }
+        guard connections.maxConnections >= 1 else { throw GatewayError(.badRequest, "invalid_configuration", "max connections must be at least 1") }
         guard imageTTL > .zero else { throw GatewayError(.badRequest, "invalid_configuration", "image TTL must be positive") }
     }
 }

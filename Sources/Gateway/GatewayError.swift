@@ -30,10 +30,14 @@ public struct GatewayError: HTTPResponseError, CustomStringConvertible, Sendable
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = self.headers
         headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: jsonBody))
+    }
+
+    /// `{"error": {"code", "message"}}`.
+    var jsonBody: ByteBuffer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let body = (try? encoder.encode(ErrorBody(code: code, message: message))) ?? Data()
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return ByteBuffer(bytes: (try? encoder.encode(ErrorBody(code: code, message: message))) ?? Data())
     }
 }
 

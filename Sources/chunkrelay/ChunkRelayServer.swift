@@ -53,6 +53,7 @@ final class ChunkRelayServer: Service, Sendable {
         let gatewayHost = configuration.gateway.host
         let gatewayApp = Application(
             router: gateway.buildRouter(),
+            server: .http1(configuration: configuration.gateway.connections.http1Configuration(limiter: ConnectionLimiter(limit: configuration.gateway.connections.maxConnections))),
             configuration: .init(address: .hostname(gatewayHost, port: configuration.gateway.port), serverName: "chunkrelay"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.gateway.port
@@ -67,6 +68,7 @@ final class ChunkRelayServer: Service, Sendable {
         )
         let runtimeApp = Application(
             router: InvokeAPIRouter.make(runtime: runtime),
+            server: .http1(configuration: configuration.gateway.connections.http1Configuration(limiter: ConnectionLimiter(limit: configuration.gateway.connections.maxConnections))),
             configuration: .init(address: .hostname(runtimeConfiguration.host, port: runtimeConfiguration.port), serverName: "chunkrelay-runtime"),
             onServerRunning: { channel in
                 let url = "http://\(runtimeHost):\(channel.localAddress?.port ?? runtimePort)"

@@ -30,6 +30,12 @@ struct ServeCommand: AsyncParsableCommand {
     var streamGrace = 60
     @Option(name: .customLong("client-grace"), help: "Seconds a stream job may have no client before it is cancelled.")
     var clientGrace = 30
+    @Option(name: .customLong("max-queue"), help: "Jobs waiting at most; more are refused with 429.") var maxQueue = 1000
+    @Option(name: .customLong("max-connections"), help: "Open connections per server at most; more get 503 with Retry-After.")
+    var maxConnections = 1024
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may sit with no request in progress.") var idleTimeout = 30
+    @Option(name: .customLong("body-timeout"), help: "Seconds a request body may stall before the connection is closed.")
+    var bodyTimeout = 30
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -51,6 +57,10 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.gateway.heartbeatInterval = .seconds(heartbeat)
         configuration.gateway.streamGrace = .seconds(streamGrace)
         configuration.gateway.clientGrace = .seconds(clientGrace)
+        configuration.gateway.maxQueueLength = maxQueue
+        configuration.gateway.connections.maxConnections = maxConnections
+        configuration.gateway.connections.idleTimeout = .seconds(idleTimeout)
+        configuration.gateway.connections.bodyReadTimeout = .seconds(bodyTimeout)
         configuration.runtime.host = host == "0.0.0.0" ? "127.0.0.1" : host
         configuration.runtime.port = runtimePort
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)

@@ -16,7 +16,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 /// Runs the real `chunkrelay serve` wiring in-process on free ports, with real function processes.
 func withChunkRelay(
-    chunkSize: Int = 1 << 20, maxConcurrency: Int = 4,
+    chunkSize: Int = 1 << 20, maxConcurrency: Int = 4, configure: (inout ServeConfiguration) -> Void = { _ in },
     _ body: @Sendable (_ gateway: String, _ runtime: String) async throws -> Void
 ) async throws {
     let stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
@@ -30,6 +30,7 @@ func withChunkRelay(
     configuration.runtime.shutdownGrace = .milliseconds(500)
     configuration.functionsDirectory = repositoryRoot.appendingPathComponent("functions")
     configuration.gateway.webRoot = repositoryRoot.appendingPathComponent("samples/browser")
+    configure(&configuration)
     var logger = Logger(label: "e2e")
     logger.logLevel = .warning
     let server = try await ChunkRelayServer.build(configuration, logger: logger)

@@ -1,0 +1,179 @@
+import Foundation
+import HTTPTypes
+import HummingbirdCore
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import RelayProtocol
+import Synchronization
+
+/// Limits that keep one server's connections from swamping it.
+public struct ConnectionLimits: Sendable {
+    /// Open connections at most; a request on one beyond it gets `503` with `Retry-After` and the connection closes.
+    public var maxConnections: Int = 1024
+    /// A connection with no request in progress for this long is closed (this also cuts off a client
+    /// that trickles a request's headers: they count only once complete).
+    public var idleTimeout: Duration = .seconds(30)
+    /// While the server waits for more of a request body, this long without a byte closes the connection.
+    public var bodyReadTimeout: Duration = .seconds(30)
+    /// Largest request head (request line and all header fields); beyond it `431`.
+    public var maxHeaderBytes: Int = 16 << 10
+    /// Most header fields in one request; beyond it `431`.
+    public var maxHeaderFields: Int = 100
+
+    /// The defaults.
+    public init() {}
+
+    /// Hummingbird's HTTP/1.1 server set up with these limits, `extra` handlers after the guard.
+    public func http1Configuration(limiter: ConnectionLimiter, extra: @escaping @Sendable () -> [any RemovableChannelHandler] = { [] }) -> HTTP1Channel.Configuration {
+        let bodyReadTimeout = TimeAmount(bodyReadTimeout)
+        return HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(limiter: limiter, bodyReadTimeout: bodyReadTimeout)] + extra(),
+            idleTimeout: TimeAmount(idleTimeout),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: maxHeaderBytes, maxHeaderListSize: maxHeaderBytes, maxHeaderFieldCount: maxHeaderFields)
+        )
+    }
+}
+
+/// Counts one server's open connections against its limit.
+public final class ConnectionLimiter: Sendable {
+    /// The limit.
+    public let limit: Int
+    private let open = Atomic<Int>(0)
+
+    /// A counter for at most `limit` connections.
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Connections open now (admitted or not).
+    public var count: Int { open.load(ordering: .relaxed) }
+
+    func acquire() -> Bool {
+        open.add(1, ordering: .relaxed).newValue <= limit
+    }
+
+    func release() {
+        open.subtract(1, ordering: .relaxed)
+    }
+}
+
+/// Per connection: refuses requests beyond the connection limit, closes a connection whose request
+/// body stalls, and answers malformed or oversized request heads with the gateway's JSON error
+/// before closing (the HTTP decoder cannot go on after them).
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let limiter: ConnectionLimiter
+    private let bodyReadTimeout: TimeAmount
+    private var counted = false
+    private var refused = false
+    private var readingBody = false
+    private var responding = false
+    private var stallTimer: Scheduled<Void>?
+
+    init(limiter: ConnectionLimiter, bodyReadTimeout: TimeAmount) {
+        self.limiter = limiter
+        self.bodyReadTimeout = bodyReadTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { admit() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        leave()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        admit()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        leave()
+        context.fireChannelInactive()
+    }
+
+    private func admit() {
+        guard !counted else { return }
+        counted = true
+        refused = !limiter.acquire()
+    }
+
+    private func leave() {
+        stallTimer?.cancel()
+        stallTimer = nil
+        guard counted else { return }
+        counted = false
+        limiter.release()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if refused {
+            if case .head = part {
+                refuse(
+                    context, status: .serviceUnavailable, code: "server_busy",
+                    message: "the server has \(limiter.limit) connections open; retry shortly", retryAfter: true
+                )
+            }
+            return
+        }
+        switch part {
+        case .head: readingBody = true
+        case .body: break
+        case .end: readingBody = false
+        }
+        stallTimer?.cancel()
+        stallTimer = nil
+        context.fireChannelRead(data)
+    }
+
+    /// A read the server asked for and the client does not answer is a stalled body: the timer runs
+    /// only then, so a server that is busy (not reading) never cuts a client off.
+    func read(context: ChannelHandlerContext) {
+        if readingBody, stallTimer == nil {
+            let channel = context.channel
+            stallTimer = context.eventLoop.scheduleTask(in: bodyReadTimeout) {
+                channel.close(promise: nil)
+            }
+        }
+        context.read()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head: responding = true
+        case .end: responding = false
+        case .body: break
+        }
+        context.write(data, promise: promise)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError, !readingBody, !responding else {
+            context.fireErrorCaught(error)
+            return
+        }
+        switch parserError {
+        case .headerOverflow:
+            refuse(context, status: .requestHeaderFieldsTooLarge, code: "headers_too_large", message: "the request head is larger than the server accepts")
+        default:
+            refuse(context, status: .badRequest, code: "malformed_request", message: "the request is not valid HTTP/1.1 (\(parserError))")
+        }
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, status: HTTPResponse.Status, code: String, message: String, retryAfter: Bool = false) {
+        let body = GatewayError(status, code, message).jsonBody
+        var fields: HTTPFields = [.contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close"]
+        if retryAfter { fields[.retryAfter] = "1" }
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Gateway
+import Testing
+
+@testable import chunkrelay
+
+extension EndToEnd {
+    /// Abuse from real sockets (a Python client): idle and trickling connections, a stalled body,
+    /// oversized and malformed heads, more connections than allowed, a flood of jobs.
+    @Suite struct ProtectionTests {
+        static let script = #"""
+        import json, socket, sys, time, urllib.request, urllib.error
+        base = sys.argv[1]
+        host, port = base.split("//")[1].split(":")
+        port = int(port)
+        out = {}
+        def connect():
+            return socket.create_connection((host, port))
+        def answer(sock, timeout=5):
+            sock.settimeout(timeout)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+                        [l.split(b":")[1] for l in data.split(b"\r\n") if l.lower().startswith(b"content-length:")][0] or 0):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (socket.timeout, IndexError, ValueError):
+                pass
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode(errors="replace").split("\r\n")
+            status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
+            headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
+            return status, headers, body
+        def closed_within(sock, seconds):
+            sock.settimeout(seconds)
+            started = time.monotonic()
+            try:
+                while True:
+                    if sock.recv(65536) == b"":
+                        return time.monotonic() - started
+            except (socket.timeout, ConnectionResetError, BrokenPipeError):
+                return None if isinstance(sys.exc_info()[1], socket.timeout) else time.monotonic() - started
+        def request(method, path, body=None):
+            req = urllib.request.Request(base + path, data=body, method=method, headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status, dict(r.headers), r.read()
+            except urllib.error.HTTPError as e:
+                return e.code, dict(e.headers), e.read()
+
+        # 300 idle connections, a third of them trickling a request head (slowloris).
+        idle = [connect() for _ in range(300)]
+        for sock in idle[:100]:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        status, _, body = request("GET", "/healthz")
+        out["healthzWhileIdle"] = [status, round(time.monotonic() - started, 3)]
+        started = time.monotonic()
+        status, _, body = request("POST", "/v1/jobs", json.dumps({"function": "chaos", "params": {"mode": "echo"}, "delivery": "stream"}).encode())
+        job = json.loads(body)
+        out["jobWhileIdle"] = status
+        for _ in range(100):
+            status, _, body = request("GET", "/v1/jobs/" + job["id"])
+            if json.loads(body)["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.05)
+        out["jobStateWhileIdle"] = json.loads(body)["state"]
+
+        # Beyond the connection limit (400): a request gets 503 with Retry-After and a JSON error.
+        extra = [connect() for _ in range(110)]
+        time.sleep(0.3)
+        extra[-1].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = answer(extra[-1])
+        out["overLimit"] = [status, headers.get("retry-after"), json.loads(body or b"{}").get("error", {}).get("code")]
+        for sock in extra:
+            sock.close()
+
+        # Idle and trickling connections are closed after the idle timeout (2 s here).
+        out["idleClosedAfter"] = closed_within(idle[200], 6)
+        out["slowlorisClosedAfter"] = closed_within(idle[0], 6)
+        open_ones = list(range(len(idle)))
+        deadline = time.monotonic() + 5
+        while open_ones and time.monotonic() < deadline:
+            remaining = []
+            for index in open_ones:
+                idle[index].setblocking(False)
+                try:
+                    if idle[index].recv(1) != b"":
+                        remaining.append(index)
+                except BlockingIOError:
+                    remaining.append(index)
+                except OSError:
+                    pass
+            open_ones = remaining
+            time.sleep(0.1)
+        out["idleStillOpen"] = open_ones
+
+        # A body that stops arriving is cut off after the body timeout (2 s here); others are unaffected.
+        stalled = connect()
+        stalled.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"func")
+        out["stalledClosedAfter"] = closed_within(stalled, 6)
+
+        # Heads too large or not HTTP: a JSON error, then the connection closes.
+        sock = connect()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        status, _, body = answer(sock)
+        out["bigHead"] = [status, json.loads(body or b"{}").get("error", {}).get("code")]
+        sock = connect()
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        status, _, body = answer(sock)
+        out["garbage"] = [status, json.loads(body or b"{}").get("error", {}).get("code")]
+
+        # A flood of jobs: beyond the queue length (2 here, 1 running) a job gets 429 queue_full.
+        codes = []
+        for _ in range(5):
+            status, headers, body = request("POST", "/v1/jobs", json.dumps({"function": "chaos", "params": {"mode": "sleep", "seconds": 3}, "delivery": "retrieve"}).encode())
+            codes.append([status, headers.get("Retry-After"), json.loads(body).get("error", {}).get("code")])
+        out["flood"] = codes
+        status, _, _ = request("GET", "/healthz")
+        out["healthzAfter"] = status
+        print(json.dumps(out))
+        """#
+
+        @Test func abusiveClientsAreCutOffAndOthersStillServed() async throws {
+            try await withChunkRelay(maxConcurrency: 1, configure: { configuration in
+                configuration.gateway.connections.maxConnections = 400
+                configuration.gateway.connections.idleTimeout = .seconds(2)
+                configuration.gateway.connections.bodyReadTimeout = .seconds(2)
+                configuration.gateway.maxQueueLength = 2
+            }) { gateway, _ in
+                let result = try await run(["python3", "-c", Self.script, gateway])
+                #expect(result.status == 0, "\(result.output)")
+                let lastLine = result.output.split(separator: "\n").last.map(String.init) ?? ""
+                let out = try #require(try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any], "\(result.output)")
+                let healthz = out["healthzWhileIdle"] as? [Double]
+                #expect(healthz?.first == 200)
+                #expect((healthz?.last ?? 99) < 1, "a normal client is served at once with 300 idle connections open")
+                #expect(out["jobWhileIdle"] as? Int == 202)
+                #expect(out["jobStateWhileIdle"] as? String == "failed" || out["jobStateWhileIdle"] as? String == "done",
+                        "the job ran to its end (chaos echo does not upload, so it fails as incomplete): \(out)")
+                let over = out["overLimit"] as? [Any]
+                #expect(over?[0] as? Int == 503)
+                #expect(over?[1] as? String == "1")
+                #expect(over?[2] as? String == "server_busy")
+                #expect(((out["idleClosedAfter"] as? Double) ?? 99) < 5, "\(out)")
+                #expect(((out["slowlorisClosedAfter"] as? Double) ?? 99) < 5, "\(out)")
+                #expect((out["idleStillOpen"] as? [Int])?.isEmpty == true, "\(out)")
+                let stalled = (out["stalledClosedAfter"] as? Double) ?? 99
+                #expect(stalled > 1 && stalled < 5, "\(out)")
+                #expect((out["bigHead"] as? [Any])?.first as? Int == 431)
+                #expect((out["bigHead"] as? [Any])?.last as? String == "headers_too_large")
+                #expect((out["garbage"] as? [Any])?.first as? Int == 400)
+                #expect((out["garbage"] as? [Any])?.last as? String == "malformed_request")
+                let flood = (out["flood"] as? [[Any]]) ?? []
+                #expect(flood.prefix(3).allSatisfy { $0.first as? Int == 202 }, "\(flood)")
+                #expect(flood.dropFirst(3).allSatisfy { $0.first as? Int == 429 && $0[1] as? String == "5" && $0[2] as? String == "queue_full" }, "\(flood)")
+                #expect(out["healthzAfter"] as? Int == 200)
+            }
+        }
+    }
+}
