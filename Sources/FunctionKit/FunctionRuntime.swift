@@ -97,7 +97,23 @@ public struct FunctionRuntime<Handler: FunctionHandler>: Sendable {
         guard let endpoint = ProcessInfo.processInfo.environment["AWS_LAMBDA_RUNTIME_API"], !endpoint.isEmpty else {
             throw FunctionError(errorType: "Runtime.MissingEnvironment", errorMessage: "AWS_LAMBDA_RUNTIME_API is not set")
         }
-        try await run(client: RuntimeAPIClient(endpoint: endpoint, logger: logger))
+        let client = RuntimeAPIClient(endpoint: endpoint, logger: logger)
+        let parent = getppid()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await run(client: client) }
+            if parent > 1 {
+                group.addTask {
+                    // A runtime killed with SIGKILL cannot stop its functions, and its Runtime API vanishing
+                    // does not end a long poll (the HTTP client keeps retrying a refused connection until
+                    // the poll's deadline); an orphaned environment ends itself instead.
+                    while getppid() == parent { try await Task.sleep(for: .milliseconds(250)) }
+                    logger.warning("the runtime that started this environment is gone; exiting")
+                    exit(0)
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
     }
 
     /// Runs against a given Runtime API client.

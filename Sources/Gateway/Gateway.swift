@@ -48,7 +48,30 @@ public final class Gateway: Sendable {
         let gateway = Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
         let requeued = try await store.requeueRunningJobs()
         if requeued > 0 { logger.notice("recovered \(requeued) running job(s) to the front of the queue") }
+        try await gateway.removeOrphanedFiles()
         return gateway
+    }
+
+    /// After a crash, files the ledger no longer stands behind: spool files of attempts that will not
+    /// go on (the requeued jobs start a new attempt), and images of jobs that are not `ready` (a crash
+    /// between recording a retrieval and deleting its file, or between writing an image and recording it).
+    /// A finished stream keeps its spool for clients that resume.
+    func removeOrphanedFiles() async throws {
+        var removed = 0
+        for file in spool.files() {
+            let job = try await store.job(id: file.jobId)
+            let keep: Bool
+            if let attempt = file.attempt {
+                keep = job.map { $0.attempt == attempt && $0.jobState == .done && $0.deliveryMode == .stream } ?? false
+            } else {
+                keep = job?.jobState == .ready
+            }
+            if !keep {
+                await spool.remove(file.path)
+                removed += 1
+            }
+        }
+        if removed > 0 { logger.notice("removed \(removed) file(s) of interrupted attempts and finished jobs") }
     }
 
     /// The long-lived parts to run beside the HTTP server: the dispatcher and the janitor.

@@ -97,6 +97,28 @@ struct Spool: Sendable {
         }
     }
 
+    /// The files on disk as (job id, attempt) for spool files and (job id, nil) for images; names that
+    /// are not the spool's own are left alone.
+    func files() -> [(jobId: String, attempt: Int?, path: FilePath)] {
+        var found: [(String, Int?, FilePath)] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: spoolDirectory.string)) ?? [] {
+            let parts = name.split(separator: ".")
+            guard parts.count == 3, parts[2] == "part", RandomToken.isWellFormed(String(parts[0])), let attempt = Int(parts[1]) else { continue }
+            found.append((String(parts[0]), attempt, spoolDirectory.appending(name)))
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: imageDirectory.string)) ?? [] {
+            let parts = name.split(separator: ".")
+            guard parts.count == 2, parts[1] == "img", RandomToken.isWellFormed(String(parts[0])) else { continue }
+            found.append((String(parts[0]), nil, imageDirectory.appending(name)))
+        }
+        return found
+    }
+
+    /// Removes a file `files()` listed.
+    func remove(_ path: FilePath) async {
+        _ = try? await fileSystem.removeItem(at: path, recursively: false)
+    }
+
     /// Removes a job's image file.
     func removeImage(jobId: String) async {
         _ = try? await fileSystem.removeItem(at: imagePath(jobId: jobId), recursively: false)
