@@ -28,6 +28,8 @@ extension Gateway {
 
     /// Parses `Last-Event-ID`: `n` (attempt 1) or `a:n`.
     static func parseEventID(_ text: String) -> (attempt: Int, index: Int)? {
+        // Digits only (and `-1`, "before the first chunk"): `Int` alone would also take `+5`.
+        guard text.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "-") }) else { return nil }
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         switch parts.count {
         case 1: return Int(parts[0]).flatMap { $0 >= -1 ? (1, $0) : nil }
@@ -44,10 +46,12 @@ extension Gateway {
     /// yet from the ledger and the spool, so a slow reader only falls behind on disk.
     func events(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let job = try await existingJob(context)
-        let resumeText = request.headers[Self.lastEventIDHeader] ?? request.uri.queryParameters.get("lastEventId")
+        // The header (an EventSource reconnecting) wins over the query (a page's first connection); a
+        // malformed value is refused wherever it is, and an empty one means "from the start".
         var resume: (attempt: Int, index: Int)?
-        if let resumeText, !resumeText.isEmpty {
-            guard let parsed = Self.parseEventID(resumeText) else {
+        for text in [request.uri.queryParameters.get("lastEventId"), request.headers[Self.lastEventIDHeader]] {
+            guard let text, !text.isEmpty else { continue }
+            guard let parsed = Self.parseEventID(text) else {
                 throw GatewayError(.badRequest, "invalid_last_event_id", "Last-Event-ID must be a chunk event id (`n` or `attempt:n`)")
             }
             resume = parsed

@@ -25,7 +25,25 @@ extension Gateway {
         router.post("/v1/jobs/{id}/complete") { request, context in try await self.complete(request, context: context) }
         router.get("/v1/images/{key}") { request, context in try await self.image(request, context: context, head: false) }
         router.head("/v1/images/{key}") { request, context in try await self.image(request, context: context, head: true) }
+        Self.answerOtherMethods(on: router)
         return router
+    }
+
+    /// A known path asked with a method it does not take is `405` with `Allow` (the router alone says 404).
+    static func answerOtherMethods(on router: Router<BasicRequestContext>) {
+        var allowed: [String: (path: RouterPath, methods: Set<HTTPRequest.Method>)] = [:]
+        for route in router.routes {
+            allowed[route.path.description, default: (route.path, [])].methods.insert(route.method)
+        }
+        let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options, .trace, HTTPRequest.Method("QUERY")!]
+        for (path, known) in allowed.values {
+            let allow = known.map(\.rawValue).sorted().joined(separator: ", ")
+            for method in methods where !known.contains(method) {
+                router.on(path, method: method) { request, _ -> Response in
+                    throw GatewayError(.methodNotAllowed, "method_not_allowed", "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
+                }
+            }
+        }
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
