@@ -9,6 +9,8 @@ let package = Package(
         .executable(name: "chunkrelay", targets: ["chunkrelay"]),
         .executable(name: "map-render", targets: ["map-render"]),
         .executable(name: "chaos", targets: ["chaos"]),
+        .executable(name: "fuzz-sse", targets: ["fuzz-sse"]),
+        .executable(name: "fuzz-ingest", targets: ["fuzz-ingest"]),
         .library(name: "RelayProtocol", targets: ["RelayProtocol"]),
         .library(name: "RelayClient", targets: ["RelayClient"]),
         .library(name: "FunctionKit", targets: ["FunctionKit"]),
@@ -25,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-http-structured-headers.git", from: "1.7.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.4.0"),
     ],
@@ -34,6 +37,7 @@ let package = Package(
             name: "RelayProtocol",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "RawStructuredFieldValues", package: "swift-http-structured-headers"),
             ]
         ),
         .target(
@@ -118,6 +122,9 @@ let package = Package(
             ]
         ),
         // Helpers shared by the test targets.
+        // libFuzzer targets (`.ci/fuzz` builds them with -sanitize=fuzzer); plain builds replay input files.
+        .executableTarget(name: "fuzz-sse", dependencies: ["RelayProtocol"], path: "Tests/Fuzz/FuzzSSE"),
+        .executableTarget(name: "fuzz-ingest", dependencies: ["RelayProtocol"], path: "Tests/Fuzz/FuzzIngest"),
         .target(
             name: "TestSupport",
             path: "Tests/TestSupport"

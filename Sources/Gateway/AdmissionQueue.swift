@@ -72,11 +72,27 @@ final class AdmissionQueue: Sendable {
                     }
                 }
             } onGracefulShutdown: {
+                gateway.draining.store(true, ordering: .relaxed)
                 self.wakeupContinuation.finish()
             }
-            // Stopping: in-flight invocations are cancelled (their processes killed); the jobs stay
-            // `running` in the ledger and go to the front of the queue on the next start.
+            // Stopping: running invocations may finish (their uploads still reach the gateway, whose
+            // HTTP server stops after this) within the grace; the rest are cancelled, their processes killed.
+            let deadline = ContinuousClock.now + gateway.configuration.shutdownGrace
+            while ContinuousClock.now < deadline, self.running.withLock({ $0.values.reduce(0, +) }) > 0 {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
             group.cancelAll()
+        }
+        // What did not finish goes back to the front of the queue now (a restart would do it too, but
+        // the ledger should say what is true while the gateway is down).
+        do {
+            let requeued = try await gateway.store.requeueRunningJobs()
+            if requeued > 0 {
+                logger.notice("put \(requeued) unfinished job(s) back at the front of the queue")
+                gateway.feed.notifyQueue()
+            }
+        } catch {
+            logger.error("could not put running jobs back in the queue: \(error)")
         }
     }
 }

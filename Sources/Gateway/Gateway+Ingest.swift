@@ -28,20 +28,16 @@ extension Gateway {
     func putChunk(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let job = try await authorizedRunningJob(request, context: context)
         let indexText = try context.parameters.require("index")
-        let maxChunks = Int(RelayLimits.maximumImageBytes / Int64(job.chunkSize))
-        guard let index = Int(indexText), index >= 0, index < maxChunks, String(index) == indexText else {
-            throw GatewayError(.badRequest, "invalid_index", "chunk index must be an integer 0...\(maxChunks - 1)")
+        let head: ChunkUploadHead
+        do {
+            head = try ChunkUploadHead(
+                indexText: indexText, contentDigest: request.headers[Self.contentDigest],
+                contentLength: request.headers[.contentLength], chunkSize: job.chunkSize
+            )
+        } catch {
+            throw GatewayError(error)
         }
-        guard let digestHeader = request.headers[Self.contentDigest] else {
-            throw GatewayError(.badRequest, "missing_digest", "Content-Digest: sha-256=:<base64>: is required")
-        }
-        guard let declared = ContentDigest(header: digestHeader) else {
-            throw GatewayError(.badRequest, "invalid_digest", "Content-Digest must carry a sha-256 byte sequence (RFC 9530)")
-        }
-        let declaredLength = request.headers[.contentLength].flatMap(Int.init)
-        if let length = declaredLength, length > job.chunkSize {
-            throw GatewayError(.contentTooLarge, "chunk_too_large", "a chunk may be at most \(job.chunkSize) bytes; this one is \(length)")
-        }
+        let (index, declared, declaredLength) = (head.index, head.digest, head.declaredLength)
         if let existing = try await store.chunk(jobId: job.id, attempt: job.attempt, index: index) {
             guard existing.sha256 == declared.hex else {
                 throw GatewayError(.conflict, "chunk_conflict", "chunk \(index) is already stored with another digest")
@@ -96,14 +92,11 @@ extension Gateway {
     func complete(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let job = try await authorizedRunningJob(request, context: context)
         let manifest = try await Self.decodeJSON(CompleteRequest.self, from: request)
-        guard manifest.chunks >= 1, manifest.bytes >= 0, manifest.bytes <= RelayLimits.maximumImageBytes else {
-            throw GatewayError(.badRequest, "invalid_manifest", "chunks must be at least 1 and bytes 0...\(RelayLimits.maximumImageBytes)")
-        }
-        guard let declared = ContentDigest(hex: manifest.sha256) else {
-            throw GatewayError(.badRequest, "invalid_manifest", "sha256 must be 64 hex digits")
-        }
-        guard Self.isMediaType(manifest.contentType) else {
-            throw GatewayError(.badRequest, "invalid_manifest", "contentType must be a media type such as image/png")
+        let declared: ContentDigest
+        do {
+            declared = try manifest.validated()
+        } catch {
+            throw GatewayError(error)
         }
         let summary = try await store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
         guard summary.count == manifest.chunks, summary.maxIndex == manifest.chunks - 1 else {
@@ -136,13 +129,6 @@ extension Gateway {
 
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
-    static func isMediaType(_ text: String) -> Bool {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        return text.utf8.count <= 255 && parts.count == 2 && parts.allSatisfy { part in
-            !part.isEmpty && part.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }
-        }
     }
 
     /// Compares tokens without leaking where they differ through timing.

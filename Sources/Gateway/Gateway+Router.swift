@@ -95,6 +95,9 @@ extension Gateway {
         guard invoker.hasFunction(named: create.function) else {
             throw GatewayError(.notFound, "function_not_found", "no function named '\(create.function)'")
         }
+        guard !draining.load(ordering: .relaxed) else {
+            throw GatewayError(.serviceUnavailable, "shutting_down", "the gateway is shutting down; retry when it is back", headers: [.retryAfter: "5"])
+        }
         // A soft bound (two requests can both see one free place): it is there to keep a flood of
         // jobs from growing the ledger without end, not to count exactly.
         guard (try await store.countsByState()[JobState.queued.rawValue] ?? 0) < configuration.maxQueueLength else {

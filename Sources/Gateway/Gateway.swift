@@ -26,6 +26,8 @@ public final class Gateway: Sendable {
     /// Chunks being written (`job/attempt/index`); a concurrent write of the same chunk gets 503.
     let chunksInFlight = Mutex<Set<String>>([])
     private let baseURL = Mutex<(url: String?, waiters: [CheckedContinuation<String, Never>])>((nil, []))
+    /// Set when graceful shutdown begins: new jobs are refused while running ones finish.
+    let draining = Atomic<Bool>(false)
 
     private init(configuration: GatewayConfiguration, store: JobStore, spool: Spool, invoker: any Invoker, logger: Logger) {
         self.configuration = configuration
@@ -76,9 +78,11 @@ public final class Gateway: Sendable {
 
     /// The long-lived parts to run beside the HTTP server: the dispatcher and the janitor.
     public var services: [any Service] {
+        // A service group stops services in reverse order: the dispatcher first (it lets running
+        // invocations finish), then the janitor and the heartbeats.
         [
-            AdmissionQueue.Runner(gateway: self), Janitor.Runner(gateway: self),
-            JobFeed.HeartbeatRunner(feed: feed, interval: configuration.heartbeatInterval),
+            JobFeed.HeartbeatRunner(feed: feed, interval: configuration.heartbeatInterval), Janitor.Runner(gateway: self),
+            AdmissionQueue.Runner(gateway: self),
         ]
     }
 

@@ -30,6 +30,9 @@ public struct GatewayConfiguration: Sendable {
 
     /// Jobs waiting in the queue at most; a job beyond it is refused with `429` and `Retry-After`.
     public var maxQueueLength: Int = 1000
+    /// At graceful shutdown, how long running invocations may go on to finish their uploads; the ones
+    /// still running then are stopped and put back at the front of the queue.
+    public var shutdownGrace: Duration = .seconds(10)
     /// Connection limits of the gateway's HTTP server.
     public var connections = ConnectionLimits()
 

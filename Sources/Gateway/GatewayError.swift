@@ -23,6 +23,22 @@ public struct GatewayError: HTTPResponseError, CustomStringConvertible, Sendable
         self.headers = headers
     }
 
+    /// The response to an upload request refused before its body was read.
+    init(_ error: IngestRequestError) {
+        switch error {
+        case .invalidIndex(let limit):
+            self.init(.badRequest, "invalid_index", "chunk index must be an integer 0...\(limit - 1)")
+        case .missingDigest:
+            self.init(.badRequest, "missing_digest", "Content-Digest: sha-256=:<base64>: is required")
+        case .invalidDigest:
+            self.init(.badRequest, "invalid_digest", "Content-Digest must carry a sha-256 byte sequence (RFC 9530)")
+        case .chunkTooLarge(let cap, let length):
+            self.init(.contentTooLarge, "chunk_too_large", "a chunk may be at most \(cap) bytes; this one is \(length)")
+        case .invalidManifest(let message):
+            self.init(.badRequest, "invalid_manifest", message)
+        }
+    }
+
     /// A readable summary.
     public var description: String { "\(status.code) \(code): \(message)" }
 

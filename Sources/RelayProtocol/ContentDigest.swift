@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RawStructuredFieldValues
 
 /// SHA-256 helpers and the RFC 9530 `Content-Digest` header (`sha-256=:<base64>:`).
 public struct ContentDigest: Sendable, Hashable {
@@ -22,22 +23,16 @@ public struct ContentDigest: Sendable, Hashable {
         self.bytes = Array(digest)
     }
 
-    /// Parses a `Content-Digest` header value and picks its `sha-256` member; other algorithms are ignored.
+    /// Parses a `Content-Digest` header value (an RFC 9651 Dictionary) and picks its `sha-256` member;
+    /// other algorithms are ignored. Nil when the field is malformed or has no valid `sha-256` member.
     public init?(header: String) {
-        // A Dictionary Structured Field: members separated by commas, byte sequences between colons.
-        for member in header.split(separator: ",") {
-            let trimmed = member.trimmingCharacters(in: .whitespaces)
-            guard let equals = trimmed.firstIndex(of: "=") else { continue }
-            let name = trimmed[..<equals].lowercased()
-            guard name == "sha-256" else { continue }
-            var value = trimmed[trimmed.index(after: equals)...]
-            guard value.count >= 2, value.first == ":", value.last == ":" else { return nil }
-            value = value.dropFirst().dropLast()
-            guard let data = Data(base64Encoded: String(value)) else { return nil }
-            self.init(bytes: Array(data))
-            return
-        }
-        return nil
+        var parser = StructuredFieldValueParser(Array(header.utf8))
+        guard let dictionary = try? parser.parseDictionaryFieldValue(),
+            case .item(let item)? = dictionary["sha-256"],
+            case .undecodedByteSequence(let base64) = item.rfc9651BareItem,
+            let data = Data(base64Encoded: base64)
+        else { return nil }
+        self.init(bytes: Array(data))
     }
 
     /// Parses 64 lowercase or uppercase hex digits.

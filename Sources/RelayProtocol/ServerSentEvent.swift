@@ -17,6 +17,29 @@ public struct ServerSentEvent: Sendable, Hashable {
         self.retry = retry
     }
 
+    /// CRLF and lone CR become LF.
+    static func normalizingLineEnds(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.contains(UInt8(ascii: "\r")) else { return bytes }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "\r") {
+                out.append(UInt8(ascii: "\n"))
+                if index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "\n") { index += 1 }
+            } else {
+                out.append(bytes[index])
+            }
+            index += 1
+        }
+        return out
+    }
+
+    /// `text` without CR and LF.
+    static func singleLine(_ text: String) -> [UInt8] {
+        text.utf8.filter { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }
+    }
+
     /// The longest line the encoder writes, field name included: many SSE clients cap line length at 64 KiB.
     public static let maximumLineLength = 64 * 1024
 
@@ -31,12 +54,14 @@ public struct ServerSentEvent: Sendable, Hashable {
 
     /// The encoded event as UTF-8 bytes (what goes on the wire).
     public func encodedBytes(wrapAt: Int = maximumLineLength - 8) -> [UInt8] {
-        let payload = Array(data.utf8)
+        // A reader ends a line at CR, LF or CRLF: data lines are split at all three (a CR written
+        // as it is would cut the line short), and `event`/`id` cannot hold one at all.
+        let payload = Self.normalizingLineEnds(Array(data.utf8))
         var out: [UInt8] = []
         out.reserveCapacity(payload.count + (payload.count / max(wrapAt, 1) + 1) * 7 + 64)
         if let retry { out += Array("retry: \(retry)\n".utf8) }
-        if let event { out += Array("event: \(event)\n".utf8) }
-        if let id { out += Array("id: \(id)\n".utf8) }
+        if let event { out += Array("event: ".utf8) + Self.singleLine(event) + [UInt8(ascii: "\n")] }
+        if let id { out += Array("id: ".utf8) + Self.singleLine(id) + [UInt8(ascii: "\n")] }
         let dataPrefix = Array("data: ".utf8)
         var lineStart = 0
         while true {

@@ -77,14 +77,19 @@ final class ChunkRelayServer: Service, Sendable {
             },
             logger: logger
         )
-        // Shut down in reverse: stop taking requests, then the dispatcher, then the runtime.
-        let services: [any Service] = [runtime, runtimeApp] + gateway.services + [gatewayApp]
+        // Shut down in reverse: the dispatcher lets running invocations finish (their uploads need the
+        // gateway's server and the runtime), then the gateway's server finishes its requests (downloads,
+        // event streams end), then the runtime's, then the runtime stops the function processes.
+        let services: [any Service] = [runtime, runtimeApp, gatewayApp] + gateway.services
         return ChunkRelayServer(gateway: gateway, runtime: runtime, services: services, addresses: addresses, logger: logger)
     }
 
     /// Runs everything until graceful shutdown.
     func run() async throws {
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
+        var configuration = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
+        // Past this, whatever still runs (a download that will not end) is cancelled.
+        configuration.maximumGracefulShutdownDuration = gateway.configuration.shutdownGrace * 2 + .seconds(5)
+        let group = ServiceGroup(configuration: configuration)
         try await group.run()
     }
 }

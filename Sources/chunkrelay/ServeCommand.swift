@@ -36,6 +36,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may sit with no request in progress.") var idleTimeout = 30
     @Option(name: .customLong("body-timeout"), help: "Seconds a request body may stall before the connection is closed.")
     var bodyTimeout = 30
+    @Option(name: .customLong("shutdown-grace"), help: "Seconds running invocations may finish at SIGTERM/SIGINT before they are stopped and requeued.")
+    var shutdownGrace = 10
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -58,6 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.gateway.streamGrace = .seconds(streamGrace)
         configuration.gateway.clientGrace = .seconds(clientGrace)
         configuration.gateway.maxQueueLength = maxQueue
+        configuration.gateway.shutdownGrace = .seconds(shutdownGrace)
         configuration.gateway.connections.maxConnections = maxConnections
         configuration.gateway.connections.idleTimeout = .seconds(idleTimeout)
         configuration.gateway.connections.bodyReadTimeout = .seconds(bodyTimeout)

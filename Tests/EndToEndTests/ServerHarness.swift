@@ -28,6 +28,7 @@ func withChunkRelay(
     configuration.gateway.maxConcurrency = maxConcurrency
     configuration.runtime.port = 0
     configuration.runtime.shutdownGrace = .milliseconds(500)
+    configuration.gateway.shutdownGrace = .milliseconds(500)
     configuration.functionsDirectory = repositoryRoot.appendingPathComponent("functions")
     configuration.gateway.webRoot = repositoryRoot.appendingPathComponent("samples/browser")
     configure(&configuration)

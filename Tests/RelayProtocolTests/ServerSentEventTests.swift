@@ -83,4 +83,14 @@ import Testing
         #expect(events.first?.data.replacingOccurrences(of: "\n", with: "") == expected.data)
         for line in output.split(separator: UInt8(ascii: "\n")) { #expect(line.count <= ServerSentEvent.maximumLineLength) }
     }
+
+    /// Found by the fuzzer (Tests/Fuzz/crashes): a CR inside data was written as it was, and a reader
+    /// (which ends lines at CR too) cut the data short and misread the rest as another field.
+    @Test(arguments: ["a\rb", "\r\u{06}\u{FFFD}=", "\0?\0\u{01}\0\rL", "x\r\ny\rz\n", "\r"])
+    func lineEndsInsideDataSurviveEncoding(_ data: String) {
+        var parser = ServerSentEventParser()
+        let events = parser.push(ServerSentEvent(event: "e\rvil", data: data, id: "1\n2").encodedBytes())
+        let normalized = data.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        #expect(events == [ServerSentEvent(event: "evil", data: normalized, id: "12")])
+    }
 }

@@ -127,6 +127,8 @@ public final class LocalRuntime: Service, Sendable {
                 guard attempt <= function.maximumRetryAttempts else { return result }
             }
             do { try await Task.sleep(for: pause) } catch { return result }
+            // A runtime that is stopping starts no new attempt (its environments are going away).
+            guard !stopping.load(ordering: .relaxed) else { return result }
             pause *= 2
             attempt += 1
             guard let next = await beforeRetry(result, attempt) else { return result }

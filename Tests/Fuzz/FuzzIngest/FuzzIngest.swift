@@ -1,0 +1,62 @@
+import Foundation
+import RelayProtocol
+
+// libFuzzer target for what the gateway parses of a function's upload before it reads a body: the
+// chunk index from the path, `Content-Digest` (an RFC 9651 dictionary), `Content-Length` against the
+// cap, and the `complete` manifest. Built with `.ci/fuzz`; without `-DFUZZING` it replays files.
+
+/// Checks one input; a broken property stops the process (a finding).
+func checkIngest(_ bytes: [UInt8]) {
+    // Fields separated by NUL: index, Content-Digest, Content-Length, manifest JSON; the first byte picks the cap.
+    let parts = bytes.split(separator: 0, maxSplits: 4, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+    let chunkSize = RelayLimits.minimumChunkSize << Int((bytes.first ?? 0) % 13)
+    let index = parts.count > 1 ? parts[1] : ""
+    let digest = parts.count > 2 ? parts[2] : nil
+    let length = parts.count > 3 ? parts[3] : nil
+    if let head = try? ChunkUploadHead(indexText: index, contentDigest: digest, contentLength: length, chunkSize: chunkSize) {
+        precondition(head.index >= 0 && String(head.index) == index, "index \(head.index) from \(index.debugDescription)")
+        precondition(Int64(head.index) * Int64(chunkSize) < RelayLimits.maximumImageBytes)
+        precondition(ContentDigest(header: head.digest.headerValue) == head.digest, "digest does not survive its own header")
+        precondition((head.declaredLength ?? 0) <= chunkSize)
+    }
+    if let digest, let parsed = ContentDigest(header: digest) {
+        precondition(parsed.bytes.count == 32)
+        precondition(ContentDigest(hex: parsed.hex) == parsed)
+    }
+    if parts.count > 4, let manifest = try? JSONDecoder().decode(ImageManifest.self, from: Data(parts[4].utf8)),
+        let declared = try? manifest.validated()
+    {
+        precondition(declared.hex == manifest.sha256.lowercased())
+        precondition(manifest.chunks >= 1 && manifest.bytes >= 0 && ImageManifest.isMediaType(manifest.contentType))
+    }
+}
+
+func fuzzIngest(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    checkIngest(Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
+
+#if FUZZING
+/// libFuzzer's own driver, for a program that keeps its `main` (SwiftPM names the entry point itself).
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32
+) -> Int32
+#endif
+
+@main
+enum Main {
+    static func main() throws {
+        #if FUZZING
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzIngest))
+        #else
+        // Replays the inputs named on the command line (a corpus or a crash file).
+        for path in CommandLine.arguments.dropFirst() {
+            checkIngest(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        }
+        #endif
+    }
+}
