@@ -123,8 +123,9 @@ let package = Package(
         ),
         // Helpers shared by the test targets.
         // libFuzzer targets (`.ci/fuzz` builds them with -sanitize=fuzzer); plain builds replay input files.
-        .executableTarget(name: "fuzz-sse", dependencies: ["RelayProtocol"], path: "Tests/Fuzz/FuzzSSE"),
-        .executableTarget(name: "fuzz-ingest", dependencies: ["RelayProtocol"], path: "Tests/Fuzz/FuzzIngest"),
+        .target(name: "FuzzSupport", path: "Tests/Fuzz/FuzzSupport"),
+        .executableTarget(name: "fuzz-sse", dependencies: ["RelayProtocol", "FuzzSupport"], path: "Tests/Fuzz/FuzzSSE"),
+        .executableTarget(name: "fuzz-ingest", dependencies: ["RelayProtocol", "FuzzSupport"], path: "Tests/Fuzz/FuzzIngest"),
         .target(
             name: "TestSupport",
             path: "Tests/TestSupport"

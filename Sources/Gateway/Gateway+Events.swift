@@ -44,7 +44,7 @@ extension Gateway {
     ///
     /// Nothing is buffered per subscriber: each change signal makes the stream read what it has not sent
     /// yet from the ledger and the spool, so a slow reader only falls behind on disk.
-    func events(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func events(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let job = try await existingJob(context)
         // The header (an EventSource reconnecting) wins over the query (a page's first connection); a
         // malformed value is refused wherever it is, and an empty one means "from the start".

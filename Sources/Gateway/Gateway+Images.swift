@@ -11,7 +11,7 @@ extension Gateway {
     /// The key is consumed only once the last byte has been written to the connection; a transfer that
     /// breaks leaves it retrievable (resumable with `Range`); `HEAD` never consumes; while one transfer
     /// runs, other GETs get 409.
-    func image(_ request: Request, context: BasicRequestContext, head: Bool) async throws -> Response {
+    func image(_ request: Request, context: GatewayRequestContext, head: Bool) async throws -> Response {
         let key = try context.parameters.require("key")
         guard RandomToken.isWellFormed(key), let job = try await store.job(imageKey: key) else {
             throw GatewayError(.notFound, "image_not_found", "no image with this key")
@@ -71,6 +71,13 @@ extension Gateway {
                 }
                 try await writer.finish(nil)
                 if consumesKey {
+                    // Consumed only once the client's TCP has every byte, not when the kernel took them.
+                    guard await Delivery.waitUntilAcknowledged(context.channel, timeout: configuration.connections.bodyReadTimeout) else {
+                        _ = claims.withLock { $0.remove(key) }
+                        logger.notice("job \(job.id): the client did not take the image's last bytes; key stays retrievable")
+                        context.channel.close(promise: nil)
+                        return
+                    }
                     // Durable before the file goes: a crash between the two leaves a consumed key and an
                     // orphan file, never a second retrieval.
                     if try await store.finish(jobId: job.id, from: [.ready], to: .done) {

@@ -9,7 +9,7 @@ extension Gateway {
     static let contentDigest = HTTPField.Name("Content-Digest")!
 
     /// Checks the attempt's bearer token in constant time and that the job is still taking uploads.
-    func authorizedRunningJob(_ request: Request, context: BasicRequestContext) async throws -> JobRecord {
+    func authorizedRunningJob(_ request: Request, context: GatewayRequestContext) async throws -> JobRecord {
         let job = try await existingJob(context)
         let header = request.headers[.authorization] ?? ""
         let presented = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
@@ -25,7 +25,7 @@ extension Gateway {
     }
 
     /// `PUT /v1/jobs/{id}/chunks/{index}`.
-    func putChunk(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func putChunk(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let job = try await authorizedRunningJob(request, context: context)
         let indexText = try context.parameters.require("index")
         let head: ChunkUploadHead
@@ -89,7 +89,7 @@ extension Gateway {
     }
 
     /// `POST /v1/jobs/{id}/complete`: verifies count, size and whole-image SHA-256, then makes the image ready.
-    func complete(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func complete(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let job = try await authorizedRunningJob(request, context: context)
         let manifest = try await Self.decodeJSON(CompleteRequest.self, from: request)
         let declared: ContentDigest

@@ -6,8 +6,8 @@ import RelayProtocol
 
 extension Gateway {
     /// The gateway's HTTP API (DESIGN.md "Interfaces"), errors mapped by one middleware.
-    public func buildRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func buildRouter() -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         if let webRoot = configuration.webRoot, FileManager.default.fileExists(atPath: webRoot.appendingPathComponent("index.html").path) {
             // The page at `/` (samples/browser): the one place a person sees a generation arrive.
@@ -30,7 +30,7 @@ extension Gateway {
     }
 
     /// A known path asked with a method it does not take is `405` with `Allow` (the router alone says 404).
-    static func answerOtherMethods(on router: Router<BasicRequestContext>) {
+    static func answerOtherMethods(on router: Router<GatewayRequestContext>) {
         var allowed: [String: (path: RouterPath, methods: Set<HTTPRequest.Method>)] = [:]
         for route in router.routes {
             allowed[route.path.description, default: (route.path, [])].methods.insert(route.method)
@@ -78,19 +78,19 @@ extension Gateway {
     }
 
     /// A job id from the path, checked for shape before it reaches the ledger.
-    static func jobID(_ context: BasicRequestContext) throws -> String {
+    static func jobID(_ context: GatewayRequestContext) throws -> String {
         let id = try context.parameters.require("id")
         guard RandomToken.isWellFormed(id) else { throw GatewayError(.notFound, "job_not_found", "no job \(id)") }
         return id
     }
 
-    func existingJob(_ context: BasicRequestContext) async throws -> JobRecord {
+    func existingJob(_ context: GatewayRequestContext) async throws -> JobRecord {
         let id = try Self.jobID(context)
         guard let job = try await store.job(id: id) else { throw GatewayError(.notFound, "job_not_found", "no job \(id)") }
         return job
     }
 
-    func createJob(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func createJob(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let create = try await Self.decodeJSON(CreateJobRequest.self, from: request)
         guard invoker.hasFunction(named: create.function) else {
             throw GatewayError(.notFound, "function_not_found", "no function named '\(create.function)'")
@@ -115,11 +115,11 @@ extension Gateway {
         return try Self.json(created, status: .accepted, headers: [.location: "/v1/jobs/\(id)"])
     }
 
-    func getJob(_ context: BasicRequestContext) async throws -> Response {
+    func getJob(_ context: GatewayRequestContext) async throws -> Response {
         try Self.json(try await status(of: try await existingJob(context)))
     }
 
-    func cancelJob(_ context: BasicRequestContext) async throws -> Response {
+    func cancelJob(_ context: GatewayRequestContext) async throws -> Response {
         let job = try await existingJob(context)
         guard try await cancel(job, from: [.queued, .running, .ready]) else {
             throw GatewayError(.conflict, "job_finished", "job \(job.id) is already \(job.jobState.rawValue)")

@@ -1,4 +1,5 @@
 import Foundation
+import FuzzSupport
 import RelayProtocol
 
 // libFuzzer target for the Server-Sent Events parser (the SDK reads every gateway event through it).
@@ -63,27 +64,9 @@ func fuzzServerSentEvents(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     return 0
 }
 
-#if FUZZING
-/// libFuzzer's own driver, for a program that keeps its `main` (SwiftPM names the entry point itself).
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32
-) -> Int32
-#endif
-
 @main
 enum Main {
     static func main() throws {
-        #if FUZZING
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzServerSentEvents))
-        #else
-        // Replays the inputs named on the command line (a corpus or a crash file).
-        for path in CommandLine.arguments.dropFirst() {
-            checkServerSentEvents(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
-        }
-        #endif
+        try FuzzMain.run(fuzz: fuzzServerSentEvents, replay: checkServerSentEvents)
     }
 }
