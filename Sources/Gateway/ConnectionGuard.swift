@@ -58,6 +58,24 @@ public final class ConnectionLimiter: Sendable {
     }
 }
 
+/// How a connection ended, as far as request handlers need to know.
+final class ConnectionState: Sendable {
+    private let reset = Atomic<Bool>(false)
+
+    /// Whether the peer reset the connection (a client that closes with unread data in its buffer
+    /// resets; one that read everything and closes sends a FIN).
+    var wasReset: Bool { reset.load(ordering: .relaxed) }
+
+    func markReset() { reset.store(true, ordering: .relaxed) }
+
+    /// The state kept by the guard on `channel`, if it has one.
+    static func of(_ channel: any Channel) async -> ConnectionState? {
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: ConnectionGuard.self).state
+        }.get()
+    }
+}
+
 /// Per connection: refuses requests beyond the connection limit, closes a connection whose request
 /// body stalls, and answers malformed or oversized request heads with the gateway's JSON error
 /// before closing (the HTTP decoder cannot go on after them).
@@ -69,6 +87,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let limiter: ConnectionLimiter
     private let bodyReadTimeout: TimeAmount
+    /// What request handlers may ask about this connection (it outlives the pipeline).
+    let state = ConnectionState()
     private var counted = false
     private var refused = false
     private var readingBody = false
@@ -155,6 +175,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? IOError, error.errnoCode == ECONNRESET || error.errnoCode == EPIPE {
+            state.markReset()
+        }
         guard let parserError = error as? HTTPParserError, !readingBody, !responding else {
             context.fireErrorCaught(error)
             return

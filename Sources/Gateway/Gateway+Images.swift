@@ -62,6 +62,8 @@ extension Gateway {
         let path = spool.imagePath(jobId: job.id)
         let consumesKey = range.upperBound == size
         let bytes = range
+        // Looked up now: once the connection closes, its handlers are gone.
+        let connection = consumesKey ? await ConnectionState.of(context.channel) : nil
         let body = ResponseBody(contentLength: Int(range.count)) { [self] writer in
             do {
                 try await FileSystem.shared.withFileHandle(forReadingAt: path) { handle in
@@ -72,7 +74,7 @@ extension Gateway {
                 try await writer.finish(nil)
                 if consumesKey {
                     // Consumed only once the client's TCP has every byte, not when the kernel took them.
-                    guard await Delivery.waitUntilAcknowledged(context.channel, timeout: configuration.connections.bodyReadTimeout) else {
+                    guard await Delivery.waitUntilAcknowledged(context.channel, connection: connection, timeout: configuration.connections.bodyReadTimeout) else {
                         _ = claims.withLock { $0.remove(key) }
                         logger.notice("job \(job.id): the client did not take the image's last bytes; key stays retrievable")
                         context.channel.close(promise: nil)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import RelayProtocol
 
@@ -44,6 +45,11 @@ extension Gateway {
                 }
             }
         }
+    }
+
+    /// The HTTP/1.1 server to run `buildRouter()` on: the connection limits and guard of `configuration.connections`.
+    public func httpServer() -> HTTPServerBuilder {
+        .http1(configuration: configuration.connections.http1Configuration(limiter: ConnectionLimiter(limit: configuration.connections.maxConnections)))
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {

@@ -30,17 +30,21 @@ enum Delivery {
     ///
     /// Writing the last byte only hands it to the kernel, whose send buffer can hold megabytes: a
     /// one-shot key consumed then would be lost with a client that dies before reading them.
-    static func waitUntilAcknowledged(_ channel: any Channel, timeout: Duration) async -> Bool {
+    /// A connection that has closed counts as delivered unless it was reset: a client that has read the
+    /// whole response may close at once (curl, urllib), before the first look.
+    static func waitUntilAcknowledged(_ channel: any Channel, connection: ConnectionState?, timeout: Duration) async -> Bool {
+        func closedCleanly() -> Bool { !(connection?.wasReset ?? true) }
         #if os(Linux)
         guard let provider = channel as? any SocketOptionProvider else { return channel.isActive }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            guard channel.isActive,
+            guard channel.isActive else { return closedCleanly() }
+            guard
                 let info: TCPInfo = try? await provider.unsafeGetSocketOption(
                     level: SocketOptionLevel(NIOBSDSocket.OptionLevel.tcp.rawValue),
                     name: SocketOptionName(NIOBSDSocket.Option.tcp_info.rawValue)
                 ).get()
-            else { return false }
+            else { return channel.isActive ? false : closedCleanly() }
             if info.unackedSegments == 0, info.unsentBytes == 0 { return true }
             try? await Task.sleep(for: .milliseconds(5))
         }

@@ -53,7 +53,7 @@ final class ChunkRelayServer: Service, Sendable {
         let gatewayHost = configuration.gateway.host
         let gatewayApp = Application(
             router: gateway.buildRouter(),
-            server: .http1(configuration: configuration.gateway.connections.http1Configuration(limiter: ConnectionLimiter(limit: configuration.gateway.connections.maxConnections))),
+            server: gateway.httpServer(),
             configuration: .init(address: .hostname(gatewayHost, port: configuration.gateway.port), serverName: "chunkrelay"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.gateway.port

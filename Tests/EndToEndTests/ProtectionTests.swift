@@ -159,5 +159,51 @@ extension EndToEnd {
                 #expect(out["healthzAfter"] as? Int == 200)
             }
         }
+
+        static let oneShotScript = #"""
+        import json, socket, sys, time, urllib.request, urllib.error
+        base = sys.argv[1]
+        host, port = base.split("//")[1].split(":")
+        def state(job):
+            return json.loads(urllib.request.urlopen(base + "/v1/jobs/" + job["id"]).read())["state"]
+        body = json.dumps({"function": "map-render", "params": {"width": 1000, "height": 600, "seed": 42}}).encode()
+        job = json.loads(urllib.request.urlopen(urllib.request.Request(base + "/v1/jobs", data=body, method="POST")).read())
+        while state(job) != "ready":
+            time.sleep(0.05)
+        out = {}
+        # Reads the head and a little of the image, then closes with the rest unread (the kernel buffers
+        # would have taken all of it: writing the last byte is not delivering it).
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % job["image"]).encode())
+        sock.recv(1000)
+        time.sleep(0.5)
+        sock.close()
+        time.sleep(0.5)
+        out["afterPartial"] = state(job)
+        # A client that reads everything and closes at once (urllib, like curl) has it, and it is gone.
+        data = urllib.request.urlopen(base + job["image"]).read()
+        out["bytes"] = len(data)
+        time.sleep(0.3)
+        out["afterFull"] = state(job)
+        try:
+            urllib.request.urlopen(base + job["image"])
+            out["again"] = 200
+        except urllib.error.HTTPError as error:
+            out["again"] = error.code
+        print(json.dumps(out))
+        """#
+
+        @Test func aKeyIsConsumedOnlyWhenTheClientHasEveryByte() async throws {
+            try await withChunkRelay { gateway, _ in
+                let result = try await run(["python3", "-c", Self.oneShotScript, gateway])
+                #expect(result.status == 0, "\(result.output)")
+                let lastLine = result.output.split(separator: "\n").last.map(String.init) ?? ""
+                let out = try #require(try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any], "\(result.output)")
+                #expect(out["afterPartial"] as? String == "ready", "a client that stopped reading did not consume the key")
+                #expect(out["bytes"] as? Int == 601_454)
+                #expect(out["afterFull"] as? String == "done")
+                #expect(out["again"] as? Int == 410)
+            }
+        }
     }
 }

@@ -147,7 +147,7 @@ struct GatewayHarness: Sendable {
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .warning
         let gateway = try await Gateway.open(configuration: configuration, invoker: invoker, logger: logger)
-        var app = Application(router: gateway.buildRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        var app = Application(router: gateway.buildRouter(), server: gateway.httpServer(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         app.addServices(gateway.services)
         try await app.test(.live) { client in
             let url = "http://127.0.0.1:\(client.port!)"
