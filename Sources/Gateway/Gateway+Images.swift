@@ -8,7 +8,7 @@ import RelayProtocol
 extension Gateway {
     /// `GET` / `HEAD /v1/images/{key}`: the image once.
     ///
-    /// The key is consumed only once the last byte has been written to the connection; a transfer that
+    /// The key is consumed only once the client's TCP has acknowledged the last byte; a transfer that
     /// breaks leaves it retrievable (resumable with `Range`); `HEAD` never consumes; while one transfer
     /// runs, other GETs get 409.
     func image(_ request: Request, context: GatewayRequestContext, head: Bool) async throws -> Response {

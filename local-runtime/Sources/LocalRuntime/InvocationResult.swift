@@ -34,6 +34,9 @@ public struct InvocationResult: Sendable {
     /// The invocation's log as Lambda frames it: `START`, the function's output, `END`, `REPORT`.
     public var log: String = ""
 
+    /// The last 4 KB of the log, base64-encoded, as Lambda returns it for `X-Amz-Log-Type: Tail`.
+    public var logTail: String { Data(log.utf8.suffix(4096)).base64EncodedString() }
+
     /// Whether the function succeeded.
     public var succeeded: Bool { status == .success }
 

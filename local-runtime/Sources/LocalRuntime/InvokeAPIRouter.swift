@@ -24,29 +24,20 @@ public enum InvokeAPIRouter {
             let name = try context.parameters.require("name")
             let type = request.headers[invocationType] ?? "RequestResponse"
             do {
-                let payload: ByteBuffer
-                do {
-                    payload = try await request.body.collect(upTo: RelayLimits.lambdaBufferedPayload)
-                } catch {
-                    throw RuntimeError(.requestTooLarge, "Request must be smaller than \(RelayLimits.lambdaBufferedPayload) bytes for the InvokeFunction operation")
-                }
+                let payload = try await readPayload(request, operation: "InvokeFunction")
                 switch type {
                 case "Event":
                     try runtime.invokeAsync(name, payload: payload)
                     return Response(status: .accepted, headers: [requestID: UUID().uuidString.lowercased()])
                 case "DryRun":
-                    guard runtime.registry.function(named: name) != nil else {
-                        throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
-                    }
-                    return Response(status: .noContent, headers: [requestID: UUID().uuidString.lowercased()])
+                    return try dryRun(name, runtime: runtime)
                 case "RequestResponse":
-                    let context = request.headers[clientContext].flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+                    let context = decodedClientContext(request)
                     let result = try await runtime.invokeOrThrottle(name, payload: payload, clientContext: context)
                     var headers: HTTPFields = [.contentType: "application/json", executedVersion: "$LATEST", requestID: result.requestID]
                     if !result.succeeded { headers[functionError] = "Unhandled" }
                     if request.headers[logType] == "Tail" {
-                        // Lambda returns the last 4 KB of the invocation's log, base64-encoded.
-                        headers[logResult] = Data(result.log.utf8.suffix(4096)).base64EncodedString()
+                        headers[logResult] = result.logTail
                     }
                     return Response(status: .ok, headers: headers, body: .init(byteBuffer: result.payload))
                 default:
@@ -59,26 +50,18 @@ public enum InvokeAPIRouter {
         router.post("/2021-11-15/functions/{name}/response-streaming-invocations") { request, context -> Response in
             let name = try context.parameters.require("name")
             do {
-                let payload: ByteBuffer
-                do {
-                    payload = try await request.body.collect(upTo: RelayLimits.lambdaBufferedPayload)
-                } catch {
-                    throw RuntimeError(.requestTooLarge, "Request must be smaller than \(RelayLimits.lambdaBufferedPayload) bytes for the InvokeWithResponseStream operation")
-                }
+                let payload = try await readPayload(request, operation: "InvokeWithResponseStream")
                 switch request.headers[invocationType] ?? "RequestResponse" {
                 case "RequestResponse": break
                 case "DryRun":
-                    guard runtime.registry.function(named: name) != nil else {
-                        throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
-                    }
-                    return Response(status: .noContent, headers: [requestID: UUID().uuidString.lowercased()])
+                    return try dryRun(name, runtime: runtime)
                 case let other:
                     return awsError(.badRequest, type: "InvalidParameterValueException", message: "Unsupported invocation type \(other)")
                 }
                 // Claimed before answering, so a function at its concurrency limit is an HTTP 429 as on AWS,
                 // not an error inside a 200 stream.
                 let reservation = try await runtime.reserve(name, payloadBytes: payload.readableBytes)
-                let clientContext = request.headers[clientContext].flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+                let clientContext = decodedClientContext(request)
                 let tail = request.headers[logType] == "Tail"
                 let headers: HTTPFields = [
                     .contentType: EventStreamMessage.contentType, executedVersion: "$LATEST", requestID: UUID().uuidString.lowercased(),
@@ -96,7 +79,7 @@ public enum InvokeAPIRouter {
                                 complete = EventStreamMessage.invokeComplete(
                                     errorCode: result.succeeded ? nil : (result.errorType ?? "Unhandled"),
                                     errorDetails: result.errorMessage,
-                                    logResult: tail ? Data(result.log.utf8.suffix(4096)).base64EncodedString() : nil
+                                    logResult: tail ? result.logTail : nil
                                 )
                             } catch let error as RuntimeError {
                                 complete = EventStreamMessage.invokeComplete(errorCode: error.code.description, errorDetails: error.message, logResult: nil)
@@ -113,6 +96,26 @@ public enum InvokeAPIRouter {
             }
         }
         return router
+    }
+
+    /// The request payload, up to the buffered limit (`RequestEntityTooLargeException` beyond it).
+    static func readPayload(_ request: Request, operation: String) async throws(RuntimeError) -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: RelayLimits.lambdaBufferedPayload)
+        } catch {
+            throw RuntimeError(.requestTooLarge, "Request must be smaller than \(RelayLimits.lambdaBufferedPayload) bytes for the \(operation) operation")
+        }
+    }
+
+    /// `DryRun`: 204 when the function exists.
+    static func dryRun(_ name: String, runtime: LocalRuntime) throws(RuntimeError) -> Response {
+        guard runtime.registry.function(named: name) != nil else { throw RuntimeError.functionNotFound(name) }
+        return Response(status: .noContent, headers: [requestID: UUID().uuidString.lowercased()])
+    }
+
+    /// `X-Amz-Client-Context`, which the SDKs send base64-encoded, as the function receives it.
+    static func decodedClientContext(_ request: Request) -> String? {
+        request.headers[clientContext].flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
     }
 
     static func awsError(for error: RuntimeError) -> Response {

@@ -113,7 +113,7 @@ public final class LocalRuntime: Service, Sendable {
         beforeRetry: @Sendable (InvocationResult, Int) async -> ByteBuffer?
     ) async throws(RuntimeError) -> InvocationResult {
         guard let function = registry.function(named: name) else {
-            throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
+            throw RuntimeError.functionNotFound(name)
         }
         var payload = payload
         var attempt = 1
@@ -139,7 +139,7 @@ public final class LocalRuntime: Service, Sendable {
     /// Queues an `Event` invocation: checks it and returns at once; the outcome (after retries) is only logged.
     public func invokeAsync(_ name: String, payload: ByteBuffer) throws(RuntimeError) {
         guard let function = registry.function(named: name) else {
-            throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
+            throw RuntimeError.functionNotFound(name)
         }
         guard payload.readableBytes <= function.maximumEventBytes else {
             throw RuntimeError(.requestTooLarge, "Request must be smaller than \(function.maximumEventBytes) bytes for the InvokeFunction operation")
@@ -170,7 +170,7 @@ public final class LocalRuntime: Service, Sendable {
 
     private func target(_ name: String, payloadBytes: Int) throws(RuntimeError) -> (FunctionConfiguration, EnvironmentPool) {
         guard let function = registry.function(named: name), let pool = pools[name] else {
-            throw RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
+            throw RuntimeError.functionNotFound(name)
         }
         guard payloadBytes <= function.maximumPayloadBytes else {
             throw RuntimeError(.requestTooLarge, "Request must be smaller than \(function.maximumPayloadBytes) bytes for the InvokeFunction operation")

@@ -34,4 +34,9 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable 
 
     /// A readable summary.
     public var description: String { "\(code): \(message)" }
+
+    /// `ResourceNotFoundException` for `name`, with the message AWS gives.
+    static func functionNotFound(_ name: String) -> RuntimeError {
+        RuntimeError(.functionNotFound, "Function not found: \(RuntimeConfiguration.arn(name))")
+    }
 }
