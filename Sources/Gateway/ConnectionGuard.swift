@@ -24,30 +24,26 @@ public struct ConnectionLimits: Sendable {
     /// The defaults.
     public init() {}
 
-    /// Hummingbird's HTTP/1.1 server set up with these limits, `extra` handlers after the guard.
-    public func http1Configuration(limiter: ConnectionLimiter, extra: @escaping @Sendable () -> [any RemovableChannelHandler] = { [] }) -> HTTP1Channel.Configuration {
+    /// A Hummingbird HTTP/1.1 server with these limits; each server it builds counts its own connections.
+    public func httpServer() -> HTTPServerBuilder {
+        let limiter = ConnectionLimiter(limit: maxConnections)
         let bodyReadTimeout = TimeAmount(bodyReadTimeout)
-        return HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ConnectionGuard(limiter: limiter, bodyReadTimeout: bodyReadTimeout)] + extra(),
+        return .http1(configuration: HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(limiter: limiter, bodyReadTimeout: bodyReadTimeout)],
             idleTimeout: TimeAmount(idleTimeout),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: maxHeaderBytes, maxHeaderListSize: maxHeaderBytes, maxHeaderFieldCount: maxHeaderFields)
-        )
+        ))
     }
 }
 
 /// Counts one server's open connections against its limit.
-public final class ConnectionLimiter: Sendable {
-    /// The limit.
-    public let limit: Int
+final class ConnectionLimiter: Sendable {
+    let limit: Int
     private let open = Atomic<Int>(0)
 
-    /// A counter for at most `limit` connections.
-    public init(limit: Int) {
+    init(limit: Int) {
         self.limit = limit
     }
-
-    /// Connections open now (admitted or not).
-    public var count: Int { open.load(ordering: .relaxed) }
 
     func acquire() -> Bool {
         open.add(1, ordering: .relaxed).newValue <= limit

@@ -49,7 +49,7 @@ extension Gateway {
 
     /// The HTTP/1.1 server to run `buildRouter()` on: the connection limits and guard of `configuration.connections`.
     public func httpServer() -> HTTPServerBuilder {
-        .http1(configuration: configuration.connections.http1Configuration(limiter: ConnectionLimiter(limit: configuration.connections.maxConnections)))
+        configuration.connections.httpServer()
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {

@@ -68,7 +68,7 @@ final class ChunkRelayServer: Service, Sendable {
         )
         let runtimeApp = Application(
             router: InvokeAPIRouter.make(runtime: runtime),
-            server: .http1(configuration: configuration.gateway.connections.http1Configuration(limiter: ConnectionLimiter(limit: configuration.gateway.connections.maxConnections))),
+            server: configuration.gateway.connections.httpServer(),
             configuration: .init(address: .hostname(runtimeConfiguration.host, port: runtimeConfiguration.port), serverName: "chunkrelay-runtime"),
             onServerRunning: { channel in
                 let url = "http://\(runtimeHost):\(channel.localAddress?.port ?? runtimePort)"
