@@ -43,14 +43,7 @@ enum RuntimeAPIRouter {
                 completion = .response(try await request.body.collect(upTo: environment.function.maximumPayloadBytes))
                 tooLarge = false
             } catch {
-                // Lambda answers the invoker with this error type when a response breaks the buffered limit.
-                completion = .error(
-                    type: "Function.ResponseSizeTooLarge",
-                    payload: LambdaErrorPayload.make(
-                        type: "Function.ResponseSizeTooLarge",
-                        message: "Response payload size exceeded maximum allowed payload size (\(environment.function.maximumPayloadBytes) bytes)."
-                    )
-                )
+                completion = responseTooLarge(limit: environment.function.maximumPayloadBytes)
                 tooLarge = true
             }
             guard environment.complete(requestID: requestID, with: completion) else {
@@ -101,11 +94,7 @@ enum RuntimeAPIRouter {
             for try await piece in request.body {
                 total += piece.readableBytes
                 guard total <= limit else {
-                    let message = "Response payload size exceeded maximum allowed payload size (\(limit) bytes)."
-                    _ = environment.complete(
-                        requestID: requestID,
-                        with: .error(type: "Function.ResponseSizeTooLarge", payload: LambdaErrorPayload.make(type: "Function.ResponseSizeTooLarge", message: message))
-                    )
+                    _ = environment.complete(requestID: requestID, with: responseTooLarge(limit: limit))
                     return tooLargeStatus(limit: limit)
                 }
                 if let forward = sink {
@@ -140,6 +129,16 @@ enum RuntimeAPIRouter {
             return status(.badRequest, type: "InvalidRequestID", message: "Invalid request ID")
         }
         return accepted()
+    }
+
+    /// What the invoker hears when a response breaks its limit: Lambda's own error type and message.
+    private static func responseTooLarge(limit: Int) -> ExecutionEnvironment.Completion {
+        .error(
+            type: "Function.ResponseSizeTooLarge",
+            payload: LambdaErrorPayload.make(
+                type: "Function.ResponseSizeTooLarge", message: "Response payload size exceeded maximum allowed payload size (\(limit) bytes)."
+            )
+        )
     }
 
     private static func tooLargeStatus(limit: Int) -> Response {
