@@ -38,7 +38,7 @@ final class AdmissionQueue: Sendable {
 
     private func run(gateway: Gateway) async throws {
         let baseURL = await withGracefulShutdownHandler {
-            await gateway.waitForBaseURL()
+            await gateway.waitForBaseURL() ?? "http://shutting-down.invalid"
         } onGracefulShutdown: {
             gateway.setBaseURL("http://shutting-down.invalid")
         }
@@ -56,14 +56,13 @@ final class AdmissionQueue: Sendable {
                         guard total < maxConcurrency else { break }
                         let job: JobRecord?
                         do {
-                            job = try await gateway.store.startNextAttempt(excluding: busy)
+                            job = try await gateway.lifecycle.startNextAttempt(excluding: busy)
                         } catch {
                             logger.error("could not take the next job from the ledger: \(error)")
                             break
                         }
                         guard let job else { break }
                         self.running.withLock { $0[job.function, default: 0] += 1 }
-                        gateway.feed.notifyQueue()  // this job's subscribers hear `started`, the others their new place
                         group.addTask {
                             await gateway.runAttempt(job, baseURL: baseURL)
                             self.running.withLock { $0[job.function, default: 1] -= 1 }
@@ -86,11 +85,8 @@ final class AdmissionQueue: Sendable {
         // What did not finish goes back to the front of the queue now (a restart would do it too, but
         // the ledger should say what is true while the gateway is down).
         do {
-            let requeued = try await gateway.store.requeueRunningJobs()
-            if requeued > 0 {
-                logger.notice("put \(requeued) unfinished job(s) back at the front of the queue")
-                gateway.feed.notifyQueue()
-            }
+            let requeued = try await gateway.lifecycle.requeueRunning()
+            if requeued > 0 { logger.notice("put \(requeued) unfinished job(s) back at the front of the queue") }
         } catch {
             logger.error("could not put running jobs back in the queue: \(error)")
         }
@@ -105,17 +101,10 @@ extension Gateway {
         )
     }
 
-    /// Rolls a failed attempt back before the runtime retries: its chunks and spool file go, its token
-    /// stops working (a late chunk from it gets 401), and clients hear `retrying`.
+    /// Rolls a failed attempt back before the runtime retries (see `JobLifecycle.retry`).
     func prepareRetry(jobId: String, failure: JobError, baseURL: String) async -> InvocationEvent? {
         do {
-            guard let current = try await store.job(id: jobId), current.jobState == .running,
-                let next = try await store.startRetry(jobId: jobId, after: current.attempt, failure: failure)
-            else { return nil }
-            await spool.removeSpool(jobId: jobId, attempt: current.attempt)
-            logger.notice("job \(jobId): attempt \(current.attempt) failed (\(failure.code)); retrying as attempt \(next.attempt)")
-            feed.notify(jobId)
-            return Self.invocationEvent(next, baseURL: baseURL)
+            return try await lifecycle.retry(jobId: jobId, after: failure).map { Self.invocationEvent($0, baseURL: baseURL) }
         } catch {
             logger.error("job \(jobId): could not prepare a retry: \(error)")
             return nil
@@ -123,7 +112,21 @@ extension Gateway {
     }
 
     /// Invokes the function for one attempt of a job and settles the job by the outcome.
+    ///
+    /// The attempt runs inside its cancellation scope, and the ledger is read again once the scope
+    /// exists: a DELETE before that point is in the ledger, one after it sets the scope's latch, so a
+    /// cancel at any moment of dispatch stops the invocation (or keeps it from starting).
     func runAttempt(_ job: JobRecord, baseURL: String) async {
+        await lifecycle.cancellations.withScope(job.id) { cancelled in
+            guard let current = try? await lifecycle.store.job(id: job.id), current.jobState == .running, current.attempt == job.attempt else {
+                logger.info("job \(job.id): cancelled before its invocation started")
+                return
+            }
+            await runAttempt(job, baseURL: baseURL, cancelled: cancelled)
+        }
+    }
+
+    private func runAttempt(_ job: JobRecord, baseURL: String, cancelled: Latch<Void>) async {
         let event = Self.invocationEvent(job, baseURL: baseURL)
         logger.info("job \(job.id): invoking \(job.function) (attempt \(job.attempt))")
         // Race the invocation against the job's cancellation: whichever ends first stops the other.
@@ -134,8 +137,8 @@ extension Gateway {
                 }
             }
             group.addTask {
-                let cancelled = await self.cancellation.wait(for: job.id)
-                return cancelled ? nil : .failed(JobError(code: "interrupted", message: "the gateway is stopping"))
+                let byClient = await cancelled.wait() != nil
+                return byClient ? nil : .failed(JobError(code: "interrupted", message: "the gateway is stopping"))
             }
             let first = await group.next() ?? nil
             group.cancelAll()
@@ -153,12 +156,7 @@ extension Gateway {
             failure = error
         }
         do {
-            // Only a job still running failed: one the function completed before failing keeps its image.
-            if try await store.finish(jobId: job.id, from: [.running], to: .failed, error: failure) {
-                logger.warning("job \(job.id) failed: \(failure.code): \(failure.message)")
-                await spool.removeSpool(jobId: job.id)
-                feed.notify(job.id)
-            }
+            try await lifecycle.fail(jobId: job.id, with: failure)
         } catch {
             logger.error("job \(job.id): could not record its outcome: \(error)")
         }

@@ -13,7 +13,7 @@ extension Gateway {
     /// runs, other GETs get 409.
     func image(_ request: Request, context: GatewayRequestContext, head: Bool) async throws -> Response {
         let key = try context.parameters.require("key")
-        guard RandomToken.isWellFormed(key), let job = try await store.job(imageKey: key) else {
+        guard RandomToken.isWellFormed(key), let job = try await lifecycle.store.job(imageKey: key) else {
             throw GatewayError(.notFound, "image_not_found", "no image with this key")
         }
         switch job.jobState {
@@ -50,21 +50,24 @@ extension Gateway {
         if head {
             return Response(status: status, headers: headers)
         }
-        guard claims.withLock({ $0.insert(key).inserted }) else {
+        guard let claim = lifecycle.claimImage(key: key, jobId: job.id) else {
             throw GatewayError(.conflict, "image_in_flight", "another transfer of this image is in progress", headers: [.retryAfter: "1"])
         }
-        // The claim is re-checked now that it is held: the job may have been consumed by a transfer
-        // that ended between the lookup above and the claim.
-        guard let current = try? await store.job(imageKey: key), current.jobState == .ready else {
-            _ = claims.withLock { $0.remove(key) }
+        // The state is read again now that the claim is held: the job may have been consumed by a transfer
+        // that ended between the lookup above and the claim. A ledger that cannot be read is a 500, not a 410.
+        guard let current = try await lifecycle.store.job(imageKey: key), current.jobState == .ready else {
+            claim.release()
             throw GatewayError(.gone, "image_consumed", "this image was already retrieved")
         }
-        let path = spool.imagePath(jobId: job.id)
+        let path = lifecycle.spool.imagePath(jobId: job.id)
         let consumesKey = range.upperBound == size
         let bytes = range
         // Looked up now: once the connection closes, its handlers are gone.
         let connection = consumesKey ? await ConnectionState.of(context.channel) : nil
+        // The claim travels with the body: released at the end of it, or by its deinit when the server
+        // drops the response unsent (the client reset before the head).
         let body = ResponseBody(contentLength: Int(range.count)) { [self] writer in
+            defer { claim.release() }
             do {
                 try await FileSystem.shared.withFileHandle(forReadingAt: path) { handle in
                     for try await chunk in handle.readChunks(in: bytes, chunkLength: .kibibytes(64)) {
@@ -72,26 +75,22 @@ extension Gateway {
                     }
                 }
                 try await writer.finish(nil)
-                if consumesKey {
-                    // Consumed only once the client's TCP has every byte, not when the kernel took them.
-                    guard await Delivery.waitUntilAcknowledged(context.channel, connection: connection, timeout: configuration.connections.bodyReadTimeout) else {
-                        _ = claims.withLock { $0.remove(key) }
-                        logger.notice("job \(job.id): the client did not take the image's last bytes; key stays retrievable")
-                        context.channel.close(promise: nil)
-                        return
-                    }
-                    // Durable before the file goes: a crash between the two leaves a consumed key and an
-                    // orphan file, never a second retrieval.
-                    if try await store.finish(jobId: job.id, from: [.ready], to: .done) {
-                        await spool.removeImage(jobId: job.id)
-                        logger.info("job \(job.id): image retrieved; key consumed")
-                    }
-                }
-                _ = claims.withLock { $0.remove(key) }
             } catch {
-                _ = claims.withLock { $0.remove(key) }
                 logger.notice("job \(job.id): image transfer broke (\(error)); key stays retrievable")
                 throw error
+            }
+            guard consumesKey else { return }
+            // Consumed only once the client's TCP has every byte, not when the kernel took them.
+            guard await Delivery.waitUntilAcknowledged(context.channel, connection: connection, timeout: configuration.connections.bodyReadTimeout) else {
+                logger.notice("job \(job.id): the client did not take the image's last bytes; key stays retrievable")
+                context.channel.close(promise: nil)
+                return
+            }
+            do {
+                _ = try await lifecycle.consume(job)
+            } catch {
+                // Not recorded: the key stays retrievable (the safe side), and the client has its bytes.
+                logger.error("job \(job.id): could not record the retrieval: \(error)")
             }
         }
         return Response(status: status, headers: headers, body: body)

@@ -38,54 +38,50 @@ extension Gateway {
             throw GatewayError(error)
         }
         let (index, declared, declaredLength) = (head.index, head.digest, head.declaredLength)
-        if let existing = try await store.chunk(jobId: job.id, attempt: job.attempt, index: index) {
+        if let existing = try await lifecycle.store.chunk(jobId: job.id, attempt: job.attempt, index: index) {
             guard existing.sha256 == declared.hex else {
                 throw GatewayError(.conflict, "chunk_conflict", "chunk \(index) is already stored with another digest")
             }
             return try Self.json(ChunkAccepted(index: index, bytes: existing.size, sha256: existing.sha256, stored: false))
         }
 
-        let slot = "\(job.id)/\(job.attempt)/\(index)"
-        guard chunksInFlight.withLock({ $0.insert(slot).inserted }) else {
+        let accepted = try await lifecycle.withChunkSlot(job: job, index: index) { () async throws -> Response in
+            // At most one chunk cap per upload is held in memory; a body that grows past it is refused
+            // as soon as it does (a chunked body has no Content-Length to check up front).
+            // Sized once from Content-Length: growing by doubling would allocate up to twice the cap.
+            var body = ByteBuffer()
+            body.reserveCapacity(min(declaredLength ?? job.chunkSize, job.chunkSize))
+            var hasher = SHA256()
+            for try await part in request.body {
+                guard body.readableBytes + part.readableBytes <= job.chunkSize else {
+                    throw GatewayError(.contentTooLarge, "chunk_too_large", "a chunk may be at most \(job.chunkSize) bytes")
+                }
+                part.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                body.writeImmutableBuffer(part)
+            }
+            let actual = ContentDigest(hasher.finalize())
+            guard actual == declared else {
+                throw GatewayError(.unprocessableContent, "digest_mismatch", "chunk \(index) does not match its Content-Digest; nothing was stored")
+            }
+            let size = body.readableBytes
+            switch try await lifecycle.storeChunk(body, digest: actual, index: index, of: job) {
+            case .stored:
+                return try Self.json(ChunkAccepted(index: index, bytes: size, sha256: actual.hex, stored: true), status: .created)
+            case .duplicate:
+                return try Self.json(ChunkAccepted(index: index, bytes: size, sha256: actual.hex, stored: false))
+            case .conflict:
+                throw GatewayError(.conflict, "chunk_conflict", "chunk \(index) is already stored with another digest")
+            case .attemptOver:
+                // A late chunk of an attempt that was rolled back: its bytes went with it.
+                throw GatewayError(.unauthorized, "invalid_token", "the attempt this token belongs to has ended", headers: [.wwwAuthenticate: "Bearer"])
+            case .shortChunkNotLast:
+                throw GatewayError(.unprocessableContent, "short_chunk", "only the last chunk may be smaller than the cap (\(job.chunkSize) bytes)")
+            }
+        }
+        guard let accepted else {
             throw GatewayError(.serviceUnavailable, "chunk_in_flight", "chunk \(index) is being written by another request", headers: [.retryAfter: "1"])
         }
-        defer { _ = chunksInFlight.withLock { $0.remove(slot) } }
-
-        // At most one chunk cap per upload is held in memory; a body that grows past it is refused
-        // as soon as it does (a chunked body has no Content-Length to check up front).
-        // Sized once from Content-Length: growing by doubling would allocate up to twice the cap.
-        var body = ByteBuffer()
-        body.reserveCapacity(min(declaredLength ?? job.chunkSize, job.chunkSize))
-        var hasher = SHA256()
-        for try await part in request.body {
-            guard body.readableBytes + part.readableBytes <= job.chunkSize else {
-                throw GatewayError(.contentTooLarge, "chunk_too_large", "a chunk may be at most \(job.chunkSize) bytes")
-            }
-            part.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-            body.writeImmutableBuffer(part)
-        }
-        let actual = ContentDigest(hasher.finalize())
-        guard actual == declared else {
-            throw GatewayError(.unprocessableContent, "digest_mismatch", "chunk \(index) does not match its Content-Digest; nothing was stored")
-        }
-        let size = body.readableBytes
-        try await spool.write(body, jobId: job.id, attempt: job.attempt, offset: Int64(index) * Int64(job.chunkSize))
-        let record = ChunkRecord(jobId: job.id, attempt: job.attempt, idx: index, size: size, sha256: actual.hex)
-        switch try await store.insertChunk(record, chunkSize: job.chunkSize) {
-        case .stored:
-            feed.notify(job.id)
-            return try Self.json(ChunkAccepted(index: index, bytes: size, sha256: actual.hex, stored: true), status: .created)
-        case .duplicate:
-            return try Self.json(ChunkAccepted(index: index, bytes: size, sha256: actual.hex, stored: false))
-        case .conflict:
-            throw GatewayError(.conflict, "chunk_conflict", "chunk \(index) is already stored with another digest")
-        case .attemptOver:
-            // A late chunk of an attempt that was rolled back: its bytes go with it.
-            await spool.removeSpool(jobId: job.id, attempt: job.attempt)
-            throw GatewayError(.unauthorized, "invalid_token", "the attempt this token belongs to has ended", headers: [.wwwAuthenticate: "Bearer"])
-        case .shortChunkNotLast:
-            throw GatewayError(.unprocessableContent, "short_chunk", "only the last chunk may be smaller than the cap (\(job.chunkSize) bytes)")
-        }
+        return accepted
     }
 
     /// `POST /v1/jobs/{id}/complete`: verifies count, size and whole-image SHA-256, then makes the image ready.
@@ -98,32 +94,9 @@ extension Gateway {
         } catch {
             throw GatewayError(error)
         }
-        let summary = try await store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
-        guard summary.count == manifest.chunks, summary.maxIndex == manifest.chunks - 1 else {
-            throw GatewayError(.unprocessableContent, "incomplete", "\(manifest.chunks) chunks announced, \(summary.count) stored (indices 0...\(max(summary.maxIndex, 0)))")
-        }
-        guard summary.bytes == manifest.bytes, summary.shortBeforeLast == 0 else {
-            throw GatewayError(.unprocessableContent, "size_mismatch", "\(manifest.bytes) bytes announced, \(summary.bytes) stored")
-        }
-        let actual = try await spool.sealSpool(jobId: job.id, attempt: job.attempt, length: manifest.bytes)
-        guard actual == declared else {
-            throw GatewayError(.unprocessableContent, "digest_mismatch", "the assembled image's SHA-256 is \(actual.hex), not \(declared.hex)")
-        }
         // Retrieve mode hands out one file; stream mode keeps serving chunks from the spool for resumes.
-        let keepFor: Duration
-        if job.deliveryMode == .retrieve {
-            try await spool.promote(jobId: job.id, attempt: job.attempt)
-            keepFor = configuration.imageTTL
-        } else {
-            keepFor = configuration.streamGrace
-        }
-        let expiresAt = Date().timeIntervalSince1970 + Self.seconds(keepFor)
-        guard try await store.markComplete(jobId: job.id, attempt: job.attempt, manifest: manifest, expiresAt: expiresAt) else {
-            if job.deliveryMode == .retrieve { await spool.removeImage(jobId: job.id) }
-            throw GatewayError(.conflict, "job_not_running", "job \(job.id) ended while completing")
-        }
-        feed.notify(job.id)
-        logger.info("job \(job.id): complete, \(manifest.bytes) bytes in \(manifest.chunks) chunks, sha256 \(manifest.sha256)")
+        let keepFor = job.deliveryMode == .retrieve ? configuration.imageTTL : configuration.streamGrace
+        try await lifecycle.complete(job, manifest: manifest, declared: declared, keepFor: keepFor)
         return try Self.json(try await status(of: try await existingJob(context)))
     }
 

@@ -92,7 +92,7 @@ extension Gateway {
 
     func existingJob(_ context: GatewayRequestContext) async throws -> JobRecord {
         let id = try Self.jobID(context)
-        guard let job = try await store.job(id: id) else { throw GatewayError(.notFound, "job_not_found", "no job \(id)") }
+        guard let job = try await lifecycle.store.job(id: id) else { throw GatewayError(.notFound, "job_not_found", "no job \(id)") }
         return job
     }
 
@@ -106,19 +106,15 @@ extension Gateway {
         }
         // A soft bound (two requests can both see one free place): it is there to keep a flood of
         // jobs from growing the ledger without end, not to count exactly.
-        guard (try await store.countsByState()[JobState.queued.rawValue] ?? 0) < configuration.maxQueueLength else {
+        guard (try await lifecycle.store.countsByState()[JobState.queued.rawValue] ?? 0) < configuration.maxQueueLength else {
             throw GatewayError(
                 .tooManyRequests, "queue_full", "\(configuration.maxQueueLength) jobs are already waiting; retry later",
                 headers: [.retryAfter: "5"]
             )
         }
-        let id = RandomToken.make()
-        let key = create.delivery == .retrieve ? RandomToken.make() : nil
-        let job = try await store.insert(id: id, request: create, chunkSize: configuration.chunkSize, imageKey: key)
-        admission.wake()
-        feed.notifyQueue()
-        let created = JobCreated(id: job.id, state: .queued, events: "/v1/jobs/\(id)/events", image: key.map { "/v1/images/\($0)" })
-        return try Self.json(created, status: .accepted, headers: [.location: "/v1/jobs/\(id)"])
+        let job = try await lifecycle.create(create, chunkSize: configuration.chunkSize)
+        let created = JobCreated(id: job.id, state: .queued, events: "/v1/jobs/\(job.id)/events", image: job.imageKey.map { "/v1/images/\($0)" })
+        return try Self.json(created, status: .accepted, headers: [.location: "/v1/jobs/\(job.id)"])
     }
 
     func getJob(_ context: GatewayRequestContext) async throws -> Response {
@@ -127,36 +123,35 @@ extension Gateway {
 
     func cancelJob(_ context: GatewayRequestContext) async throws -> Response {
         let job = try await existingJob(context)
-        guard try await cancel(job, from: [.queued, .running, .ready]) else {
+        guard try await lifecycle.cancel(job, from: [.queued, .running, .ready]) else {
             throw GatewayError(.conflict, "job_finished", "job \(job.id) is already \(job.jobState.rawValue)")
         }
         return try Self.json(try await status(of: try await existingJob(context)))
     }
 
-    /// Cancels a job still in one of `states`: stops its invocation, drops its files, frees its place
-    /// (the jobs behind it move up and hear so). Returns false when the job had already moved on.
-    func cancel(_ job: JobRecord, from states: Set<JobState>, error: JobError? = nil) async throws -> Bool {
-        guard try await store.finish(jobId: job.id, from: states, to: .cancelled, error: error) else { return false }
-        cancellation.cancel(job.id)
-        await spool.removeSpool(jobId: job.id)
-        if job.jobState == .ready, let key = job.imageKey, !claims.withLock({ $0.contains(key) }) {
-            await spool.removeImage(jobId: job.id)
-        }
-        feed.forget(job.id)
-        admission.wake()
-        feed.notifyQueue()  // every subscriber looks again: this job's own hear `failed`, the others their new place
-        return true
-    }
-
     func metrics() async throws -> Response {
         var lines = ["# HELP chunkrelay_jobs Jobs in the ledger by state.", "# TYPE chunkrelay_jobs gauge"]
-        let counts = try await store.countsByState()
+        let counts = try await lifecycle.store.countsByState()
         for state in JobState.allCases {
             lines.append("chunkrelay_jobs{state=\"\(state.rawValue)\"} \(counts[state.rawValue] ?? 0)")
         }
-        lines.append("# HELP chunkrelay_image_transfers Image transfers in progress.")
-        lines.append("# TYPE chunkrelay_image_transfers gauge")
-        lines.append("chunkrelay_image_transfers \(claims.withLock { $0.count })")
+        // The size of every structure that grows with clients or jobs, so a leak shows as a rising line.
+        let held = lifecycle.gauges
+        let rows = try await lifecycle.store.rowCounts()
+        var gauges: [(String, String, Int)] = [
+            ("chunkrelay_image_transfers", "Image claims held (transfers in progress).", held.claims),
+            ("chunkrelay_event_subscribers", "Open job event streams.", lifecycle.feed.subscriberCount),
+            ("chunkrelay_chunk_uploads", "Chunk uploads being written.", held.chunkSlots),
+            ("chunkrelay_running_attempts", "Attempts running under a cancellation scope.", held.cancellationScopes),
+            ("chunkrelay_ledger_job_rows", "Job rows in the ledger.", rows.jobs),
+            ("chunkrelay_ledger_chunk_rows", "Chunk rows in the ledger.", rows.chunks),
+        ]
+        for (name, value) in invoker.gauges().sorted(by: { $0.key < $1.key }) {
+            gauges.append(("chunkrelay_runtime_\(name)", "The local runtime's \(name.replacingOccurrences(of: "_", with: " ")).", value))
+        }
+        for (name, help, value) in gauges {
+            lines += ["# HELP \(name) \(help)", "# TYPE \(name) gauge", "\(name) \(value)"]
+        }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
             body: .init(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n"))

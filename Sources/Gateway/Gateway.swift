@@ -11,31 +11,23 @@ import Synchronization
 public final class Gateway: Sendable {
     /// The configuration it runs with.
     public let configuration: GatewayConfiguration
-    let store: JobStore
-    let spool: Spool
+    /// Every transition of a job goes through it.
+    let lifecycle: JobLifecycle
     let invoker: any Invoker
     let logger: Logger
     let admission: AdmissionQueue
     let janitor: Janitor
-    /// Event-stream subscribers and their change signals.
-    let feed = JobFeed()
-    /// Stops running invocations of cancelled jobs.
-    let cancellation = JobCancellation()
-    /// Image keys whose transfer is under way; a second GET meanwhile gets 409.
-    let claims = Mutex<Set<String>>([])
-    /// Chunks being written (`job/attempt/index`); a concurrent write of the same chunk gets 503.
-    let chunksInFlight = Mutex<Set<String>>([])
-    private let baseURL = Mutex<(url: String?, waiters: [CheckedContinuation<String, Never>])>((nil, []))
+    private let baseURL = Latch<String>()
     /// Set when graceful shutdown begins: new jobs are refused while running ones finish.
     let draining = Atomic<Bool>(false)
 
     private init(configuration: GatewayConfiguration, store: JobStore, spool: Spool, invoker: any Invoker, logger: Logger) {
         self.configuration = configuration
-        self.store = store
-        self.spool = spool
         self.invoker = invoker
         self.logger = logger
-        self.admission = AdmissionQueue(maxConcurrency: configuration.maxConcurrency, logger: logger)
+        let admission = AdmissionQueue(maxConcurrency: configuration.maxConcurrency, logger: logger)
+        self.admission = admission
+        self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, logger: logger)
         self.janitor = Janitor(interval: configuration.janitorInterval)
     }
 
@@ -48,7 +40,7 @@ public final class Gateway: Sendable {
         let spool = Spool(stateDirectory: configuration.stateDirectory)
         try await spool.prepare()
         let gateway = Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
-        let requeued = try await store.requeueRunningJobs()
+        let requeued = try await gateway.lifecycle.requeueRunning()
         if requeued > 0 { logger.notice("recovered \(requeued) running job(s) to the front of the queue") }
         try await gateway.removeOrphanedFiles()
         return gateway
@@ -60,6 +52,7 @@ public final class Gateway: Sendable {
     /// A finished stream keeps its spool for clients that resume.
     func removeOrphanedFiles() async throws {
         var removed = 0
+        let (store, spool) = (lifecycle.store, lifecycle.spool)
         for file in spool.files() {
             let job = try await store.job(id: file.jobId)
             let keep: Bool
@@ -81,31 +74,19 @@ public final class Gateway: Sendable {
         // A service group stops services in reverse order: the dispatcher first (it lets running
         // invocations finish), then the janitor and the heartbeats.
         [
-            JobFeed.HeartbeatRunner(feed: feed, interval: configuration.heartbeatInterval), Janitor.Runner(gateway: self),
+            JobFeed.HeartbeatRunner(feed: lifecycle.feed, interval: configuration.heartbeatInterval), Janitor.Runner(gateway: self),
             AdmissionQueue.Runner(gateway: self),
         ]
     }
 
     /// Tells the gateway where it is reachable (functions post chunks there); dispatching waits for it.
     public func setBaseURL(_ url: String) {
-        let waiters = baseURL.withLock { state in
-            state.url = url
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume(returning: url) }
+        baseURL.set(url)
     }
 
-    /// The base URL once `setBaseURL` was called.
-    func waitForBaseURL() async -> String {
-        await withCheckedContinuation { continuation in
-            let url: String? = baseURL.withLock { state in
-                if let url = state.url { return url }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let url { continuation.resume(returning: url) }
-        }
+    /// The base URL once `setBaseURL` was called; nil if the waiting task is cancelled first.
+    func waitForBaseURL() async -> String? {
+        await baseURL.wait()
     }
 
     /// The JSON status of a job.
@@ -114,14 +95,14 @@ public final class Gateway: Sendable {
         var chunks = job.totalChunks ?? 0
         var bytes = job.totalBytes ?? 0
         if state == .running {
-            let summary = try await store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
+            let summary = try await lifecycle.store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
             chunks = summary.count
             bytes = summary.bytes
         }
         let error = job.errorCode.map { JobError(code: $0, message: job.errorMessage ?? "") }
         return JobStatus(
             id: job.id, function: job.function, delivery: job.deliveryMode, state: state,
-            position: state == .queued ? try await store.position(of: job) : nil,
+            position: state == .queued ? try await lifecycle.store.position(of: job) : nil,
             chunks: chunks, bytes: bytes, sha256: job.sha256, contentType: job.contentType, attempts: job.attempt,
             error: error, events: "/v1/jobs/\(job.id)/events", image: job.imageKey.map { "/v1/images/\($0)" }
         )

@@ -28,6 +28,8 @@ public struct GatewayConfiguration: Sendable {
     /// Folder of the page served at `/` (`samples/browser`); nothing is served there when absent.
     public var webRoot: URL? = URL(fileURLWithPath: "samples/browser", isDirectory: true)
 
+    /// How long a finished job's row stays in the ledger (a consumed key answers 410 meanwhile, 404 after).
+    public var finishedRetention: Duration = .seconds(24 * 3600)
     /// Jobs waiting in the queue at most; a job beyond it is refused with `429` and `Retry-After`.
     public var maxQueueLength: Int = 1000
     /// At graceful shutdown, how long running invocations may go on to finish their uploads; the ones

@@ -13,6 +13,13 @@ public protocol Invoker: Sendable {
     func invoke(
         function: String, event: InvocationEvent, retry: @escaping @Sendable (JobError) async -> InvocationEvent?
     ) async -> InvocationOutcome
+    /// Sizes of the invoker's own structures (waiting invocations, live environments), for `/metrics`.
+    func gauges() -> [String: Int]
+}
+
+extension Invoker {
+    /// No gauges by default.
+    public func gauges() -> [String: Int] { [:] }
 }
 
 /// How an invocation ended, as the gateway needs to know it.

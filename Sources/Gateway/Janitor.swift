@@ -18,6 +18,7 @@ struct Janitor: Sendable {
                     await gateway.sweepExpiredImages()
                     await gateway.sweepFinishedStreams()
                     await gateway.cancelAbandonedStreams()
+                    await gateway.forgetFinishedJobs()
                     try? await Task.sleep(for: gateway.janitor.interval)
                 }
             }
@@ -29,12 +30,8 @@ extension Gateway {
     /// One janitor pass: expires ready images past their TTL (never one being transferred).
     func sweepExpiredImages(now: Double = Date().timeIntervalSince1970) async {
         do {
-            for job in try await store.expiredReadyJobs(now: now) {
-                guard let key = job.imageKey, !claims.withLock({ $0.contains(key) }) else { continue }
-                if try await store.finish(jobId: job.id, from: [.ready], to: .expired) {
-                    await spool.removeImage(jobId: job.id)
-                    logger.info("job \(job.id): image expired unclaimed")
-                }
+            for job in try await lifecycle.store.expiredReadyJobs(now: now) {
+                _ = try await lifecycle.expireImage(job)
             }
         } catch {
             logger.error("janitor pass failed: \(error)")
@@ -44,12 +41,10 @@ extension Gateway {
     /// Deletes the spool of streams finished longer ago than the resume grace.
     func sweepFinishedStreams(now: Double = Date().timeIntervalSince1970) async {
         do {
-            for job in try await store.expiredStreams(now: now) {
+            for job in try await lifecycle.store.expiredStreams(now: now) {
                 // A reader still catching up keeps the spool until it has read to the end.
-                if feed.presence(job.id).watching { continue }
-                await spool.removeSpool(jobId: job.id)
-                try await store.clearExpiry(jobId: job.id)
-                feed.forget(job.id)
+                if lifecycle.feed.presence(job.id).watching { continue }
+                try await lifecycle.expireStream(job)
             }
         } catch {
             logger.error("janitor pass failed: \(error)")
@@ -61,16 +56,27 @@ extension Gateway {
     func cancelAbandonedStreams(now: Double = Date().timeIntervalSince1970) async {
         let grace = Self.seconds(configuration.clientGrace)
         do {
-            for job in try await store.unfinishedStreamJobs() {
-                let presence = feed.presence(job.id)
+            for job in try await lifecycle.store.unfinishedStreamJobs() {
+                let presence = lifecycle.feed.presence(job.id)
                 guard !presence.watching else { continue }
-                let since = max(presence.lastSeen ?? job.createdAt, feed.startedAt)
+                let since = max(presence.lastSeen ?? job.createdAt, lifecycle.feed.startedAt)
                 guard now - since > grace else { continue }
                 let error = JobError(code: "client_gone", message: "no client watched this stream job for \(Int(grace)) s")
-                if try await cancel(job, from: [.queued, .running], error: error) {
+                if try await lifecycle.cancel(job, from: [.queued, .running], error: error) {
                     logger.notice("job \(job.id): cancelled, its stream client is gone")
                 }
             }
+        } catch {
+            logger.error("janitor pass failed: \(error)")
+        }
+    }
+
+    /// Deletes the ledger rows of jobs that ended longer ago than `finishedRetention`, so the ledger
+    /// stays the size of recent work however long the gateway runs.
+    func forgetFinishedJobs(now: Double = Date().timeIntervalSince1970) async {
+        do {
+            let forgotten = try await lifecycle.forgetFinished(before: now - Self.seconds(configuration.finishedRetention))
+            if forgotten > 0 { logger.debug("forgot \(forgotten) finished job(s)") }
         } catch {
             logger.error("janitor pass failed: \(error)")
         }

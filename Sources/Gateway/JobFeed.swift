@@ -73,6 +73,9 @@ final class JobFeed: Sendable {
         }
     }
 
+    /// Open event streams, for `/metrics`.
+    var subscriberCount: Int { state.withLock { $0.subscribers.values.reduce(0) { $0 + $1.count } } }
+
     func forget(_ jobId: String) {
         _ = state.withLock { $0.lastSeen.removeValue(forKey: jobId) }
     }
@@ -90,33 +93,5 @@ final class JobFeed: Sendable {
                 }
             }
         }
-    }
-}
-
-/// Resolves the wait of a running job's invocation when the job is cancelled, so the invocation
-/// (and its function process) can be stopped.
-final class JobCancellation: Sendable {
-    private let waiters = Mutex<[String: CheckedContinuation<Bool, Never>]>([:])
-
-    /// Returns true when `jobId` is cancelled, false when the waiting task is cancelled first.
-    func wait(for jobId: String) async -> Bool {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let registered = waiters.withLock { waiters -> Bool in
-                    // Checked under the lock: a cancellation handler that ran before this found nothing to resume.
-                    if Task.isCancelled { return false }
-                    waiters[jobId] = continuation
-                    return true
-                }
-                if !registered { continuation.resume(returning: false) }
-            }
-        } onCancel: {
-            waiters.withLock { $0.removeValue(forKey: jobId) }?.resume(returning: false)
-        }
-    }
-
-    /// Cancels the invocation of `jobId`, if one is running.
-    func cancel(_ jobId: String) {
-        waiters.withLock { $0.removeValue(forKey: jobId) }?.resume(returning: true)
     }
 }

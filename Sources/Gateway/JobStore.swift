@@ -61,6 +61,12 @@ struct JobStore: Sendable {
                 t.primaryKey(["jobId", "attempt", "idx"])
             }
         }
+        migrator.registerMigration("v2") { db in
+            // `MAX(queueOrder)` at every insert and the janitor's sweep of finished rows must not scan the table.
+            try db.create(index: "job_queue_order", on: "job", columns: ["queueOrder"])
+            try db.create(index: "job_finished_at", on: "job", columns: ["finishedAt"])
+            try db.create(index: "job_ready_at", on: "job", columns: ["readyAt"])
+        }
         return migrator
     }
 
@@ -279,6 +285,34 @@ struct JobStore: Sendable {
                 try job.update(db)
             }
             return running.count
+        }
+    }
+
+    /// Deletes jobs that ended before `cutoff` (their chunk rows cascade): failed, cancelled, expired and
+    /// retrieved jobs by when they ended, finished streams once their spool is gone. Returns their ids.
+    func deleteFinished(before cutoff: Double) async throws -> [String] {
+        try await database.write { db in
+            let ids = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM job WHERE (state IN ('failed', 'cancelled', 'expired') AND finishedAt < ?)
+                    OR (state = 'done' AND delivery = 'retrieve' AND finishedAt < ?)
+                    OR (state = 'done' AND delivery = 'stream' AND expiresAt IS NULL AND readyAt < ?)
+                    """,
+                arguments: [cutoff, cutoff, cutoff])
+            for batch in stride(from: 0, to: ids.count, by: 500) {
+                let part = Array(ids[batch..<min(batch + 500, ids.count)])
+                try db.execute(sql: "DELETE FROM chunk WHERE jobId IN (\(part.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(part))
+                try db.execute(sql: "DELETE FROM job WHERE id IN (\(part.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(part))
+            }
+            return ids
+        }
+    }
+
+    /// Rows in the ledger, for `/metrics`.
+    func rowCounts() async throws -> (jobs: Int, chunks: Int) {
+        try await database.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job") ?? 0, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM chunk") ?? 0)
         }
     }
 

@@ -124,6 +124,11 @@ struct Spool: Sendable {
         _ = try? await fileSystem.removeItem(at: imagePath(jobId: jobId), recursively: false)
     }
 
+    /// Removes a job's image file without suspending (from a claim's release, which may run in a `deinit`).
+    func removeImageNow(jobId: String) {
+        try? FileManager.default.removeItem(atPath: imagePath(jobId: jobId).string)
+    }
+
     /// Size of a job's image file, or nil when it is gone.
     func imageSize(jobId: String) async -> Int64? {
         (try? await fileSystem.info(forFileAt: imagePath(jobId: jobId)))??.size

@@ -28,36 +28,30 @@ public enum JobEvent: Sendable, Equatable {
         }
     }
 
-    /// Decodes a server-sent event; nil for an event type this client does not know.
+    /// Decodes a server-sent event with the contract's payload types; nil for an event type this client does not know.
     public init?(_ event: ServerSentEvent) throws {
+        guard let name = event.event.flatMap(JobEventContract.Name.init(rawValue:)) else { return nil }
         let decoder = JSONDecoder()
         let data = Data(event.data.utf8)
-        struct Position: Decodable { var position: Int }
-        struct Attempt: Decodable { var attempt: Int }
-        struct Progress: Decodable { var chunks: Int; var bytes: Int64 }
-        struct Ready: Decodable { var image: String; var bytes: Int64; var sha256: String }
-        struct Retrying: Decodable { var attempt: Int; var code: String?; var message: String? }
-        switch event.event {
-        case "queued": self = .queued(position: try decoder.decode(Position.self, from: data).position)
-        case "started": self = .started(attempt: try decoder.decode(Attempt.self, from: data).attempt)
-        case "progress":
-            let progress = try decoder.decode(Progress.self, from: data)
+        switch name {
+        case .queued: self = .queued(position: try decoder.decode(JobEventContract.Queued.self, from: data).position)
+        case .started: self = .started(attempt: try decoder.decode(JobEventContract.Started.self, from: data).attempt)
+        case .progress:
+            let progress = try decoder.decode(JobEventContract.Progress.self, from: data)
             self = .progress(chunks: progress.chunks, bytes: progress.bytes)
-        case "chunk":
-            // `n`, or `attempt:n` after a retry.
-            guard let id = event.id, let index = id.split(separator: ":").last.flatMap({ Int($0) }),
-                let bytes = Data(base64Encoded: event.data, options: .ignoreUnknownCharacters)
-            else { throw RelayClientError(status: 0, code: "invalid_event", message: "a chunk event needs a numeric id and base64 data") }
-            self = .chunk(index: index, bytes: Array(bytes))
-        case "ready":
-            let ready = try decoder.decode(Ready.self, from: data)
+        case .chunk:
+            guard let id = event.id.flatMap(ChunkEventID.init), let bytes = Data(base64Encoded: event.data, options: .ignoreUnknownCharacters) else {
+                throw RelayClientError(status: 0, code: "invalid_event", message: "a chunk event needs a chunk event id (`n` or `attempt:n`) and base64 data")
+            }
+            self = .chunk(index: id.index, bytes: Array(bytes))
+        case .ready:
+            let ready = try decoder.decode(JobEventContract.Ready.self, from: data)
             self = .ready(image: ready.image, bytes: ready.bytes, sha256: ready.sha256)
-        case "done": self = .done(try decoder.decode(DoneEvent.self, from: data))
-        case "retrying":
-            let retrying = try decoder.decode(Retrying.self, from: data)
-            self = .retrying(attempt: retrying.attempt, error: JobError(code: retrying.code ?? "retrying", message: retrying.message ?? ""))
-        case "failed": self = .failed(try decoder.decode(JobError.self, from: data))
-        default: return nil
+        case .done: self = .done(try decoder.decode(JobEventContract.Done.self, from: data))
+        case .retrying:
+            let retrying = try decoder.decode(JobEventContract.Retrying.self, from: data)
+            self = .retrying(attempt: retrying.attempt, error: JobError(code: retrying.code, message: retrying.message))
+        case .failed: self = .failed(try decoder.decode(JobEventContract.Failed.self, from: data))
         }
     }
 }

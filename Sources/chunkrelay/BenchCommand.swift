@@ -31,32 +31,19 @@ struct StreamMemoryBench: AsyncParsableCommand {
     func run() async throws {
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: state) }
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        server.arguments = [
-            "serve", "--port", "0", "--runtime-port", "0", "--state-dir", state.path, "--functions", functions,
-            "--chunk-size", String(chunkSize), "--log-level", "notice",
-        ]
-        let log = Pipe()
-        server.standardError = log
-        server.standardOutput = log
-        try server.run()
-        defer { if server.isRunning { server.terminate() } }
-        var text = ""
-        var gateway: String?
-        let deadline = Date().addingTimeInterval(120)
-        while gateway == nil, Date() < deadline {
-            let data = log.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-            if let range = text.range(of: "gateway listening on ") {
-                let rest = text[range.upperBound...]
-                gateway = rest.firstIndex(of: "\n").map { String(rest[..<$0]) }
-            }
-        }
-        guard let gateway else { throw ExitMessage("the server did not start:\n\(text)") }
-        log.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
-        let baseline = Self.memory(of: server.processIdentifier)
+        let server = try await ChildProcess.start(
+            [
+                URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path,
+                "serve", "--port", "0", "--runtime-port", "0", "--state-dir", state.path, "--functions", functions,
+                "--chunk-size", String(chunkSize), "--log-level", "notice",
+            ],
+            log: state.appendingPathExtension("log")
+        )
+        defer { try? FileManager.default.removeItem(at: server.log) }
+        // Whatever way the benchmark ends, the server does not outlive it (a no-op once it has exited).
+        defer { server.signal(SIGKILL) }
+        let gateway = try await server.announcedURL(after: "gateway listening on ", within: .seconds(120))
+        let baseline = Self.memory(of: server.pid)
 
         let client = RelayClient(baseURL: gateway)
         let created = try await client.createJob(
@@ -65,7 +52,7 @@ struct StreamMemoryBench: AsyncParsableCommand {
         print("job \(created.id): \(bytes) bytes through a \(chunkSize)-byte cap, read at \(rate) B/s; this takes about \(Int(Double(bytes) * 4 / 3 / Double(rate))) s")
 
         // Sample the server's resident memory while the transfer runs.
-        let pid = server.processIdentifier
+        let pid = server.pid
         let sampler = Task.detached {
             var peak = 0
             while !Task.isCancelled {
@@ -126,6 +113,8 @@ struct StreamMemoryBench: AsyncParsableCommand {
         print("| " + "measure".padding(toLength: width, withPad: " ", startingAt: 0) + " | value |")
         print("|" + String(repeating: "-", count: width + 2) + "|-------|")
         for (name, value) in rows { print("| " + name.padding(toLength: width, withPad: " ", startingAt: 0) + " | \(value) |") }
+        server.signal(SIGTERM)
+        await server.waitForExit()
         if peak >= budget || done == nil { throw ExitCode(1) }
     }
 

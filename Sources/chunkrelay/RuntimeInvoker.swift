@@ -42,6 +42,10 @@ struct RuntimeInvoker: Invoker {
         }
     }
 
+    func gauges() -> [String: Int] {
+        runtime.gauges
+    }
+
     /// How a failed invocation is described to the job's client.
     static func jobError(_ result: InvocationResult) -> JobError {
         switch result.status {

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
+@testable import chunkrelay
 import Foundation
+import TestSupport
 import Testing
 
 extension EndToEnd {
@@ -11,39 +13,17 @@ extension EndToEnd {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
-            let serve = Process()
-            serve.executableURL = Self.executable
-            serve.arguments = [
-                "serve", "--port", "0", "--runtime-port", "0", "--state-dir", directory.appendingPathComponent("state").path,
-                "--functions", repositoryRoot.appendingPathComponent("functions").path,
-            ]
-            let log = Pipe()
-            serve.standardError = log
-            serve.standardOutput = log
-            try serve.run()
-            defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
-
-            // Both URLs are announced in the log once the servers listen (read off the concurrency pool).
-            let text: String = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    var text = ""
-                    let deadline = Date().addingTimeInterval(60)
-                    while Date() < deadline, Self.url(after: "gateway listening on ", in: text) == nil
-                        || Self.url(after: "local runtime (Lambda Invoke API) listening on ", in: text) == nil
-                    {
-                        let data = log.fileHandleForReading.availableData
-                        if data.isEmpty { break }
-                        text += String(decoding: data, as: UTF8.self)
-                    }
-                    continuation.resume(returning: text)
-                }
-            }
-            let gateway = Self.url(after: "gateway listening on ", in: text)
-            let runtime = Self.url(after: "local runtime (Lambda Invoke API) listening on ", in: text)
-            let gatewayURL = try #require(gateway, "serve did not announce the gateway: \(text)")
-            let runtimeURL = try #require(runtime, "serve did not announce the runtime: \(text)")
-            // Keep draining the log so the server never blocks on a full pipe.
-            log.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
+            let serve = try await ChildProcess.start(
+                [
+                    Self.executable.path, "serve", "--port", "0", "--runtime-port", "0", "--state-dir", directory.appendingPathComponent("state").path,
+                    "--functions", repositoryRoot.appendingPathComponent("functions").path,
+                ],
+                log: directory.appendingPathComponent("serve.log")
+            )
+            defer { serve.signal(SIGKILL) }
+            // Both URLs are announced in the log once the servers listen.
+            let gatewayURL = try await serve.announcedURL(after: "gateway listening on ", within: .seconds(60))
+            let runtimeURL = try await serve.announcedURL(after: "local runtime (Lambda Invoke API) listening on ", within: .seconds(60))
 
             let out = directory.appendingPathComponent("map.png")
             let generated = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--out", out.path])
@@ -75,11 +55,9 @@ extension EndToEnd {
             #expect(badParam.output.contains("function_not_found"))
 
             // SIGTERM stops it cleanly.
-            serve.terminate()
-            let stopped = Date().addingTimeInterval(20)
-            while serve.isRunning, Date() < stopped { try await Task.sleep(for: .milliseconds(50)) }
-            #expect(!serve.isRunning)
-            #expect(serve.terminationStatus == 0)
+            serve.signal(SIGTERM)
+            let status = try await withDeadline(.seconds(30), "serve to stop after SIGTERM") { await serve.waitForExit() }
+            #expect(status == 0, "\(serve.output)")
         }
 
         static func url(after marker: String, in text: String) -> String? {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+@testable import chunkrelay
 import Foundation
 import NIOCore
 import RelayClient
@@ -8,61 +9,54 @@ import Testing
 
 /// The real `chunkrelay serve` as a child process, to be killed with `SIGKILL` and started again on
 /// the same state directory and ports.
-final class ServeProcess: @unchecked Sendable {
+struct ServeProcess: Sendable {
     let gateway: String
-    private let process: Process
-    let log: URL
+    let child: ChildProcess
+    var log: URL { child.log }
 
-    private init(process: Process, gateway: String, log: URL) {
-        self.process = process
-        self.gateway = gateway
-        self.log = log
+    /// The `chunkrelay` executable beside the test bundle.
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("chunkrelay")
     }
 
     /// Starts `serve` and waits until it answers `/healthz`; port 0 picks free ports (read from its log).
     static func start(stateDirectory: URL, port: Int = 0, runtimePort: Int = 0, arguments: [String] = []) async throws -> ServeProcess {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("chunkrelay")
         let log = stateDirectory.deletingLastPathComponent().appendingPathComponent("\(stateDirectory.lastPathComponent)-\(UUID().uuidString.prefix(8)).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = binary
-        process.currentDirectoryURL = repositoryRoot
-        process.arguments = [
-            "serve", "--port", String(port), "--runtime-port", String(runtimePort), "--state-dir", stateDirectory.path,
-            "--log-level", "info", "--functions", repositoryRoot.appendingPathComponent("functions").path,
-        ] + arguments
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            if let range = text.range(of: "gateway listening on ") {
-                let url = String(text[range.upperBound...].prefix { !$0.isWhitespace })
-                let server = ServeProcess(process: process, gateway: url, log: log)
-                if (try? await RelayClient(baseURL: url).health()) == true { return server }
+        let child = try await ChildProcess.start(
+            [
+                binary.path, "serve", "--port", String(port), "--runtime-port", String(runtimePort), "--state-dir", stateDirectory.path,
+                "--log-level", "info", "--functions", repositoryRoot.appendingPathComponent("functions").path,
+            ] + arguments,
+            directory: repositoryRoot, log: log
+        )
+        do {
+            let url = try await child.announcedURL(after: "gateway listening on ", within: .seconds(60))
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                if (try? await RelayClient(baseURL: url).health()) == true { return ServeProcess(gateway: url, child: child) }
+                guard child.isRunning else { break }
+                try await Task.sleep(for: .milliseconds(50))
             }
-            guard process.isRunning else { throw TestFailure("serve exited: \(text)") }
-            try await Task.sleep(for: .milliseconds(50))
+            throw TestFailure("serve did not answer /healthz: \(child.output)")
+        } catch {
+            child.signal(SIGKILL)
+            await child.waitForExit()
+            throw error
         }
-        process.terminate()
-        throw TestFailure("serve did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 
     var gatewayPort: Int { Int(gateway.split(separator: ":").last ?? "0") ?? 0 }
 
     /// `kill -9`: no shutdown code runs.
     func kill9() async {
-        kill(process.processIdentifier, SIGKILL)
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+        child.signal(SIGKILL)
+        await child.waitForExit()
     }
 
     /// `SIGTERM`, then waits for it to exit; returns its exit status.
     func terminate() async -> Int32 {
-        process.terminate()
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
-        return process.terminationStatus
+        child.signal(SIGTERM)
+        return await child.waitForExit()
     }
 }
 

@@ -57,7 +57,7 @@ let runningInCI = ProcessInfo.processInfo.environment["CI"] == "true"
 func pythonInterpreter(with module: String) -> String? {
     let candidates: [String?] = [ProcessInfo.processInfo.environment["CHUNKRELAY_PYTHON"], repositoryRoot.appendingPathComponent(".venv-ci/bin/python").path, "python3"]
     for candidate in candidates.compactMap({ $0 }) {
-        if (try? runBlocking([candidate, "-c", "import \(module)"]))?.status == 0 { return candidate }
+        if probeSucceeds([candidate, "-c", "import \(module)"]) { return candidate }
     }
     return nil
 }
@@ -84,27 +84,26 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs a command to completion without holding a thread of the concurrency pool (the in-process
-/// servers of other tests run there), and returns its exit status and combined output.
+/// Runs a command to completion (swift-subprocess: no thread of the concurrency pool is held while it
+/// runs) and returns its exit status and combined output.
 func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result { try runBlocking(arguments) })
-        }
-    }
+    try await ChildProcess.run(arguments)
 }
 
-/// The same, blocking: only for quick probes at start-up (`which`, an import check).
-func runBlocking(_ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+/// Whether a quick probe (`which`, an import check) exits 0; for test traits, which cannot await.
+/// `posix_spawnp` and `waitpid` directly: nothing of Foundation's `Process`, and only at start-up.
+func probeSucceeds(_ arguments: [String]) -> Bool {
+    var pid: pid_t = 0
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    guard posix_spawnp(&pid, arguments[0], &actions, nil, &argv, environ) == 0 else { return false }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    // WIFEXITED && WEXITSTATUS == 0
+    return status & 0x7f == 0 && (status >> 8) & 0xff == 0
 }

@@ -108,29 +108,26 @@ final class ExecutionEnvironment: Sendable {
             }
             var variables = environment
             variables["AWS_LAMBDA_RUNTIME_API"] = "\(host):\(port)"
-            let process: FunctionProcess
+            let process = FunctionProcess()
+            let killed = state.withLock { state -> Bool in
+                state.process = process
+                state.spawnedAt = ContinuousClock.now
+                return state.phase == .dead
+            }
+            // Killed before it started (shutdown, a cancelled invocation): the kill is sent as it starts.
+            if killed { process.signal(SIGKILL) }
+            let exit: FunctionProcess.Exit
             do {
-                let started = ContinuousClock.now
-                process = try FunctionProcess(
-                    commandLine: commandLine, directory: function.directory, environment: variables, logger: logger
-                ) { [weak self] line in self?.capture(line) }
-                let killed = state.withLock { state -> Bool in
-                    state.process = process
-                    state.spawnedAt = started
-                    return state.phase == .dead
+                // Cancelling this task kills the process (swift-subprocess's teardown ends with SIGKILL).
+                exit = try await process.run(commandLine: commandLine, directory: function.directory, environment: variables, logger: logger) {
+                    [weak self] line in self?.capture(line)
                 }
-                if killed { process.signal(SIGKILL) }
             } catch {
                 markDead(.status(-1), failure: InitFailure(errorType: "Runtime.StartError", payload: LambdaErrorPayload.make(type: "Runtime.StartError", message: "could not start \(commandLine.joined(separator: " ")): \(error)")))
                 group.cancelAll()
                 return
             }
-            let exit = await withTaskCancellationHandler {
-                await process.waitForExit()
-            } onCancel: {
-                process.signal(SIGKILL)
-            }
-            logger.debug("process \(process.pid) ended: \(exit)")
+            logger.debug("process ended: \(exit)")
             markDead(exit, failure: nil)
             group.cancelAll()
         }

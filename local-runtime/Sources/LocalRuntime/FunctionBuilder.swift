@@ -1,5 +1,12 @@
 import Foundation
 import Logging
+import Subprocess
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
 
 /// Finds how to start a function, building it first when it has not been built, as `sam build` would:
 /// a Swift function's product with SwiftPM (`swift run chunkrelay serve` builds only the CLI), any other
@@ -82,34 +89,29 @@ actor FunctionBuilder {
         try await run(["swift"] + arguments, in: directory)
     }
 
-    /// Runs a build command to completion; its output is returned, or quoted in the error.
+    /// Runs a build command to completion; its output is returned, or its end quoted in the error.
     @discardableResult
     private static func run(_ arguments: [String], in directory: URL) async throws(RuntimeError) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        let status: Int32
-        let text: String
+        let result: ExecutionResult<[UInt8], SequenceOutput, CombinedErrorOutput>
         do {
-            try process.run()
-            // Read on a dispatch thread: a build can print more than a pipe holds and runs for minutes,
-            // neither of which may block the cooperative pool.
-            (status, text) = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    let data = output.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
+            result = try await Subprocess.run(
+                .name(arguments[0]), arguments: Arguments(Array(arguments.dropFirst())), workingDirectory: FilePath(directory.path),
+                input: .none, output: .sequence, error: .combinedWithOutput
+            ) { execution in
+                // A build can print more than any fixed limit; the last megabyte is all an error quotes.
+                var output: [UInt8] = []
+                for try await buffer in execution.standardOutput {
+                    buffer.withUnsafeBytes { output.append(contentsOf: $0) }
+                    if output.count > 2 << 20 { output.removeFirst(output.count - (1 << 20)) }
                 }
+                return output
             }
         } catch {
             throw RuntimeError(.buildFailed, "could not run \(arguments.joined(separator: " ")): \(error)")
         }
-        guard status == 0 else {
-            throw RuntimeError(.buildFailed, "\(arguments.joined(separator: " ")) failed (\(status)):\n\(text.suffix(4000))")
+        let text = String(decoding: result.closureResult, as: UTF8.self)
+        guard result.terminationStatus.isSuccess else {
+            throw RuntimeError(.buildFailed, "\(arguments.joined(separator: " ")) failed (\(result.terminationStatus)):\n\(text.suffix(4000))")
         }
         return text
     }

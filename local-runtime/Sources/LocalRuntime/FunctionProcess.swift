@@ -1,12 +1,24 @@
 import Foundation
 import Logging
+import Subprocess
 import Synchronization
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One execution environment's operating-system process, with its output forwarded to the log.
+/// One execution environment's operating-system process, supervised with swift-subprocess.
+///
+/// swift-subprocess watches the exit through a pidfd and reads the pipe with its own epoll loop, so no
+/// libdispatch source is torn down per process (Foundation's `Process` + `readabilityHandler` crashed the
+/// server after a few hundred process starts and stops, swift-corelibs-libdispatch #949). The process
+/// lives exactly as long as `run(…)`: cancelling the calling task kills it.
 final class FunctionProcess: Sendable {
     /// What happened to the process.
     enum Exit: Sendable, Equatable, CustomStringConvertible {
@@ -21,90 +33,112 @@ final class FunctionProcess: Sendable {
         }
     }
 
-    private struct State {
-        var exit: Exit?
-        var waiters: [CheckedContinuation<Exit, Never>] = []
-        var partialLine: [UInt8] = []
+    private enum Phase {
+        /// Not spawned yet; a signal asked for meanwhile is sent as soon as it is.
+        case notStarted(pendingSignal: Int32?)
+        /// Spawned; signals go through the process descriptor.
+        case running(pid: Int32, send: @Sendable (Int32) -> Void)
+        /// Its output closed; it is reaped when it exits, so only the pid is left to signal.
+        case outputClosed(pid: Int32)
+        case exited
     }
 
-    /// The process id.
-    let pid: Int32
-    private let process: Process
-    private let box = Box()
+    /// Longest output line kept; a function that prints without newlines must not grow the runtime's memory.
+    static let maximumLineBytes = 16 << 10
 
-    /// Shared with the process's callbacks, which cannot borrow a stored `Mutex`.
-    private final class Box: Sendable {
-        let state = Mutex(State())
-    }
+    private let phase = Mutex(Phase.notStarted(pendingSignal: nil))
 
-    /// Starts `commandLine` in `directory` with exactly `environment`.
-    init(
+    init() {}
+
+    /// Runs `commandLine` in `directory` with exactly `environment` until it exits, handing each line of its
+    /// output (standard output and error together) to the log and `onLine`. Throws when it cannot start.
+    func run(
         commandLine: [String], directory: URL?, environment: [String: String], logger: Logger,
         onLine: @escaping @Sendable (String) -> Void = { _ in }
-    ) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: commandLine[0].hasPrefix("/") ? commandLine[0] : "/usr/bin/env")
-        process.arguments = commandLine[0].hasPrefix("/") ? Array(commandLine.dropFirst()) : commandLine
-        process.environment = environment
-        if let directory { process.currentDirectoryURL = directory }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        self.process = process
-        let box = self.box
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                return
-            }
-            let lines: [String] = box.state.withLock { state in
-                state.partialLine.append(contentsOf: data)
-                var lines: [String] = []
-                while let newline = state.partialLine.firstIndex(of: UInt8(ascii: "\n")) {
-                    lines.append(String(decoding: state.partialLine[..<newline], as: UTF8.self))
-                    state.partialLine.removeSubrange(...newline)
+    ) async throws -> Exit {
+        let executable: Executable = commandLine[0].hasPrefix("/") ? .path(FilePath(commandLine[0])) : .name(commandLine[0])
+        var variables: [Environment.Key: String] = [:]
+        for (key, value) in environment {
+            if let key = Environment.Key(rawValue: key) { variables[key] = value }
+        }
+        do {
+            let result = try await Subprocess.run(
+                executable, arguments: Arguments(Array(commandLine.dropFirst())), environment: .custom(variables),
+                workingDirectory: directory.map { FilePath($0.path) }, input: .none, output: .sequence, error: .combinedWithOutput
+            ) { execution in
+                let pid = execution.processIdentifier.value
+                let pending: Int32? = phase.withLock { phase in
+                    guard case .notStarted(let pending) = phase else { return nil }
+                    phase = .running(pid: pid) { signal in try? execution.send(signal: Signal(rawValue: signal)) }
+                    return pending
                 }
-                return lines
+                if let pending { try? execution.send(signal: Signal(rawValue: pending)) }
+                var lines = LineSplitter(limit: Self.maximumLineBytes)
+                let emit: (String) -> Void = { line in
+                    logger.info("\(line)")
+                    onLine(line)
+                }
+                do {
+                    for try await buffer in execution.standardOutput {
+                        buffer.withUnsafeBytes { lines.append($0, emit: emit) }
+                    }
+                } catch {
+                    // The read ends early only when the process is being torn down; what was read stays logged.
+                }
+                lines.finish(emit: emit)
+                phase.withLock { $0 = .outputClosed(pid: pid) }
             }
-            for line in lines {
-                logger.info("\(line)")
-                onLine(line)
+            phase.withLock { $0 = .exited }
+            switch result.terminationStatus {
+            case .exited(let code): return .status(code)
+            case .signaled(let signal): return .signal(signal)
             }
+        } catch {
+            let started = phase.withLock { phase -> Bool in
+                if case .notStarted = phase { return false }
+                phase = .exited
+                return true
+            }
+            // A started process ends this way only when the calling task was cancelled: swift-subprocess killed it.
+            if started { return .signal(SIGKILL) }
+            phase.withLock { $0 = .exited }
+            throw error
         }
-        process.terminationHandler = { process in
-            let exit: Exit = process.terminationReason == .uncaughtSignal ? .signal(process.terminationStatus) : .status(process.terminationStatus)
-            let waiters = box.state.withLock { state in
-                state.exit = exit
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume(returning: exit) }
-        }
-        try process.run()
-        self.pid = process.processIdentifier
     }
 
-    /// Waits until the process has exited.
-    func waitForExit() async -> Exit {
-        await withCheckedContinuation { continuation in
-            let exit: Exit? = box.state.withLock { state in
-                if let exit = state.exit { return exit }
-                state.waiters.append(continuation)
-                return nil
+    /// The process id while it runs.
+    var pid: Int32? {
+        phase.withLock { phase in
+            switch phase {
+            case .running(let pid, _), .outputClosed(let pid): return pid
+            case .notStarted, .exited: return nil
             }
-            if let exit { continuation.resume(returning: exit) }
         }
     }
 
     /// Whether it has exited.
-    var hasExited: Bool { box.state.withLock { $0.exit != nil } }
+    var hasExited: Bool { phase.withLock { if case .exited = $0 { true } else { false } } }
 
-    /// Sends a signal (`SIGKILL` at a deadline, `SIGTERM` at shutdown).
+    /// Sends a signal (`SIGKILL` at a deadline, `SIGTERM` at shutdown); one asked for before the process
+    /// started is sent when it starts.
     func signal(_ signal: Int32) {
-        guard !hasExited else { return }
-        kill(pid, signal)
+        enum Action { case none, send(@Sendable (Int32) -> Void), kill(Int32) }
+        let action: Action = phase.withLock { phase in
+            switch phase {
+            case .notStarted(let pending):
+                // SIGKILL wins over anything asked for earlier.
+                phase = .notStarted(pendingSignal: pending == SIGKILL ? SIGKILL : signal)
+                return .none
+            case .running(_, let send): return .send(send)
+            case .outputClosed(let pid): return .kill(pid)
+            case .exited: return .none
+            }
+        }
+        switch action {
+        case .none: break
+        case .send(let send): send(signal)
+        case .kill(let pid): _ = kill(pid, signal)
+        }
     }
 
     /// Peak resident memory in MB so far (`VmHWM`), as Lambda's "Max Memory Used".
@@ -114,7 +148,7 @@ final class FunctionProcess: Sendable {
     func residentMemoryMB() -> Int? { statusField("VmRSS:").map { ($0 + 1023) / 1024 } }
 
     private func statusField(_ name: String) -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        guard let pid, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix(name) {
             return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
         }

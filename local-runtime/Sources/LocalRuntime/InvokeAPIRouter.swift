@@ -12,19 +12,18 @@ public enum InvokeAPIRouter {
     static let functionError = HTTPField.Name("X-Amz-Function-Error")!
     static let executedVersion = HTTPField.Name("X-Amz-Executed-Version")!
     static let clientContext = HTTPField.Name("X-Amz-Client-Context")!
-    static let errorType = HTTPField.Name("x-amzn-ErrorType")!
-    static let requestID = HTTPField.Name("x-amzn-RequestId")!
+    static let requestID = RuntimeError.requestIDHeader
     static let logType = HTTPField.Name("X-Amz-Log-Type")!
     static let logResult = HTTPField.Name("X-Amz-Log-Result")!
 
     /// A router serving the Invoke API of `runtime`.
     public static func make(runtime: LocalRuntime) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: InvokeAPIErrorMiddleware())
         router.post("/2015-03-31/functions/{name}/invocations") { request, context -> Response in
             let name = try context.parameters.require("name")
             let type = request.headers[invocationType] ?? "RequestResponse"
-            do {
-                let payload = try await readPayload(request, operation: "InvokeFunction")
+            let payload = try await readPayload(request, operation: "InvokeFunction")
                 switch type {
                 case "Event":
                     try runtime.invokeAsync(name, payload: payload)
@@ -41,22 +40,18 @@ public enum InvokeAPIRouter {
                     }
                     return Response(status: .ok, headers: headers, body: .init(byteBuffer: result.payload))
                 default:
-                    return awsError(.badRequest, type: "InvalidParameterValueException", message: "Unsupported invocation type \(type)")
+                    throw RuntimeError(.invalidParameter, "Unsupported invocation type \(type)")
                 }
-            } catch let error as RuntimeError {
-                return awsError(for: error)
-            }
         }
         router.post("/2021-11-15/functions/{name}/response-streaming-invocations") { request, context -> Response in
             let name = try context.parameters.require("name")
-            do {
                 let payload = try await readPayload(request, operation: "InvokeWithResponseStream")
                 switch request.headers[invocationType] ?? "RequestResponse" {
                 case "RequestResponse": break
                 case "DryRun":
                     return try dryRun(name, runtime: runtime)
                 case let other:
-                    return awsError(.badRequest, type: "InvalidParameterValueException", message: "Unsupported invocation type \(other)")
+                    throw RuntimeError(.invalidParameter, "Unsupported invocation type \(other)")
                 }
                 // Claimed before answering, so a function at its concurrency limit is an HTTP 429 as on AWS,
                 // not an error inside a 200 stream.
@@ -91,9 +86,6 @@ public enum InvokeAPIRouter {
                     }
                     try await writer.finish(nil)
                 })
-            } catch let error as RuntimeError {
-                return awsError(for: error)
-            }
         }
         return router
     }
@@ -116,27 +108,5 @@ public enum InvokeAPIRouter {
     /// `X-Amz-Client-Context`, which the SDKs send base64-encoded, as the function receives it.
     static func decodedClientContext(_ request: Request) -> String? {
         request.headers[clientContext].flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    static func awsError(for error: RuntimeError) -> Response {
-        switch error.code {
-        case .functionNotFound: return awsError(.notFound, type: error.code.description, message: error.message)
-        case .requestTooLarge: return awsError(.contentTooLarge, type: error.code.description, message: error.message)
-        case .tooManyRequests:
-            return awsError(.tooManyRequests, type: error.code.description, message: error.message, reason: "ReservedFunctionConcurrentInvocationLimitExceeded")
-        default: return awsError(.internalServerError, type: "ServiceException", message: error.message)
-        }
-    }
-
-    /// An error in the shape AWS's REST-JSON services send: `x-amzn-ErrorType` and `{"Type", "message"}`.
-    static func awsError(_ status: HTTPResponse.Status, type: String, message: String, reason: String? = nil) -> Response {
-        var object = ["Type": status.code < 500 ? "User" : "Service", "message": message]
-        if let reason { object["Reason"] = reason }
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return Response(
-            status: status,
-            headers: [.contentType: "application/json", errorType: type, requestID: UUID().uuidString.lowercased()],
-            body: .init(byteBuffer: ByteBuffer(bytes: body))
-        )
     }
 }

@@ -21,6 +21,8 @@ public final class LocalRuntime: Service, Sendable {
     private let spawnContinuation: AsyncStream<SpawnRequest>.Continuation
     private let live = Mutex<[String: ExecutionEnvironment]>([:])
     private let counter = Atomic<Int>(0)
+    /// `Event` invocations accepted and not finished (bounded by `maximumPendingEvents`).
+    private let pendingEvents = Mutex(0)
     /// Set at graceful shutdown; ends the idle reaper.
     private let stopping = Atomic<Bool>(false)
 
@@ -46,6 +48,7 @@ public final class LocalRuntime: Service, Sendable {
                 for await request in spawns {
                     if let event = request.event {
                         group.addTask {
+                            defer { self.pendingEvents.withLock { $0 -= 1 } }
                             let result = try? await self.invokeRetrying(event.function, payload: event.payload) { failed, attempt in
                                 self.logger.warning("Event invocation of \(event.function) failed (\(failed.errorType ?? "")); retry \(attempt - 1)")
                                 return event.payload
@@ -87,6 +90,11 @@ public final class LocalRuntime: Service, Sendable {
     /// Invokes, or throws `TooManyRequestsException` at once when every allowed environment is busy.
     public func invokeOrThrottle(_ name: String, payload: ByteBuffer, clientContext: String? = nil) async throws(RuntimeError) -> InvocationResult {
         try await invoke(name, payload: payload, clientContext: clientContext, throttle: true)
+    }
+
+    /// Sizes of what the runtime holds, for the gateway's `/metrics`.
+    public var gauges: [String: Int] {
+        ["pending_event_invocations": pendingEvents.withLock { $0 }, "live_environments": live.withLock { $0.count }]
     }
 
     /// Stops environments that stayed idle longer than `idleTimeout`, as the platform reclaims them.
@@ -144,7 +152,19 @@ public final class LocalRuntime: Service, Sendable {
         guard payload.readableBytes <= function.maximumEventBytes else {
             throw RuntimeError(.requestTooLarge, "Request must be smaller than \(function.maximumEventBytes) bytes for the InvokeFunction operation")
         }
+        let accepted = pendingEvents.withLock { pending -> Bool in
+            guard pending < configuration.maximumPendingEvents else { return false }
+            pending += 1
+            return true
+        }
+        guard accepted else {
+            throw RuntimeError(
+                .tooManyRequests, "Rate Exceeded. \(configuration.maximumPendingEvents) asynchronous invocations are already waiting.",
+                reason: "ConcurrentInvocationLimitExceeded"
+            )
+        }
         if case .terminated = spawnContinuation.yield(SpawnRequest(environment: nil, event: (name, payload))) {
+            pendingEvents.withLock { $0 -= 1 }
             throw RuntimeError(.shuttingDown, "the runtime is shutting down")
         }
     }
@@ -153,7 +173,7 @@ public final class LocalRuntime: Service, Sendable {
     /// it goes (`invoke_with_response_stream`): the throttle is decided before the invoker hears 200.
     public func reserve(_ name: String, payloadBytes: Int) async throws(RuntimeError) -> Reservation {
         let (function, pool) = try target(name, payloadBytes: payloadBytes)
-        guard let lease = await pool.leaseIfAvailable() else { throw RuntimeError(.tooManyRequests, "Rate Exceeded.") }
+        guard let lease = await pool.leaseIfAvailable() else { throw RuntimeError.throttled(function) }
         return Reservation(function: function, pool: pool, lease: lease)
     }
 
@@ -204,7 +224,7 @@ public final class LocalRuntime: Service, Sendable {
                 reserved = nil
             } else if throttle {
                 guard let available = await pool.leaseIfAvailable() else {
-                    throw RuntimeError(.tooManyRequests, "Rate Exceeded.")
+                    throw RuntimeError.throttled(function)
                 }
                 lease = available
             } else {
@@ -355,41 +375,6 @@ public final class LocalRuntime: Service, Sendable {
         for (key, value) in function.environment { variables[key] = value }
         return variables
     }
-}
-
-/// A claim on one environment of a function, from `LocalRuntime.reserve`; given back if never used.
-public final class Reservation: Sendable {
-    let function: FunctionConfiguration
-    let pool: EnvironmentPool
-    private let lease: Mutex<EnvironmentPool.Lease?>
-
-    init(function: FunctionConfiguration, pool: EnvironmentPool, lease: EnvironmentPool.Lease) {
-        self.function = function
-        self.pool = pool
-        self.lease = Mutex(lease)
-    }
-
-    func take() -> EnvironmentPool.Lease? {
-        lease.withLock { lease in
-            defer { lease = nil }
-            return lease
-        }
-    }
-
-    deinit {
-        // The invoker left before the invocation began (its connection closed before the answer's head
-        // went out): the claim must not hold a concurrency slot forever.
-        guard let unused = take() else { return }
-        let pool = pool
-        Task { await pool.release(unused) }
-    }
-}
-
-/// An environment for `run()` to start.
-struct SpawnRequest: Sendable {
-    var environment: ExecutionEnvironment?
-    var commandLine: [String] = []
-    var event: (function: String, payload: ByteBuffer)?
 }
 
 extension RuntimeConfiguration {

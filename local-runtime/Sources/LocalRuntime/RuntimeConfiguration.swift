@@ -22,6 +22,9 @@ public struct RuntimeConfiguration: Sendable {
     public var retryBackoff: Duration = .milliseconds(200)
     /// An environment idle this long is shut down (the next invocation is a cold start again).
     public var idleTimeout: Duration = .seconds(300)
+    /// Asynchronous (`Event`) invocations accepted but not finished, at most; one beyond it is throttled
+    /// (`TooManyRequestsException`) rather than queued without bound.
+    public var maximumPendingEvents: Int = 1000
     /// Grace period between `SIGTERM` and `SIGKILL` when stopping environments.
     public var shutdownGrace: Duration = .seconds(2)
 

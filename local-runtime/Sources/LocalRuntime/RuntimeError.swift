@@ -1,5 +1,11 @@
-/// Why the local runtime could not do what was asked (as opposed to a function failing).
-public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable {
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Why the local runtime could not do what was asked (as opposed to a function failing); on the Invoke
+/// API it is answered in AWS's error shape (`InvokeAPIErrorMiddleware`).
+public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable, HTTPResponseError {
     /// What kind of failure.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         let name: String
@@ -15,6 +21,10 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable 
         public static let tooManyRequests = Code(name: "TooManyRequestsException")
         /// The caller cancelled the invocation.
         public static let cancelled = Code(name: "Cancelled")
+        /// A parameter of the request is not one the API takes.
+        public static let invalidParameter = Code(name: "InvalidParameterValueException")
+        /// No operation at that path.
+        public static let unknownOperation = Code(name: "UnknownOperationException")
         /// The runtime is shutting down.
         public static let shuttingDown = Code(name: "ServiceException")
         /// The AWS error type name.
@@ -26,14 +36,49 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable 
     /// A readable explanation.
     public var message: String
 
+    /// A throttle's `Reason` (`ReservedFunctionConcurrentInvocationLimitExceeded`, …), as AWS adds it.
+    public var reason: String?
+
     /// Makes an error.
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, reason: String? = nil) {
         self.code = code
         self.message = message
+        self.reason = reason
     }
+
+    /// The HTTP status AWS answers this error with.
+    public var status: HTTPResponse.Status {
+        switch code {
+        case .functionNotFound, .unknownOperation: return .notFound
+        case .requestTooLarge: return .contentTooLarge
+        case .tooManyRequests: return .tooManyRequests
+        case .invalidParameter: return .badRequest
+        default: return .internalServerError
+        }
+    }
+
+    /// The error as AWS's REST-JSON services send it: `x-amzn-ErrorType` and `{"Type", "message", "Reason"}`.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let type = status == .internalServerError ? "ServiceException" : code.description
+        var headers: HTTPFields = [.contentType: "application/json", Self.errorTypeHeader: type, Self.requestIDHeader: UUID().uuidString.lowercased()]
+        if code == .tooManyRequests { headers[.retryAfter] = "1" }
+        var object = ["Type": status.code < 500 ? "User" : "Service", "message": message]
+        if let reason { object["Reason"] = reason }
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static let errorTypeHeader = HTTPField.Name("x-amzn-ErrorType")!
+    static let requestIDHeader = HTTPField.Name("x-amzn-RequestId")!
 
     /// A readable summary.
     public var description: String { "\(code): \(message)" }
+
+    /// `TooManyRequestsException` for a function whose every allowed environment is busy, with AWS's reason.
+    static func throttled(_ function: FunctionConfiguration) -> RuntimeError {
+        let reason = function.reservedConcurrency == nil ? "ConcurrentInvocationLimitExceeded" : "ReservedFunctionConcurrentInvocationLimitExceeded"
+        return RuntimeError(.tooManyRequests, "Rate Exceeded.", reason: reason)
+    }
 
     /// `ResourceNotFoundException` for `name`, with the message AWS gives.
     static func functionNotFound(_ name: String) -> RuntimeError {

@@ -38,14 +38,3 @@ final class TrailerCapture: ChannelInboundHandler, RemovableChannelHandler {
         }.get()
     }
 }
-
-/// The Runtime API's request context: the basic one plus the connection, for its trailers.
-struct RuntimeAPIContext: RequestContext {
-    var coreContext: CoreRequestContextStorage
-    let channel: any Channel
-
-    init(source: ApplicationRequestContextSource) {
-        self.coreContext = .init(source: source)
-        self.channel = source.channel
-    }
-}

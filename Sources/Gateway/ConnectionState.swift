@@ -1,0 +1,26 @@
+import Foundation
+import HTTPTypes
+import HummingbirdCore
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import RelayProtocol
+import Synchronization
+
+/// How a connection ended, as far as request handlers need to know.
+final class ConnectionState: Sendable {
+    private let reset = Atomic<Bool>(false)
+
+    /// Whether the peer reset the connection (a client that closes with unread data in its buffer
+    /// resets; one that read everything and closes sends a FIN).
+    var wasReset: Bool { reset.load(ordering: .relaxed) }
+
+    func markReset() { reset.store(true, ordering: .relaxed) }
+
+    /// The state kept by the guard on `channel`, if it has one.
+    static func of(_ channel: any Channel) async -> ConnectionState? {
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: ConnectionGuard.self).state
+        }.get()
+    }
+}
