@@ -9,6 +9,7 @@ and every consumed key stayed consumed. Standard library only: a different clien
 """
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -79,7 +80,8 @@ def status(method, url, body=None, timeout=10):
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
-    except (OSError, urllib.error.URLError):
+    except (OSError, urllib.error.URLError, http.client.HTTPException):
+        # A kill mid-body raises IncompleteRead (an HTTPException, not an OSError).
         return 0, b""
 
 

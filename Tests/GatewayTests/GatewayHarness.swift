@@ -102,6 +102,9 @@ final class FakeInvoker: Invoker {
 
     var invocationCount: Int { state.withLock { $0.invocationCount } }
 
+    /// How many invocations the gateway cancelled.
+    var cancelledCount: Int { state.withLock { $0.cancelled.count } }
+
     /// Whether the gateway cancelled that invocation.
     func wasCancelled(_ event: InvocationEvent) -> Bool {
         state.withLock { $0.cancelled.contains("\(event.jobId)/\(event.attempt)") }
@@ -142,6 +145,9 @@ struct GatewayHarness: Sendable {
         configuration.stateDirectory = directory
         configuration.maxConcurrency = 2
         configuration.webRoot = nil  // the page is tested end to end; here every path is the API's
+        // The fake's invocations end only when a test ends them: a test's last job must not hold the
+        // harness's shutdown for the real grace.
+        configuration.shutdownGrace = .milliseconds(200)
         configure(&configuration)
         let invoker = FakeInvoker()
         var logger = Logger(label: "gateway-test")
@@ -244,12 +250,7 @@ struct GatewayHarness: Sendable {
 
     /// Polls until `condition` holds (state changes made by other tasks), failing after `timeout`.
     func eventually(_ what: @autoclosure () -> String, timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        throw HarnessError("timed out waiting for \(what())")
+        try await TestSupport.eventually(what(), within: timeout, condition)
     }
 }
 

@@ -1,0 +1,108 @@
+import Foundation
+import NIOCore
+import RelayProtocol
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+/// Clients that vanish at the socket level (a reset before the response head, partway through the
+/// body, right after connecting to a stream) and cancels at any moment of dispatch: nothing they held
+/// stays held, and the promise "handed out once, nothing lost" still stands.
+@Suite(.timeLimit(.minutes(3))) struct AbandonedClientTests {
+    static func port(_ h: GatewayHarness) -> Int { Int(h.baseURL.split(separator: ":").last ?? "") ?? 0 }
+
+    @Test func twentyGETsResetBeforeTheHeadOrMidBodyLeaveEveryKeyRetrievableOnce() async throws {
+        try await GatewayHarness.run(configure: { $0.chunkSize = 1 << 20 }) { h in
+            var images: [(path: String, bytes: [UInt8])] = []
+            for seed in 1...20 {
+                // 6 MiB: more than the loopback socket buffers take at once, so a reader that stops early
+                // leaves the server still writing.
+                let (created, image) = try await h.readyImage(bytes: 6 << 20, seed: UInt8(seed))
+                images.append((try #require(created.image), image))
+            }
+            for (number, image) in images.enumerated() {
+                let client = try RawClient(port: Self.port(h))
+                client.sendGET(image.path)
+                if number.isMultiple(of: 2) {
+                    // Mid-body: the head and some of the image arrived.
+                    #expect(client.read(atLeast: 256 << 10).count >= 256 << 10)
+                }
+                client.reset()
+            }
+            for image in images {
+                // The gateway may not have seen the reset yet (409 for a moment); then the key must give the
+                // whole image once, and 410 after.
+                try await eventually("\(image.path) to be retrievable after the reset") {
+                    let response = try await h.request(.GET, image.path)
+                    guard response.status != 409 else { return false }
+                    #expect(response.status == 200, "\(response.text.prefix(200))")
+                    // Digests, not the arrays: a failed comparison of megabytes would have the test library diff them for hours.
+                    #expect(response.body.readableBytes == image.bytes.count)
+                    #expect(ContentDigest(of: Array(response.body.readableBytesView)) == ContentDigest(of: image.bytes))
+                    return true
+                }
+                let again = try await h.request(.GET, image.path)
+                #expect(again.status == 410)
+                #expect(again.errorCode == "image_consumed")
+            }
+            #expect(h.gateway.lifecycle.gauges.claims == 0, "no claim is left held")
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func aStreamWhoseOnlyClientResetsIsCancelledWithinItsGrace(readFirst: Bool) async throws {
+        try await GatewayHarness.run(configure: {
+            $0.clientGrace = .seconds(1)
+            $0.janitorInterval = .milliseconds(100)
+        }) { h in
+            let (created, event) = try await h.createStreamJob()
+            let client = try RawClient(port: Self.port(h))
+            client.sendGET(created.events)
+            if readFirst { client.read(atLeast: 20) }  // the head and `retry:` arrived: reset mid-stream
+            client.reset()
+            let resetAt = ContinuousClock.now
+            try await eventually("the abandoned stream job to be cancelled", within: .seconds(10)) {
+                try await h.job(created.id).state == .cancelled
+            }
+            let status = try await h.job(created.id)
+            #expect(status.error?.code == "client_gone")
+            #expect(ContinuousClock.now - resetAt < .seconds(5), "cancelled within the 1 s grace and a janitor pass or two")
+            try await eventually("the invocation to be stopped") { h.invoker.wasCancelled(event) }
+            #expect(h.gateway.lifecycle.feed.subscriberCount == 0)
+        }
+    }
+
+    @Test func aDELETEAtAnyMomentOfDispatchStopsTheInvocation() async throws {
+        try await GatewayHarness.run(configure: { $0.maxConcurrency = 2 }) { h in
+            var ids: [String] = []
+            for round in 0..<40 {
+                let created = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","params":{},"delivery":"retrieve"}"#).decode(JobCreated.self)
+                ids.append(created.id)
+                // From "not dispatched yet" through "dispatching" to "invoked": a spread of moments.
+                if round % 4 == 1 { await Task.yield() }
+                if round % 4 == 2 { try await Task.sleep(for: .microseconds(200 * (round % 7))) }
+                if round % 4 == 3 { try await Task.sleep(for: .milliseconds(round % 5)) }
+                let deleted = try await h.request(.DELETE, "/v1/jobs/\(created.id)")
+                #expect(deleted.status == 200, "\(deleted.text)")
+            }
+            for id in ids { #expect(try await h.job(id).state == .cancelled) }
+            // Every invocation that began was stopped; none is left running to hold a slot.
+            try await eventually("every started invocation to be cancelled") {
+                h.invoker.cancelledCount == h.invoker.invocationCount
+            }
+            try await eventually("no attempt to hold a cancellation scope") { h.gateway.lifecycle.cancellations.count == 0 }
+            // The slots are free: a new job is invoked.
+            let created = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","params":{},"delivery":"retrieve"}"#).decode(JobCreated.self)
+            let invoker = h.invoker
+            // Earlier invocations (all cancelled) are still in the fake's record; skip to this job's.
+            let event = try await withDeadline(.seconds(10), "the new job to be invoked") {
+                var event = await invoker.nextEvent()
+                while event.jobId != created.id { event = await invoker.nextEvent() }
+                return event
+            }
+            #expect(event.attempt == 1)
+            h.invoker.finish(event, .succeeded)
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import LocalRuntime
+
+/// Function processes under swift-subprocess: output split into bounded lines, exits and kills seen,
+/// and the Invoke API's bound on waiting `Event` invocations.
+@Suite(.timeLimit(.minutes(2))) struct ProcessSupervisionTests {
+    @Test func outputIsSplitIntoLinesAndAnOverlongLineIsCutNotKept() {
+        var splitter = LineSplitter(limit: 8)
+        var lines: [String] = []
+        let input = Array("short\r\nexactly8\n0123456789abcdef-and-more\nafter\nlast".utf8)
+        // Fed in awkward pieces, as a pipe delivers them.
+        for piece in stride(from: 0, to: input.count, by: 3) {
+            input[piece..<min(piece + 3, input.count)].withUnsafeBytes { splitter.append($0) { lines.append($0) } }
+        }
+        splitter.finish { lines.append($0) }
+        #expect(lines == ["short", "exactly8", "01234567 [line cut: longer than 8 bytes]", "after", "last"])
+    }
+
+    @Test func aProcessRunsItsLinesAreReadAndItsExitIsReported() async throws {
+        let lines = Locked<[String]>([])
+        let process = FunctionProcess()
+        let exit = try await process.run(
+            commandLine: ["/bin/sh", "-c", "echo one; echo two >&2; printf tail; exit 7"], directory: nil, environment: ["PATH": "/usr/bin:/bin"],
+            logger: Logger(label: "test")
+        ) { line in lines.update { $0.append(line) } }
+        #expect(exit == .status(7))
+        #expect(lines.value.sorted() == ["one", "tail", "two"])
+        #expect(process.hasExited)
+    }
+
+    @Test func aSignalSentBeforeTheProcessStartsKillsItWhenItDoes() async throws {
+        let process = FunctionProcess()
+        process.signal(SIGKILL)
+        let exit = try await process.run(commandLine: ["/bin/sleep", "30"], directory: nil, environment: [:], logger: Logger(label: "test"))
+        #expect(exit == .signal(SIGKILL))
+    }
+
+    @Test func cancellingTheRunKillsTheProcess() async throws {
+        let process = FunctionProcess()
+        let task = Task { try await process.run(commandLine: ["/bin/sleep", "30"], directory: nil, environment: [:], logger: Logger(label: "test")) }
+        try await eventually("the process to start") { process.pid != nil }
+        let pid = try #require(process.pid)
+        task.cancel()
+        let exit = try await withDeadline(.seconds(10), "the cancelled process to end") { try await task.value }
+        #expect(exit == .signal(SIGKILL))
+        #expect(kill(pid, 0) == -1, "the process is gone (and reaped)")
+    }
+
+    @Test func aCommandThatCannotStartIsAnError() async throws {
+        let process = FunctionProcess()
+        await #expect(throws: (any Error).self) {
+            try await process.run(commandLine: ["/nonexistent/function"], directory: nil, environment: [:], logger: Logger(label: "test"))
+        }
+    }
+
+    @Test func waitingEventInvocationsAreBoundedWithAWSThrottle() async throws {
+        var configuration = RuntimeConfiguration()
+        configuration.maximumPendingEvents = 2
+        try await RuntimeHarness.run([RuntimeHarness.chaos(concurrency: 1)], configuration: configuration) { runtime, url in
+            let sleep = ByteBuffer(string: #"{"mode":"sleep","seconds":3}"#)
+            try runtime.invokeAsync("chaos", payload: sleep)
+            try runtime.invokeAsync("chaos", payload: sleep)
+            #expect(runtime.gauges["pending_event_invocations"] == 2)
+            #expect {
+                try runtime.invokeAsync("chaos", payload: sleep)
+            } throws: { error in
+                let error = error as? RuntimeError
+                return error?.code == .tooManyRequests && error?.reason == "ConcurrentInvocationLimitExceeded"
+            }
+            // Over HTTP, in AWS's shape.
+            var request = HTTPClientRequest(url: "\(url)/2015-03-31/functions/chaos/invocations")
+            request.method = .POST
+            request.headers.add(name: "X-Amz-Invocation-Type", value: "Event")
+            request.body = .bytes(sleep)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            #expect(response.status.code == 429)
+            #expect(response.headers.first(name: "x-amzn-ErrorType") == "TooManyRequestsException")
+            let body = try await response.body.collect(upTo: 1 << 16)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: String])
+            #expect(json["Reason"] == "ConcurrentInvocationLimitExceeded")
+            #expect(json["Type"] == "User")
+            // Once they finish, the bound frees up.
+            try await eventually("the waiting invocations to finish", within: .seconds(20)) { runtime.gauges["pending_event_invocations"] == 0 }
+            try runtime.invokeAsync("chaos", payload: ByteBuffer(string: #"{"mode":"echo"}"#))
+        }
+    }
+}
