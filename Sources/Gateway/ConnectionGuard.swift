@@ -102,6 +102,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .end: responding = false
         case .body: break
         }
+        // A write that fails (the peer reset, the connection closed under it) means the response did not
+        // arrive whole, whatever the close looks like afterwards: a one-shot key must not count it delivered.
+        let promise = promise ?? context.eventLoop.makePromise()
+        let state = self.state
+        promise.futureResult.whenFailure { _ in state.markReset() }
         context.write(data, promise: promise)
     }
 

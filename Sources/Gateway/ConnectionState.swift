@@ -12,7 +12,7 @@ final class ConnectionState: Sendable {
     private let reset = Atomic<Bool>(false)
 
     /// Whether the peer reset the connection (a client that closes with unread data in its buffer
-    /// resets; one that read everything and closes sends a FIN).
+    /// resets; one that read everything and closes sends a FIN) or a response write failed.
     var wasReset: Bool { reset.load(ordering: .relaxed) }
 
     func markReset() { reset.store(true, ordering: .relaxed) }

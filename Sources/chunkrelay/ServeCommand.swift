@@ -38,6 +38,10 @@ struct ServeCommand: AsyncParsableCommand {
     var bodyTimeout = 30
     @Option(name: .customLong("shutdown-grace"), help: "Seconds running invocations may finish at SIGTERM/SIGINT before they are stopped and requeued.")
     var shutdownGrace = 10
+    @Option(name: .customLong("finished-retention"), help: "Seconds a finished job stays in the ledger (a consumed key answers 410, then 404).")
+    var finishedRetention = 86_400
+    @Option(name: .customLong("max-pending-events"), help: "Asynchronous (Event) invocations waiting or running at most; more get TooManyRequestsException.")
+    var maxPendingEvents = 1000
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -66,6 +70,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.gateway.connections.bodyReadTimeout = .seconds(bodyTimeout)
         configuration.runtime.host = host == "0.0.0.0" ? "127.0.0.1" : host
         configuration.runtime.port = runtimePort
+        configuration.runtime.maximumPendingEvents = maxPendingEvents
+        configuration.gateway.finishedRetention = .seconds(finishedRetention)
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
         let server: ChunkRelayServer
         do {

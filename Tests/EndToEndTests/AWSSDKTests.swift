@@ -4,7 +4,7 @@ import Testing
 extension EndToEnd {
     /// An AWS SDK (boto3) pointed at the local runtime's Invoke API, with any credentials, as a user's code would be.
     @Suite struct AWSSDKTests {
-        static let python = pythonInterpreter(with: "boto3")
+        static func python() async -> String? { await pythonInterpreter(with: "boto3") }
 
         static let script = #"""
         import base64, json, sys, time
@@ -63,9 +63,9 @@ extension EndToEnd {
         print(json.dumps(out))
         """#
 
-        @Test(.enabled(if: python != nil || runningInCI, "needs boto3 (CI installs it)"))
+        @Test(.enabled("needs boto3 (CI installs it)") { await python() != nil || runningInCI })
         func boto3InvokesFunctions() async throws {
-            let python = try #require(Self.python, "boto3 is not installed")
+            let python = try #require(await Self.python(), "boto3 is not installed")
             try await withChunkRelay { _, runtime in
                 let result = try await run([python, "-c", Self.script, runtime])
                 #expect(result.status == 0, "\(result.output)")

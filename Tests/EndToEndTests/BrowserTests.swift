@@ -8,7 +8,7 @@ extension EndToEnd {
     /// The page at `/` in a real browser: headless Chromium runs it, its `EventSource` receives the
     /// chunks, and it verifies the image with `crypto.subtle.digest`.
     @Suite struct BrowserTests {
-        static let chromium: String? = ["chromium", "chromium-browser", "google-chrome"].first { probeSucceeds(["which", $0]) }
+        static let chromium: String? = executableInPath(["chromium", "chromium-browser", "google-chrome"])
 
         @Test(.enabled(if: chromium != nil || runningInCI, "needs Chromium (CI installs it)"))
         func thePageAssemblesAndVerifiesAStreamedMap() async throws {

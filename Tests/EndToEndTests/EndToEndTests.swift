@@ -65,7 +65,7 @@ extension EndToEnd {
                 defer { try? FileManager.default.removeItem(at: out) }
                 let image = try await client.retrieve(imagePath: try #require(created.image), expectedSHA256: try #require(status.sha256), to: out)
                 #expect(image.bytes > 10_000_000)
-                if Pillow.python != nil || Pillow.required {
+                if await Pillow.python() != nil || Pillow.required {
                     #expect(try await Pillow.describe(out) == "4096x4096 P")
                 }
                 let again = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + (created.image ?? "")), timeout: .seconds(10))

@@ -8,15 +8,21 @@ extension EndToEnd {
     /// Function processes started and stopped a thousand times with the server up: the churn that
     /// crashed the server in libdispatch while processes ran under Foundation's `Process`.
     @Suite(.timeLimit(.minutes(15))) struct ProcessChurnTests {
-        /// Child processes of this test process running `name` (the in-process runtime's function processes).
-        static func children(named name: String) -> [Int32] {
+        /// Child processes of this test process running `name` (the in-process runtime's function processes);
+        /// a zombie (killed, not reaped yet) counts only with `includingZombies`.
+        static func children(named name: String, includingZombies: Bool = false) -> [Int32] {
             let me = getpid()
             var found: [Int32] = []
             for thread in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(me)/task")) ?? [] {
                 guard let list = try? String(contentsOfFile: "/proc/\(me)/task/\(thread)/children", encoding: .utf8) else { continue }
                 for pid in list.split(separator: " ").compactMap({ Int32($0) }) {
-                    let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
-                    if comm.trimmingCharacters(in: .whitespacesAndNewlines) == name { found.append(pid) }
+                    // `pid (comm) S …`: the state follows the last `)`.
+                    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                        let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+                    else { continue }
+                    let comm = stat[stat.index(after: open)..<close]
+                    let state = stat[stat.index(after: close)...].dropFirst().first
+                    if comm == name, includingZombies || state != "Z" { found.append(pid) }
                 }
             }
             return found
@@ -33,18 +39,19 @@ extension EndToEnd {
                 for cycle in 0..<Self.cycles {
                     let job = try await client.createJob(sleep)
                     // A real process start: the job's function process exists...
-                    try await eventually("cycle \(cycle): a chaos process to start", within: .seconds(60), every: .milliseconds(2)) {
+                    try await eventually("cycle \(cycle): a chaos process to start", within: .seconds(120), every: .milliseconds(2)) {
                         !Self.children(named: "chaos").isEmpty
                     }
                     pids.formUnion(Self.children(named: "chaos"))
                     // ...and a real stop: the DELETE kills it.
                     let cancelled = try await client.cancel(job.id)
                     #expect(cancelled.state == .cancelled)
-                    try await eventually("cycle \(cycle): the chaos process to be stopped", within: .seconds(30), every: .milliseconds(2)) {
+                    try await eventually("cycle \(cycle): the chaos process to be stopped", within: .seconds(120), every: .milliseconds(2)) {
                         Self.children(named: "chaos").isEmpty
                     }
                 }
                 #expect(pids.count >= Self.cycles, "every cycle started a process of its own")
+                try await eventually("every killed process to be reaped") { Self.children(named: "chaos", includingZombies: true).isEmpty }
                 // The server is still up and the next job completes, byte for byte.
                 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("churn-\(UUID().uuidString)")
                 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

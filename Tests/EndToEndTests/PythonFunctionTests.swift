@@ -21,7 +21,7 @@ extension EndToEnd {
                     CreateJobRequest(function: "gradient-py", params: ["width": .number(3072), "height": .number(2100)], delivery: .stream), to: out)
                 #expect(image.bytes > 6_291_556, "larger than a buffered Lambda response")
                 #expect(image.contentType == "image/png")
-                if Pillow.python != nil || Pillow.required {
+                if await Pillow.python() != nil || Pillow.required {
                     #expect(try await Pillow.describe(out) == "3072x2100 L")
                 }
                 // Its errors come back the way awslambdaric reports them.

@@ -54,24 +54,37 @@ func withChunkRelay(
 let runningInCI = ProcessInfo.processInfo.environment["CI"] == "true"
 
 /// A Python interpreter that can import `module` (`CHUNKRELAY_PYTHON`, then `.venv-ci`, then `python3`).
-func pythonInterpreter(with module: String) -> String? {
+/// Asked with swift-subprocess, so the probe never holds a thread of the concurrency pool.
+func pythonInterpreter(with module: String) async -> String? {
     let candidates: [String?] = [ProcessInfo.processInfo.environment["CHUNKRELAY_PYTHON"], repositoryRoot.appendingPathComponent(".venv-ci/bin/python").path, "python3"]
     for candidate in candidates.compactMap({ $0 }) {
-        if probeSucceeds([candidate, "-c", "import \(module)"]) { return candidate }
+        if (try? await ChildProcess.run([candidate, "-c", "import \(module)"]))?.status == 0 { return candidate }
+    }
+    return nil
+}
+
+/// The first of `names` found as an executable in `PATH` (what `which` does, without a process).
+func executableInPath(_ names: [String]) -> String? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    for name in names {
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
     }
     return nil
 }
 
 /// Pillow, the decoder the issue names, when this machine has it (CI installs it in a virtual environment).
 enum Pillow {
-    static let python: String? = pythonInterpreter(with: "PIL")
+    static func python() async -> String? { await pythonInterpreter(with: "PIL") }
 
     /// Whether the tests must find it (in CI they must; elsewhere the check is skipped without it).
     static var required: Bool { runningInCI }
 
     /// Decodes the PNG fully and returns its size as "WxH mode".
     static func describe(_ file: URL) async throws -> String {
-        guard let python else { throw TestFailure("Pillow is not installed (set CHUNKRELAY_PYTHON or run .ci/run)") }
+        guard let python = await python() else { throw TestFailure("Pillow is not installed (set CHUNKRELAY_PYTHON or run .ci/run)") }
         let script = "import sys; from PIL import Image; im = Image.open(sys.argv[1]); im.verify(); im = Image.open(sys.argv[1]); im.load(); print(f'{im.size[0]}x{im.size[1]} {im.mode}')"
         let result = try await run([python, "-c", script, file.path])
         guard result.status == 0 else { throw TestFailure("Pillow rejected \(file.lastPathComponent): \(result.output)") }
@@ -88,22 +101,4 @@ struct TestFailure: Error, CustomStringConvertible {
 /// runs) and returns its exit status and combined output.
 func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
     try await ChildProcess.run(arguments)
-}
-
-/// Whether a quick probe (`which`, an import check) exits 0; for test traits, which cannot await.
-/// `posix_spawnp` and `waitpid` directly: nothing of Foundation's `Process`, and only at start-up.
-func probeSucceeds(_ arguments: [String]) -> Bool {
-    var pid: pid_t = 0
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-    defer { for pointer in argv { free(pointer) } }
-    guard posix_spawnp(&pid, arguments[0], &actions, nil, &argv, environ) == 0 else { return false }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-    // WIFEXITED && WEXITSTATUS == 0
-    return status & 0x7f == 0 && (status >> 8) & 0xff == 0
 }

@@ -5,8 +5,8 @@ import Glibc
 /// A client that misbehaves at the socket level, as real clients do: sends a request and then resets
 /// the connection (`SO_LINGER` 0), before the response head or partway through the body.
 ///
-/// Plain blocking sockets with a receive timeout: each call is short, and the tests want the exact
-/// moment of the reset under their control.
+/// A plain socket, non-blocking once connected: waiting for bytes sleeps the task rather than holding
+/// a thread of the concurrency pool (on two cores, a test blocked in `recv` starves the server it tests).
 public struct RawClient: Sendable {
     private let descriptor: Int32
 
@@ -20,8 +20,6 @@ public struct RawClient: Sendable {
         guard descriptor >= 0 else { throw TimedOut(description: "socket() failed: \(errno)") }
         var size = receiveBuffer
         setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -33,6 +31,7 @@ public struct RawClient: Sendable {
             close(descriptor)
             throw TimedOut(description: "connect to port \(port) failed: \(errno)")
         }
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
     }
 
     /// Sends a `GET` of `path` (HTTP/1.1, keep-alive).
@@ -44,15 +43,21 @@ public struct RawClient: Sendable {
         _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
-    /// Reads until at least `count` bytes arrived (or the peer closed, or 10 s passed); returns them.
+    /// Reads until at least `count` bytes arrived (or the peer closed, or `timeout` passed); returns them.
     @discardableResult
-    public func read(atLeast count: Int) -> [UInt8] {
+    public func read(atLeast count: Int, timeout: Duration = .seconds(10)) async -> [UInt8] {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while received.count < count {
+        let deadline = ContinuousClock.now + timeout
+        while received.count < count, ContinuousClock.now < deadline {
             let n = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            received += buffer[0..<n]
+            if n > 0 {
+                received += buffer[0..<n]
+            } else if n < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
+                try? await Task.sleep(for: .milliseconds(1))
+            } else {
+                break
+            }
         }
         return received
     }

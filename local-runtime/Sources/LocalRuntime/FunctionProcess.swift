@@ -62,31 +62,37 @@ final class FunctionProcess: Sendable {
             if let key = Environment.Key(rawValue: key) { variables[key] = value }
         }
         do {
-            let result = try await Subprocess.run(
-                executable, arguments: Arguments(Array(commandLine.dropFirst())), environment: .custom(variables),
-                workingDirectory: directory.map { FilePath($0.path) }, input: .none, output: .sequence, error: .combinedWithOutput
-            ) { execution in
-                let pid = execution.processIdentifier.value
-                let pending: Int32? = phase.withLock { phase in
-                    guard case .notStarted(let pending) = phase else { return nil }
-                    phase = .running(pid: pid) { signal in try? execution.send(signal: Signal(rawValue: signal)) }
-                    return pending
-                }
-                if let pending { try? execution.send(signal: Signal(rawValue: pending)) }
-                var lines = LineSplitter(limit: Self.maximumLineBytes)
-                let emit: (String) -> Void = { line in
-                    logger.info("\(line)")
-                    onLine(line)
-                }
-                do {
-                    for try await buffer in execution.standardOutput {
-                        buffer.withUnsafeBytes { lines.append($0, emit: emit) }
+            // Cancelling the caller kills the process at once, from the cancelling task: swift-subprocess's own
+            // teardown would too, but from a task it has yet to schedule, which a busy pool can delay.
+            let result = try await withTaskCancellationHandler {
+                try await Subprocess.run(
+                    executable, arguments: Arguments(Array(commandLine.dropFirst())), environment: .custom(variables),
+                    workingDirectory: directory.map { FilePath($0.path) }, input: .none, output: .sequence, error: .combinedWithOutput
+                ) { execution in
+                    let pid = execution.processIdentifier.value
+                    let pending: Int32? = phase.withLock { phase in
+                        guard case .notStarted(let pending) = phase else { return nil }
+                        phase = .running(pid: pid) { signal in try? execution.send(signal: Signal(rawValue: signal)) }
+                        return pending
                     }
-                } catch {
-                    // The read ends early only when the process is being torn down; what was read stays logged.
+                    if let pending { try? execution.send(signal: Signal(rawValue: pending)) }
+                    var lines = LineSplitter(limit: Self.maximumLineBytes)
+                    let emit: (String) -> Void = { line in
+                        logger.info("\(line)")
+                        onLine(line)
+                    }
+                    do {
+                        for try await buffer in execution.standardOutput {
+                            buffer.withUnsafeBytes { lines.append($0, emit: emit) }
+                        }
+                    } catch {
+                        // The read ends early only when the process is being torn down; what was read stays logged.
+                    }
+                    lines.finish(emit: emit)
+                    phase.withLock { $0 = .outputClosed(pid: pid) }
                 }
-                lines.finish(emit: emit)
-                phase.withLock { $0 = .outputClosed(pid: pid) }
+            } onCancel: {
+                self.signal(SIGKILL)
             }
             phase.withLock { $0 = .exited }
             switch result.terminationStatus {
