@@ -11,7 +11,6 @@ Standard library only.
 """
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import shutil
@@ -19,23 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+
+from soak_http import status as call
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def call(method, url, body=None, timeout=30):
-    """(status, body); status 0 when the server could not be reached."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except (OSError, urllib.error.URLError, http.client.HTTPException):
-        return 0, b""
 
 
 def children(pid, name):

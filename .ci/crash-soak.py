@@ -9,7 +9,6 @@ and every consumed key stayed consumed. Standard library only: a different clien
 """
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import random
@@ -20,8 +19,8 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
+
+from soak_http import status
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # map-render sizes used round-robin; their digests are learnt in a calibration run with no kills.
@@ -70,19 +69,6 @@ class Server:
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.port, path)
-
-
-def status(method, url, body=None, timeout=10):
-    """(status, body); status 0 when the server could not be reached."""
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except (OSError, urllib.error.URLError, http.client.HTTPException):
-        # A kill mid-body raises IncompleteRead (an HTTPException, not an OSError).
-        return 0, b""
 
 
 def until_ok(method, url, body=None):

@@ -55,6 +55,28 @@ import Testing
         #expect(kill(pid, 0) == -1, "the process is gone (and reaped)")
     }
 
+    @Test func anInvocationCancelledAtAnyMomentOfItsColdStartStopsItsProcess() async throws {
+        try await RuntimeHarness.run([RuntimeHarness.chaos(concurrency: 1)]) { runtime, _ in
+            // From "not spawned yet" through "starting" to "running the event": a cancel before the function
+            // took the event used to be lost, and the invocation then ran to its end.
+            // Most cancels land while the environment starts (tens of milliseconds in a debug build).
+            for delay in [0, 1, 2, 80, 160] + (0..<40).map({ 3 + $0 }) {
+                let task = Task { try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":30}"#)) }
+                try await Task.sleep(for: .milliseconds(delay))
+                task.cancel()
+                do {
+                    let result = try await withDeadline(.seconds(60), "the cancelled invocation (\(delay) ms) to end") { try await task.value }
+                    #expect(result.status == .cancelled, "after \(delay) ms")
+                } catch let error as RuntimeError {
+                    #expect(error.code == .cancelled, "after \(delay) ms")
+                }
+                try await eventually("no environment left after a cancel at \(delay) ms", within: .seconds(30)) {
+                    runtime.gauges["live_environments"] == 0
+                }
+            }
+        }
+    }
+
     @Test func aCommandThatCannotStartIsAnError() async throws {
         let process = FunctionProcess()
         await #expect(throws: (any Error).self) {

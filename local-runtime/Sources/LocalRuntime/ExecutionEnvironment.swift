@@ -63,6 +63,8 @@ final class ExecutionEnvironment: Sendable {
         var log: [String] = []
         var logBytes = 0
         var lastUsed = ContinuousClock.now
+        /// An invocation cancelled before the function took it: it must not be delivered afterwards.
+        var cancelledRequest: String?
     }
 
     /// Output kept per invocation; Lambda's log tail is 4 KB, this keeps more for `chunkrelay invoke`.
@@ -175,18 +177,27 @@ final class ExecutionEnvironment: Sendable {
 
     /// Hands an invocation to the function and waits for its outcome, killing the process at the deadline
     /// or when it goes over its memory size.
+    ///
+    /// Cancelling the caller cancels the invocation at whatever point it is — before the function took
+    /// the event as much as during it — and the environment is given up, its process killed.
     func invoke(_ assignment: Assignment, timeout: Duration) async -> Completion {
         defer { state.withLock { $0.lastUsed = ContinuousClock.now } }
-        return await withTaskGroup(of: Completion?.self) { group in
+        return await withTaskCancellationHandler {
+            await race(assignment, timeout: timeout)
+        } onCancel: {
+            cancel(assignment.requestID)
+        }
+    }
+
+    private func race(_ assignment: Assignment, timeout: Duration) async -> Completion {
+        await withTaskGroup(of: Completion?.self) { group in
             group.addTask { await self.deliver(assignment) }
             group.addTask {
                 do {
                     try await Task.sleep(for: timeout)
                     self.stop(assignment.requestID, reporting: .timedOut)
                 } catch {
-                    // Cancelled: either the outcome already arrived (then this finds nothing to stop)
-                    // or the caller gave up on the invocation, which kills the function.
-                    self.stop(assignment.requestID, reporting: .cancelled)
+                    // Cancelled: the outcome arrived, or the caller gave up (`cancel` has seen to that).
                 }
                 return nil
             }
@@ -215,8 +226,9 @@ final class ExecutionEnvironment: Sendable {
 
     private func deliver(_ assignment: Assignment) async -> Completion {
         await withCheckedContinuation { continuation in
-            enum Action { case none, wake(CheckedContinuation<Assignment?, Never>), refuse }
+            enum Action { case none, wake(CheckedContinuation<Assignment?, Never>), refuse, cancelled }
             let action: Action = state.withLock { state in
+                if state.cancelledRequest == assignment.requestID { return .cancelled }
                 guard state.phase != .dead, state.current == nil else { return .refuse }
                 state.current = (assignment.requestID, continuation, assignment.sink)
                 if let waiter = state.nextWaiter {
@@ -230,8 +242,23 @@ final class ExecutionEnvironment: Sendable {
             case .none: break
             case .wake(let waiter): waiter.resume(returning: assignment)
             case .refuse: continuation.resume(returning: .undelivered)
+            case .cancelled: continuation.resume(returning: .cancelled)
             }
         }
+    }
+
+    /// The caller gave up on `requestID`: whether the function has the event yet or not, it will not run
+    /// it to the end here; the environment is given up and its process killed.
+    private func cancel(_ requestID: String) {
+        let (continuation, process) = state.withLock { state -> (CheckedContinuation<Completion, Never>?, FunctionProcess?) in
+            state.cancelledRequest = requestID
+            state.phase = .dead
+            guard let current = state.current, current.requestID == requestID else { return (nil, state.process) }
+            state.current = nil
+            return (current.continuation, state.process)
+        }
+        process?.signal(SIGKILL)
+        continuation?.resume(returning: .cancelled)
     }
 
     private func stop(_ requestID: String, reporting completion: Completion) {

@@ -218,6 +218,12 @@ public final class LocalRuntime: Service, Sendable {
         }
         let requestID = UUID().uuidString.lowercased()
         while true {
+            // A cancelled caller starts nothing more (an environment that died before taking the event sends
+            // the loop round again).
+            if Task.isCancelled {
+                if let reserved { await pool.release(reserved) }
+                throw RuntimeError(.cancelled, "the invocation was cancelled before it started")
+            }
             let lease: EnvironmentPool.Lease
             if let first = reserved {
                 lease = first
