@@ -35,6 +35,22 @@ import Testing
         #expect(process.hasExited)
     }
 
+    @Test func aRelativeProgramRunsFromTheFunctionsFolder() async throws {
+        // As `function.json` names them: `.venv/bin/python`, relative to the function's folder.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("bin"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let script = folder.appendingPathComponent("bin/hello")
+        try "#!/bin/sh\necho \"hello from $(pwd)\"\n".write(to: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        let lines = Locked<[String]>([])
+        let exit = try await FunctionProcess().run(commandLine: ["bin/hello"], directory: folder, environment: [:], logger: Logger(label: "test")) { line in
+            lines.update { $0.append(line) }
+        }
+        #expect(exit == .status(0))
+        #expect(lines.value == ["hello from \(folder.resolvingSymlinksInPath().path)"] || lines.value == ["hello from \(folder.path)"])
+    }
+
     @Test func aSignalSentBeforeTheProcessStartsKillsItWhenItDoes() async throws {
         let process = FunctionProcess()
         process.signal(SIGKILL)

@@ -47,9 +47,16 @@ actor FunctionBuilder {
             if !FileManager.default.fileExists(atPath: marker.path) {
                 logger.notice("function \(function.name) is not built; running its build steps in \(directory.path)")
                 let started = ContinuousClock.now
-                for step in steps {
-                    logger.notice("\(function.name): \(step.joined(separator: " "))")
-                    try await Self.run(step, in: directory)
+                do {
+                    for step in steps {
+                        logger.notice("\(function.name): \(step.joined(separator: " "))")
+                        try await Self.run(step, in: directory)
+                    }
+                } catch {
+                    // The marker may come from an early step (`.venv/bin/python`): a build that failed later
+                    // must not pass for done, or the next invocation would run a half-built function.
+                    try? FileManager.default.removeItem(at: marker)
+                    throw error
                 }
                 if function.buildCreates == nil { _ = FileManager.default.createFile(atPath: marker.path, contents: nil) }
                 logger.notice("built \(function.name) in \(ContinuousClock.now - started)")
@@ -95,7 +102,7 @@ actor FunctionBuilder {
         let result: ExecutionResult<[UInt8], SequenceOutput, CombinedErrorOutput>
         do {
             result = try await Subprocess.run(
-                .name(arguments[0]), arguments: Arguments(Array(arguments.dropFirst())), workingDirectory: FilePath(directory.path),
+                FunctionProcess.executable(arguments[0], in: directory), arguments: Arguments(Array(arguments.dropFirst())), workingDirectory: FilePath(directory.path),
                 input: .none, output: .sequence, error: .combinedWithOutput
             ) { execution in
                 // A build can print more than any fixed limit; the last megabyte is all an error quotes.

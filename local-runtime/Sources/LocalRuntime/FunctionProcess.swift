@@ -56,7 +56,7 @@ final class FunctionProcess: Sendable {
         commandLine: [String], directory: URL?, environment: [String: String], logger: Logger,
         onLine: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Exit {
-        let executable: Executable = commandLine[0].hasPrefix("/") ? .path(FilePath(commandLine[0])) : .name(commandLine[0])
+        let executable = Self.executable(commandLine[0], in: directory)
         var variables: [Environment.Key: String] = [:]
         for (key, value) in environment {
             if let key = Environment.Key(rawValue: key) { variables[key] = value }
@@ -110,6 +110,17 @@ final class FunctionProcess: Sendable {
             phase.withLock { $0 = .exited }
             throw error
         }
+    }
+
+    /// How swift-subprocess finds a program: an absolute path as it is, a relative one
+    /// (`.venv/bin/python`) in the working directory it will run in, a bare name in `PATH`.
+    static func executable(_ program: String, in directory: URL?) -> Executable {
+        if program.hasPrefix("/") { return .path(FilePath(program)) }
+        if program.contains("/") {
+            let base = directory?.path ?? FileManager.default.currentDirectoryPath
+            return .path(FilePath(URL(fileURLWithPath: program, relativeTo: URL(fileURLWithPath: base, isDirectory: true)).standardizedFileURL.path))
+        }
+        return .name(program)
     }
 
     /// The process id while it runs.
