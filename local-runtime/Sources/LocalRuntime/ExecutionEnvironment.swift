@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import RelayProtocol
 import Synchronization
 
 /// One execution environment: a function process and the Runtime API endpoint that serves only it.
@@ -57,7 +58,6 @@ final class ExecutionEnvironment: Sendable {
         var nextWaiter: CheckedContinuation<Assignment?, Never>?
         var queued: Assignment?
         var current: (requestID: String, continuation: CheckedContinuation<Completion, Never>, sink: ResponseStreamSink?)?
-        var readyWaiters: [CheckedContinuation<Result<Duration, InitFailure>, Never>] = []
         var initFailure: InitFailure?
         /// Output lines of the invocation in progress (for `X-Amz-Log-Type: Tail`).
         var log: [String] = []
@@ -74,6 +74,9 @@ final class ExecutionEnvironment: Sendable {
     let function: FunctionConfiguration
     private let logger: Logger
     private let state = Mutex(State())
+    /// How initialisation ended: set (under `state`'s lock, so it agrees with `phase`) by the first
+    /// `next` or by the environment's death, whichever comes first.
+    private let readiness = Latch<Result<Duration, InitFailure>>()
 
     init(id: String, function: FunctionConfiguration, logger: Logger) {
         self.id = id
@@ -135,20 +138,11 @@ final class ExecutionEnvironment: Sendable {
         }
     }
 
-    /// Waits for the function's first `next` (initialisation done); returns the init duration.
+    /// Waits for the function's first `next` (initialisation done); returns the init duration. A caller
+    /// cancelled meanwhile gets `Runtime.Cancelled` (the environment goes on starting; the caller decides).
     func waitUntilReady() async -> Result<Duration, InitFailure> {
-        await withCheckedContinuation { continuation in
-            let immediate: Result<Duration, InitFailure>? = state.withLock { state in
-                switch state.phase {
-                case .ready: return .success(state.initDuration ?? .zero)
-                case .dead: return .failure(state.initFailure ?? InitFailure(errorType: "Runtime.ExitError", payload: LambdaErrorPayload.make(type: "Runtime.ExitError", message: "environment ended before initialising")))
-                case .starting:
-                    state.readyWaiters.append(continuation)
-                    return nil
-                }
-            }
-            if let immediate { continuation.resume(returning: immediate) }
-        }
+        await readiness.wait()
+            ?? .failure(InitFailure(errorType: "Runtime.Cancelled", payload: LambdaErrorPayload.make(type: "Runtime.Cancelled", message: "the invocation was cancelled while its environment started")))
     }
 
     private func capture(_ line: String) {
@@ -292,27 +286,26 @@ final class ExecutionEnvironment: Sendable {
     }
 
     private func markDead(_ exit: FunctionProcess.Exit, failure: InitFailure?) {
-        let (waiter, current, readyWaiters, initFailure) = state.withLock { state in
+        let (waiter, current) = state.withLock { state in
             state.phase = .dead
             if let failure, state.initFailure == nil { state.initFailure = failure }
             let initFailure = state.initFailure ?? InitFailure(
                 errorType: "Runtime.ExitError",
                 payload: LambdaErrorPayload.make(type: "Runtime.ExitError", message: "Runtime exited with error: \(exit)")
             )
+            readiness.set(.failure(initFailure))  // no effect once it was ready
             let undelivered = state.queued != nil
             defer {
                 state.nextWaiter = nil
                 state.current = nil
                 state.queued = nil
-                state.readyWaiters = []
             }
-            return (state.nextWaiter, state.current.map { ($0.continuation, undelivered) }, state.readyWaiters, initFailure)
+            return (state.nextWaiter, state.current.map { ($0.continuation, undelivered) })
         }
         waiter?.resume(returning: nil)
         if let (continuation, undelivered) = current {
             continuation.resume(returning: undelivered ? .undelivered : .exited(exit))
         }
-        for readyWaiter in readyWaiters { readyWaiter.resume(returning: .failure(initFailure)) }
     }
 
     // MARK: Runtime API side
@@ -320,15 +313,13 @@ final class ExecutionEnvironment: Sendable {
     /// `GET /2018-06-01/runtime/invocation/next`: the first call ends initialisation.
     func nextInvocation() async -> Assignment? {
         await withCheckedContinuation { continuation in
-            var readyWaiters: [CheckedContinuation<Result<Duration, InitFailure>, Never>] = []
             var replaced: CheckedContinuation<Assignment?, Never>?
             let immediate: Assignment?? = state.withLock { state in
                 if state.phase == .starting {
                     state.phase = .ready
                     let duration = state.spawnedAt.map { ContinuousClock.now - $0 } ?? .zero
                     state.initDuration = duration
-                    readyWaiters = state.readyWaiters
-                    state.readyWaiters = []
+                    readiness.set(.success(duration))
                 }
                 if state.phase == .dead { return .some(nil) }
                 if let queued = state.queued {
@@ -339,8 +330,6 @@ final class ExecutionEnvironment: Sendable {
                 state.nextWaiter = continuation
                 return .none
             }
-            let duration = state.withLock { $0.initDuration } ?? .zero
-            for waiter in readyWaiters { waiter.resume(returning: .success(duration)) }
             replaced?.resume(returning: nil)
             if let immediate { continuation.resume(returning: immediate) }
         }

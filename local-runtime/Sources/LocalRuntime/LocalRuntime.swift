@@ -256,6 +256,14 @@ public final class LocalRuntime: Service, Sendable {
                     initDuration = duration
                 case .failure(let failure):
                     await pool.discard()
+                    if Task.isCancelled {
+                        // A caller cancelled during the cold start takes its environment with it.
+                        environment.terminate(signal: SIGKILL)
+                        return InvocationResult(
+                            status: .cancelled, payload: failure.payload, errorType: "Runtime.Cancelled", requestID: requestID,
+                            duration: .zero, initDuration: nil, maxMemoryUsedMB: nil
+                        )
+                    }
                     logger.error("\(name): init failed: \(LambdaErrorPayload.message(in: failure.payload) ?? failure.errorType)")
                     return InvocationResult(
                         status: .environmentFailure, payload: failure.payload, errorType: failure.errorType, requestID: requestID,
