@@ -98,7 +98,13 @@ public struct FunctionRuntime<Handler: FunctionHandler>: Sendable {
             throw FunctionError(errorType: "Runtime.MissingEnvironment", errorMessage: "AWS_LAMBDA_RUNTIME_API is not set")
         }
         let client = RuntimeAPIClient(endpoint: endpoint, logger: logger)
-        let parent = getppid()
+        // The runtime says who it is: a function whose runtime died while starting it (between the spawn and
+        // this line) already has another parent here, and must not take that one for its runtime.
+        let parent = ProcessInfo.processInfo.environment["CHUNKRELAY_RUNTIME_PID"].flatMap { Int32($0) } ?? getppid()
+        if parent > 1, getppid() != parent {
+            logger.warning("the runtime that started this environment is gone; exiting")
+            exit(0)
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await run(client: client) }
             if parent > 1 {

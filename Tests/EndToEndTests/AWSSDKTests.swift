@@ -3,7 +3,7 @@ import Testing
 
 extension EndToEnd {
     /// An AWS SDK (boto3) pointed at the local runtime's Invoke API, with any credentials, as a user's code would be.
-    @Suite struct AWSSDKTests {
+    @Suite(.timeLimit(.minutes(10))) struct AWSSDKTests {
         static func python() async -> String? { await pythonInterpreter(with: "boto3") }
 
         static let script = #"""

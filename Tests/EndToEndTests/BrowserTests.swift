@@ -7,7 +7,7 @@ import Testing
 extension EndToEnd {
     /// The page at `/` in a real browser: headless Chromium runs it, its `EventSource` receives the
     /// chunks, and it verifies the image with `crypto.subtle.digest`.
-    @Suite struct BrowserTests {
+    @Suite(.timeLimit(.minutes(10))) struct BrowserTests {
         static let chromium: String? = executableInPath(["chromium", "chromium-browser", "google-chrome"])
 
         @Test(.enabled(if: chromium != nil || runningInCI, "needs Chromium (CI installs it)"))

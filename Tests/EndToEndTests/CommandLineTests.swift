@@ -6,7 +6,7 @@ import Testing
 
 extension EndToEnd {
     /// The `chunkrelay` executable as a user runs it: `serve` in one process, `generate` and `invoke` in others.
-    @Suite struct CommandLineTests {
+    @Suite(.timeLimit(.minutes(10))) struct CommandLineTests {
         static var executable: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("chunkrelay") }
 
         @Test func serveGenerateAndInvoke() async throws {

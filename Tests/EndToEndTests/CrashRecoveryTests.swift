@@ -78,7 +78,7 @@ extension RelayClient {
 extension EndToEnd {
     /// `kill -9` of the real server at several points of real jobs, restarting on the same state
     /// directory each time; every image is checked against map-render's known digests.
-    @Suite struct CrashRecoveryTests {
+    @Suite(.timeLimit(.minutes(10))) struct CrashRecoveryTests {
         /// map-render 1000×600, seed 42 (Tests/Fixtures/map-render.json).
         static let wide = (params: ["width": JSONValue.number(1000), "height": .number(600), "seed": .number(42)], bytes: 601_454,
                            sha256: "5acb74bc85ac32229e4e9249b8505dd83d463341dd0ea708a8a50070ca3c932c")
@@ -148,7 +148,9 @@ extension EndToEnd {
 
                 // 3. Killed right after a retrieval is recorded (`done`; the gateway records it once the
                 // client's TCP has acknowledged the last byte): a consumed key stays consumed.
-                while try await client.job(ids[0]).state != .done { try await Task.sleep(for: .milliseconds(5)) }
+                try await eventually("the retrieval to be recorded", within: .seconds(60), every: .milliseconds(5)) {
+                    try await client.job(ids[0]).state == .done
+                }
                 await server.kill9()
                 try await restart()
                 let consumed = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(server.gateway)\(keys[ids[0]]!)"), timeout: .seconds(10))
@@ -161,7 +163,7 @@ extension EndToEnd {
                 async let image = client.streamImage(streamed.id, to: root.appendingPathComponent("stream.png")) { event in
                     if case .chunk = event { chunkEvents.update { $0 += 1 } }
                 }
-                while chunkEvents.value < 30 { try await Task.sleep(for: .milliseconds(5)) }
+                try await eventually("30 chunks to reach the stream client", within: .seconds(60), every: .milliseconds(5)) { chunkEvents.value >= 30 }
                 await server.kill9()
                 try await restart()
                 let streamedImage = try await image

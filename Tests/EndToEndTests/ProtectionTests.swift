@@ -7,7 +7,7 @@ import Testing
 extension EndToEnd {
     /// Abuse from real sockets (a Python client): idle and trickling connections, a stalled body,
     /// oversized and malformed heads, more connections than allowed, a flood of jobs.
-    @Suite struct ProtectionTests {
+    @Suite(.timeLimit(.minutes(10))) struct ProtectionTests {
         static let script = #"""
         import json, socket, sys, time, urllib.request, urllib.error
         base = sys.argv[1]

@@ -4,7 +4,7 @@ import Testing
 extension EndToEnd {
     /// Schemathesis (from PyPI) generates requests from docs/openapi.yaml, valid and not, against a live
     /// gateway: no response may be a 5xx or differ from the document (status, content type, headers, schema).
-    @Suite struct SchemathesisTests {
+    @Suite(.timeLimit(.minutes(10))) struct SchemathesisTests {
         static func python() async -> String? { await pythonInterpreter(with: "schemathesis") }
 
         @Test(.enabled("needs schemathesis (CI installs it)") { await python() != nil || runningInCI })

@@ -79,9 +79,6 @@ func executableInPath(_ names: [String]) -> String? {
 enum Pillow {
     static func python() async -> String? { await pythonInterpreter(with: "PIL") }
 
-    /// Whether the tests must find it (in CI they must; elsewhere the check is skipped without it).
-    static var required: Bool { runningInCI }
-
     /// Decodes the PNG fully and returns its size as "WxH mode".
     static func describe(_ file: URL) async throws -> String {
         guard let python = await python() else { throw TestFailure("Pillow is not installed (set CHUNKRELAY_PYTHON or run .ci/run)") }

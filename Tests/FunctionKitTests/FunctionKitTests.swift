@@ -55,7 +55,7 @@ final class RecordingGateway: Sendable {
     }
 }
 
-@Suite struct ChunkUploaderTests {
+@Suite(.timeLimit(.minutes(5))) struct ChunkUploaderTests {
     static func event(_ url: String) -> InvocationEvent {
         InvocationEvent(jobId: "job", attempt: 1, params: [:], chunkSize: 4096, ingestURL: "\(url)/v1/jobs/job", uploadToken: "secret")
     }
@@ -133,7 +133,7 @@ final class RecordingGateway: Sendable {
     }
 }
 
-@Suite struct FunctionRuntimeTests {
+@Suite(.timeLimit(.minutes(5))) struct FunctionRuntimeTests {
     /// A Runtime API serving two invocations, then an error that ends the loop.
     final class FakeRuntimeAPI: Sendable {
         struct State {

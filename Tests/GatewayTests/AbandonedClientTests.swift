@@ -97,8 +97,8 @@ import Testing
             let invoker = h.invoker
             // Earlier invocations (all cancelled) are still in the fake's record; skip to this job's.
             let event = try await withDeadline(.seconds(10), "the new job to be invoked") {
-                var event = await invoker.nextEvent()
-                while event.jobId != created.id { event = await invoker.nextEvent() }
+                var event = try await invoker.nextEvent()
+                while event.jobId != created.id { event = try await invoker.nextEvent() }
                 return event
             }
             #expect(event.attempt == 1)

@@ -16,7 +16,6 @@ import TestSupport
 final class FakeInvoker: Invoker {
     private struct State {
         var events: [InvocationEvent] = []
-        var eventWaiters: [CheckedContinuation<InvocationEvent, Never>] = []
         var outcomes: [String: CheckedContinuation<Decision, Never>] = [:]
         var invocationCount = 0
         var cancelled: Set<String> = []
@@ -58,16 +57,11 @@ final class FakeInvoker: Invoker {
     private func decision(for event: InvocationEvent) async -> Decision {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let waiter: CheckedContinuation<InvocationEvent, Never>? = state.withLock { state in
+                state.withLock { state in
                     state.invocationCount += 1
                     state.outcomes["\(event.jobId)/\(event.attempt)"] = continuation
-                    if state.eventWaiters.isEmpty {
-                        state.events.append(event)
-                        return nil
-                    }
-                    return state.eventWaiters.removeFirst()
+                    state.events.append(event)
                 }
-                waiter?.resume(returning: event)
             }
         } onCancel: {
             _ = self.state.withLock { $0.cancelled.insert("\(event.jobId)/\(event.attempt)") }
@@ -75,15 +69,13 @@ final class FakeInvoker: Invoker {
         }
     }
 
-    /// The next invocation the gateway made (waits for it).
-    func nextEvent() async -> InvocationEvent {
-        await withCheckedContinuation { continuation in
-            let event: InvocationEvent? = state.withLock { state in
-                if !state.events.isEmpty { return state.events.removeFirst() }
-                state.eventWaiters.append(continuation)
-                return nil
-            }
-            if let event { continuation.resume(returning: event) }
+    /// The next invocation the gateway made; fails after `timeout` rather than waiting for ever.
+    func nextEvent(within timeout: Duration = .seconds(30)) async throws -> InvocationEvent {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let event = state.withLock({ $0.events.isEmpty ? nil : $0.events.removeFirst() }) { return event }
+            guard ContinuousClock.now < deadline else { throw HarnessError("no invocation within \(timeout)") }
+            try await Task.sleep(for: .milliseconds(2))
         }
     }
 
@@ -187,7 +179,7 @@ struct GatewayHarness: Sendable {
         let response = try await json(.POST, "/v1/jobs", #"{"function":"\#(function)","params":\#(params),"delivery":"retrieve"}"#)
         guard response.status == 202 else { throw HarnessError("create answered \(response.status): \(response.text)") }
         let created = try response.decode(JobCreated.self)
-        let event = await invoker.nextEvent()
+        let event = try await invoker.nextEvent()
         guard event.jobId == created.id else { throw HarnessError("invoked \(event.jobId), expected \(created.id)") }
         return (created, event)
     }
@@ -271,7 +263,8 @@ struct EventStreamReader {
     init(_ harness: GatewayHarness, jobId: String, lastEventID: String? = nil, query: String = "") async throws {
         var request = HTTPClientRequest(url: "\(harness.baseURL)/v1/jobs/\(jobId)/events\(query)")
         if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
-        let response = try await Self.client.execute(request, deadline: .distantFuture)
+        // A bound, not a timing claim: a stream that never ends fails the test after it.
+        let response = try await Self.client.execute(request, deadline: .now() + .minutes(3))
         status = Int(response.status.code)
         iterator = response.body.makeAsyncIterator()
     }
@@ -327,7 +320,7 @@ extension GatewayHarness {
         let response = try await json(.POST, "/v1/jobs", #"{"function":"\#(function)","delivery":"stream"}"#)
         guard response.status == 202 else { throw HarnessError("create answered \(response.status): \(response.text)") }
         let created = try response.decode(JobCreated.self)
-        let event = await invoker.nextEvent()
+        let event = try await invoker.nextEvent()
         guard event.jobId == created.id else { throw HarnessError("invoked \(event.jobId), expected \(created.id)") }
         return (created, event)
     }

@@ -5,7 +5,7 @@ import Testing
 
 @testable import Gateway
 
-@Suite struct JobAPITests {
+@Suite(.timeLimit(.minutes(5))) struct JobAPITests {
     @Test func createReturns202WithIdEventsAndOneShotImage() async throws {
         try await GatewayHarness.run { h in
             let response = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","params":{"width":64,"height":32,"seed":9},"delivery":"retrieve"}"#)
@@ -19,7 +19,7 @@ import Testing
             #expect(response.headers["location"] == "/v1/jobs/\(created.id)")
 
             // The function is invoked with what it needs to upload, and the job says it is running.
-            let event = await h.invoker.nextEvent()
+            let event = try await h.invoker.nextEvent()
             #expect(event.jobId == created.id)
             #expect(event.attempt == 1)
             #expect(event.chunkSize == RelayLimits.defaultChunkSize)
@@ -93,11 +93,11 @@ import Testing
 
             // When the running job ends, the next in line is invoked.
             h.invoker.finish(firstEvent, .failed(JobError(code: "test", message: "x")))
-            let next = await h.invoker.nextEvent()
+            let next = try await h.invoker.nextEvent()
             #expect(next.jobId == queued[1].id)
             #expect(try await h.job(queued[2].id).position == 1)
             h.invoker.finish(next, .failed(JobError(code: "test", message: "x")))
-            let last = await h.invoker.nextEvent()
+            let last = try await h.invoker.nextEvent()
             #expect(last.jobId == queued[2].id)
             h.invoker.finish(last, .failed(JobError(code: "test", message: "x")))
         }

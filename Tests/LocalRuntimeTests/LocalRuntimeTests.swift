@@ -7,7 +7,7 @@ import Testing
 
 @testable import LocalRuntime
 
-@Suite(.serialized) struct LocalRuntimeTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct LocalRuntimeTests {
     @Test func invokesAndReusesAWarmEnvironment() async throws {
         try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
             let cold = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"echo"}"#))
@@ -107,7 +107,7 @@ import Testing
             let pieces = Locked<[(ContinuousClock.Instant, ByteBuffer)]>([])
             let reservation = try await runtime.reserve("chaos", payloadBytes: 64)
             // The only environment is claimed: a synchronous invoke is throttled meanwhile.
-            await #expect(throws: RuntimeError.self) { _ = try await runtime.invokeOrThrottle("chaos", payload: ByteBuffer(string: "{}")) }
+            await #expect { _ = try await runtime.invokeOrThrottle("chaos", payload: ByteBuffer(string: "{}")) } throws: { ($0 as? RuntimeError)?.code == .tooManyRequests }
             let result = try await runtime.invoke(
                 reservation, payload: ByteBuffer(string: #"{"mode":"stream","chunks":4,"bytes":50000,"seconds":0.4}"#),
                 sink: ResponseStreamSink { piece in pieces.update { $0.append((ContinuousClock.now, piece)) } }
@@ -207,13 +207,13 @@ import Testing
             let response = try await runtime.invoke("small", payload: ByteBuffer(string: #"{"mode":"oversize","bytes":1048577}"#))
             #expect(response.errorType == "Function.ResponseSizeTooLarge")
             #expect(response.errorMessage?.contains("(1048576 bytes)") == true)
-            #expect(throws: RuntimeError.self) { try runtime.invokeAsync("small", payload: ByteBuffer(repeating: 0x20, count: (256 << 10) + 1)) }
+            #expect { try runtime.invokeAsync("small", payload: ByteBuffer(repeating: 0x20, count: (256 << 10) + 1)) } throws: { ($0 as? RuntimeError)?.code == .requestTooLarge }
             try runtime.invokeAsync("small", payload: ByteBuffer(string: #"{"mode":"echo"}"#))
-            await #expect(throws: RuntimeError.self) {
+            await #expect {
                 _ = try await runtime.invoke("small", payload: ByteBuffer(repeating: 0x20, count: (1 << 20) + 1))
-            }
+            } throws: { ($0 as? RuntimeError)?.code == .requestTooLarge }
         }
-        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", maximumEventBytes: 2 << 20)]) }
+        #expect { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", maximumEventBytes: 2 << 20)]) } throws: { ($0 as? RuntimeError)?.code == .invalidConfiguration }
     }
 
     @Test func theLogOfAnInvocationIsFramedLikeLambdas() async throws {
@@ -246,9 +246,9 @@ import Testing
             async let a = runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":2}"#))
             async let b = runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":2}"#))
             try await Task.sleep(for: .milliseconds(1000))
-            await #expect(throws: RuntimeError.self) {
+            await #expect {
                 _ = try await runtime.invokeOrThrottle("chaos", payload: ByteBuffer(string: "{}"))
-            }
+            } throws: { ($0 as? RuntimeError)?.code == .tooManyRequests }
             let (first, second) = try await (a, b)
             #expect(first.status == .success && second.status == .success)
             // Both started cold: two environments, not one after the other.
@@ -261,14 +261,21 @@ import Testing
             await #expect(throws: RuntimeError(.functionNotFound, "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope")) {
                 _ = try await runtime.invoke("nope", payload: ByteBuffer())
             }
-            await #expect(throws: RuntimeError.self) {
+            await #expect {
                 _ = try await runtime.invoke("chaos", payload: ByteBuffer(repeating: 0, count: (6 << 20) + 101))
-            }
+            } throws: { ($0 as? RuntimeError)?.code == .requestTooLarge }
+            // Exactly at the limit (6 MiB + 100 bytes) is accepted and runs.
+            let head = #"{"mode":"sleep","seconds":0,"pad":""#
+            let padded = head + String(repeating: " ", count: (6 << 20) + 100 - head.utf8.count - 2) + #""}"#
+            #expect(padded.utf8.count == (6 << 20) + 100)
+            let atLimit = try await runtime.invoke("chaos", payload: ByteBuffer(string: padded))
+            #expect(atLimit.status == .success, "\(atLimit.errorType ?? "") \(atLimit.text.prefix(200))")
+            #expect(atLimit.text == #"{"slept":0.0}"# || atLimit.text == #"{"slept":0}"#)
         }
     }
 }
 
-@Suite(.serialized) struct InvokeAPITests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct InvokeAPITests {
     func post(_ url: String, type: String? = nil, body: ByteBuffer = ByteBuffer(string: "{}")) async throws -> (HTTPClientResponse, String) {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
@@ -324,7 +331,7 @@ import Testing
     }
 }
 
-@Suite struct FunctionRegistryTests {
+@Suite(.timeLimit(.minutes(5))) struct FunctionRegistryTests {
     @Test func loadsTheRepositoryFunctions() throws {
         let functions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../functions").standardizedFileURL
         let registry = try FunctionRegistry(directory: functions)
@@ -336,21 +343,21 @@ import Testing
     }
 
     @Test func rejectsInvalidConfigurations() throws {
-        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "a b", swiftProduct: "x")]) }
-        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f")]) }
-        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", timeout: 901)]) }
-        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", memorySize: 64)]) }
-        #expect(throws: RuntimeError.self) { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", maximumRetryAttempts: 3)]) }
+        #expect { try FunctionRegistry([FunctionConfiguration(name: "a b", swiftProduct: "x")]) } throws: { ($0 as? RuntimeError)?.code == .invalidConfiguration }
+        #expect { try FunctionRegistry([FunctionConfiguration(name: "f")]) } throws: { ($0 as? RuntimeError)?.code == .invalidConfiguration }
+        #expect { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", timeout: 901)]) } throws: { ($0 as? RuntimeError)?.code == .invalidConfiguration }
+        #expect { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", memorySize: 64)]) } throws: { ($0 as? RuntimeError)?.code == .invalidConfiguration }
+        #expect { try FunctionRegistry([FunctionConfiguration(name: "f", swiftProduct: "x", maximumRetryAttempts: 3)]) } throws: { ($0 as? RuntimeError)?.code == .invalidConfiguration }
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fn-\(UUID().uuidString)/broken")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory.deletingLastPathComponent()) }
         try Data(#"{"swiftProduct": 3}"#.utf8).write(to: directory.appendingPathComponent("function.json"))
-        #expect(throws: RuntimeError.self) { try FunctionRegistry(directory: directory.deletingLastPathComponent()) }
+        #expect { try FunctionRegistry(directory: directory.deletingLastPathComponent()) } throws: { ($0 as? RuntimeError)?.code == .invalidConfiguration }
     }
 }
 
-@Suite(.serialized) struct RetryTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct RetryTests {
     @Test func failedAsyncInvocationsAreRetriedAsLambdaDoes() async throws {
         var chaos = RuntimeHarness.chaos()
         chaos.maximumRetryAttempts = 2

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Testing
 
 @testable import LocalRuntime
 
@@ -40,7 +41,13 @@ enum RuntimeHarness {
 extension InvocationResult {
     var text: String { String(buffer: payload) }
 
+    /// The payload as chaos's echo object; a payload that is not one fails the test (two unparseable
+    /// payloads must not compare equal as two empty dictionaries).
     var json: [String: String] {
-        (try? JSONSerialization.jsonObject(with: Data(payload.readableBytesView)) as? [String: String]) ?? [:]
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(payload.readableBytesView))) as? [String: String] else {
+            Issue.record("the invocation's payload is not a JSON object of strings: \(text.prefix(300))")
+            return [:]
+        }
+        return object
     }
 }

@@ -3,7 +3,7 @@ import Testing
 
 @testable import MapRender
 
-@Suite struct MapRenderTests {
+@Suite(.timeLimit(.minutes(5))) struct MapRenderTests {
     @Test func sameParametersGiveTheSameBytes() throws {
         let parameters = try MapParameters(width: 300, height: 200, seed: 42)
         #expect(MapRenderer.renderPNG(parameters) == MapRenderer.renderPNG(parameters))

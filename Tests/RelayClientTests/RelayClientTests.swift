@@ -49,7 +49,7 @@ final class FlakyEventServer: Sendable {
     }
 }
 
-@Suite struct RelayClientTests {
+@Suite(.timeLimit(.minutes(5))) struct RelayClientTests {
     @Test func aDroppedStreamResumesAfterTheLastChunkAndVerifies() async throws {
         let chunks = (0..<6).map { index in (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7 + index) } }
         let server = FlakyEventServer(chunks: chunks, cutAfter: 3)

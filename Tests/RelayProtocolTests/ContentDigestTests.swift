@@ -2,7 +2,7 @@ import Foundation
 import RelayProtocol
 import Testing
 
-@Suite struct ContentDigestTests {
+@Suite(.timeLimit(.minutes(5))) struct ContentDigestTests {
     @Test func matchesTheRFC9530Example() throws {
         // RFC 9530 Appendix B.1: the digest of {"hello": "world"}.
         let digest = ContentDigest(of: Array(#"{"hello": "world"}"#.utf8))
@@ -34,7 +34,7 @@ import Testing
     }
 }
 
-@Suite struct RandomTokenTests {
+@Suite(.timeLimit(.minutes(5))) struct RandomTokenTests {
     @Test func tokensAreURLSafeAndDistinct() {
         let tokens = (0..<2000).map { _ in RandomToken.make() }
         #expect(Set(tokens).count == tokens.count)
@@ -61,7 +61,7 @@ import Testing
     }
 }
 
-@Suite struct JobModelTests {
+@Suite(.timeLimit(.minutes(5))) struct JobModelTests {
     @Test func createJobRequestDefaultsToRetrieveWithNoParams() throws {
         let request = try JSONDecoder().decode(CreateJobRequest.self, from: Data(#"{"function":"map-render"}"#.utf8))
         #expect(request == CreateJobRequest(function: "map-render", params: [:], delivery: .retrieve))

@@ -5,7 +5,7 @@ import Testing
 
 /// The event contract typed once: ids parse as they print, payloads round-trip, and the browser page
 /// (which cannot link Swift) listens for every event the contract names.
-struct JobEventContractTests {
+@Suite(.timeLimit(.minutes(1))) struct JobEventContractTests {
     @Test func chunkEventIDsParseWhatTheyPrint() {
         #expect(ChunkEventID(attempt: 1, index: 5).description == "5")
         #expect(ChunkEventID(attempt: 2, index: 5).description == "2:5")

@@ -2,7 +2,7 @@ import Foundation
 import RelayProtocol
 import Testing
 
-@Suite struct ServerSentEventTests {
+@Suite(.timeLimit(.minutes(5))) struct ServerSentEventTests {
     @Test func encodesFieldsAndDispatchesOnABlankLine() {
         let event = ServerSentEvent(event: "queued", data: #"{"position":3}"#, id: "7", retry: 2000)
         #expect(event.encoded() == "retry: 2000\nevent: queued\nid: 7\ndata: {\"position\":3}\n\n")
@@ -65,7 +65,7 @@ import Testing
     }
 }
 
-@Suite struct Base64EventTests {
+@Suite(.timeLimit(.minutes(5))) struct Base64EventTests {
     @Test(arguments: [0, 1, 2, 3, 100, 48_000, 48_001, 100_000])
     func matchesTheStringEncoderAndParsesBack(count: Int) throws {
         let payload = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }

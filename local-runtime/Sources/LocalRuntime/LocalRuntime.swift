@@ -386,6 +386,8 @@ public final class LocalRuntime: Service, Sendable {
         variables["LAMBDA_TASK_ROOT"] = function.directory?.path ?? FileManager.default.currentDirectoryPath
         variables["LAMBDA_RUNTIME_DIR"] = function.directory?.path ?? FileManager.default.currentDirectoryPath
         variables["TZ"] = ":UTC"
+        // Not Lambda's: lets FunctionKit tell that its runtime died even while it was being started.
+        variables["CHUNKRELAY_RUNTIME_PID"] = String(getpid())
         for (key, value) in function.environment { variables[key] = value }
         return variables
     }

@@ -82,14 +82,15 @@ try await FunctionRuntime(logger: logger, responding: { event, context -> Functi
         guard let invocation else { throw FunctionError(errorType: "Chaos.Error", errorMessage: "upload needs a gateway event") }
         if let first = chaos.succeedFromAttempt, invocation.attempt < first {
             // Upload part of the image first, so a retry has something to roll back.
-            _ = try? await ChunkUploader().uploadChunks(Array(pattern(invocation.chunkSize, seed: 99)), for: invocation)
+            // Loudly: a partial upload that failed would leave nothing to roll back, and the test would not know.
+            _ = try await ChunkUploader().uploadChunks(Array(pattern(invocation.chunkSize, seed: 99)), for: invocation)
             throw FunctionError(errorType: "Chaos.Flaky", errorMessage: "failing attempt \(invocation.attempt) as asked")
         }
         let image = pattern(chaos.bytes ?? 100_000, seed: 7)
         if let crashAt = chaos.crashAtChunk {
             // Upload only the first chunks, never complete, and die.
             let cut = min(image.count, crashAt * invocation.chunkSize)
-            _ = try? await ChunkUploader().uploadChunks(Array(image[0..<cut]), for: invocation)
+            _ = try await ChunkUploader().uploadChunks(Array(image[0..<cut]), for: invocation)
             exit(4)
         }
         let manifest = try await ChunkUploader().upload(image, contentType: "application/octet-stream", for: invocation)
