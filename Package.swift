@@ -138,7 +138,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayProtocolTests",
-            dependencies: ["RelayProtocol"]
+            dependencies: ["RelayProtocol", "TestSupport"]
         ),
         .testTarget(
             name: "RelayClientTests",

@@ -38,8 +38,12 @@ extension Gateway {
         ]
         var range: Range<Int64> = 0..<size
         var status = HTTPResponse.Status.ok
-        if let rangeHeader = request.headers[.range], request.headers[.ifRange].map({ $0 == etag }) ?? true {
-            guard let requested = ByteRange(header: rangeHeader)?.resolve(size: size) else {
+        // A Range this server does not take (several ranges, another unit, malformed) is ignored, as RFC 9110
+        // §14.2 allows: the whole image is served. Only a single byte range it cannot satisfy is a 416.
+        if let rangeHeader = request.headers[.range], let byteRange = ByteRange(header: rangeHeader),
+            request.headers[.ifRange].map({ $0 == etag }) ?? true
+        {
+            guard let requested = byteRange.resolve(size: size) else {
                 throw GatewayError(.rangeNotSatisfiable, "range_not_satisfiable", "the image has \(size) bytes", headers: [.contentRange: "bytes */\(size)"])
             }
             range = requested

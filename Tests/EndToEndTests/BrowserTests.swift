@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import RelayClient
 import RelayProtocol
+import TestSupport
 import Testing
 
 extension EndToEnd {

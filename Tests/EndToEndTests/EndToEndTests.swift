@@ -148,7 +148,7 @@ extension EndToEnd {
                     to: out
                 ) { event in events.update { $0.append(event) } }
                 #expect(image.bytes == 300_000)
-                #expect(try Data(contentsOf: out) == Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }))
+                #expect(try Data(contentsOf: out) == Data(ChaosPattern.bytes(300_000, seed: 7)))
                 // The failed attempts uploaded a chunk each before failing, and the stream started over after it.
                 let firstRetry = try #require(events.value.firstIndex { if case .retrying = $0 { return true } else { return false } })
                 #expect(events.value[..<firstRetry].contains { if case .progress(let chunks, _) = $0 { return chunks >= 1 } else { return false } })
@@ -165,7 +165,7 @@ extension EndToEnd {
                 defer { try? FileManager.default.removeItem(at: out) }
                 let image = try await client.generate(CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(500_000)]), to: out)
                 #expect(image.bytes == 500_000)
-                let expected = (0..<500_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+                let expected = ChaosPattern.bytes(500_000, seed: 7)
                 #expect(try Data(contentsOf: out) == Data(expected))
             }
         }

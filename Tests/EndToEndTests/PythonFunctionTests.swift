@@ -1,6 +1,7 @@
 import Foundation
 import RelayClient
 import RelayProtocol
+import TestSupport
 import Testing
 
 extension EndToEnd {

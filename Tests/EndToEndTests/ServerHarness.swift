@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import TestSupport
 import Testing
 
 @testable import chunkrelay
@@ -11,8 +12,6 @@ import Testing
 /// on two cores several at once would make timings, not behaviour, decide the results.
 @Suite(.serialized) enum EndToEnd {}
 
-/// The repository root, for the real `functions/` folder and fixtures.
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardizedFileURL
 
 /// Runs the real `chunkrelay serve` wiring in-process on free ports, with real function processes.
 func withChunkRelay(
@@ -89,10 +88,6 @@ enum Pillow {
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// Runs a command to completion (swift-subprocess: no thread of the concurrency pool is held while it
 /// runs) and returns its exit status and combined output.

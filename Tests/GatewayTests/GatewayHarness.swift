@@ -74,7 +74,7 @@ final class FakeInvoker: Invoker {
         let deadline = ContinuousClock.now + timeout
         while true {
             if let event = state.withLock({ $0.events.isEmpty ? nil : $0.events.removeFirst() }) { return event }
-            guard ContinuousClock.now < deadline else { throw HarnessError("no invocation within \(timeout)") }
+            guard ContinuousClock.now < deadline else { throw TestFailure("no invocation within \(timeout)") }
             try await Task.sleep(for: .milliseconds(2))
         }
     }
@@ -177,10 +177,10 @@ struct GatewayHarness: Sendable {
     /// Creates a retrieve-mode job and waits for the gateway to invoke its function.
     func createJob(function: String = "map-render", params: String = "{}") async throws -> (JobCreated, InvocationEvent) {
         let response = try await json(.POST, "/v1/jobs", #"{"function":"\#(function)","params":\#(params),"delivery":"retrieve"}"#)
-        guard response.status == 202 else { throw HarnessError("create answered \(response.status): \(response.text)") }
+        guard response.status == 202 else { throw TestFailure("create answered \(response.status): \(response.text)") }
         let created = try response.decode(JobCreated.self)
         let event = try await invoker.nextEvent()
-        guard event.jobId == created.id else { throw HarnessError("invoked \(event.jobId), expected \(created.id)") }
+        guard event.jobId == created.id else { throw TestFailure("invoked \(event.jobId), expected \(created.id)") }
         return (created, event)
     }
 
@@ -215,10 +215,10 @@ struct GatewayHarness: Sendable {
         for index in order ?? Array(0..<count) {
             let chunk = Array(image[(index * event.chunkSize)..<min(image.count, (index + 1) * event.chunkSize)])
             let response = try await putChunk(event, index: index, bytes: chunk)
-            guard response.status == 201 else { throw HarnessError("chunk \(index): \(response.status) \(response.text)") }
+            guard response.status == 201 else { throw TestFailure("chunk \(index): \(response.status) \(response.text)") }
         }
         let completed = try await complete(event, chunks: count, bytes: image.count, sha256: ContentDigest(of: image).hex)
-        guard completed.status == 200 else { throw HarnessError("complete: \(completed.status) \(completed.text)") }
+        guard completed.status == 200 else { throw TestFailure("complete: \(completed.status) \(completed.text)") }
         invoker.finish(event, .succeeded)
     }
 
@@ -246,10 +246,6 @@ struct GatewayHarness: Sendable {
     }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// An event-stream client for tests: real HTTP, parsed with the protocol's WHATWG parser.
 struct EventStreamReader {
@@ -275,6 +271,16 @@ struct EventStreamReader {
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
+
+    /// Reads until `count` comments (heartbeats) have arrived; events meanwhile are kept for `next()`.
+    mutating func readComments(atLeast count: Int) async throws {
+        while comments < count {
+            guard let buffer = try await iterator.next() else { throw TestFailure("the stream ended after \(comments) comments") }
+            let bytes = Array(buffer.readableBytesView)
+            comments += Self.countComments(bytes)
+            pending += parser.push(bytes)
+        }
+    }
 
     /// The next event, or nil when the stream ended.
     mutating func next() async throws -> ServerSentEvent? {
@@ -318,10 +324,10 @@ extension GatewayHarness {
     /// Creates a stream-mode job and waits for its invocation.
     func createStreamJob(function: String = "map-render") async throws -> (JobCreated, InvocationEvent) {
         let response = try await json(.POST, "/v1/jobs", #"{"function":"\#(function)","delivery":"stream"}"#)
-        guard response.status == 202 else { throw HarnessError("create answered \(response.status): \(response.text)") }
+        guard response.status == 202 else { throw TestFailure("create answered \(response.status): \(response.text)") }
         let created = try response.decode(JobCreated.self)
         let event = try await invoker.nextEvent()
-        guard event.jobId == created.id else { throw HarnessError("invoked \(event.jobId), expected \(created.id)") }
+        guard event.jobId == created.id else { throw TestFailure("invoked \(event.jobId), expected \(created.id)") }
         return (created, event)
     }
 

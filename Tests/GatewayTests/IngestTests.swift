@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import RelayProtocol
+import TestSupport
 import Testing
 
 @testable import Gateway

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import RelayProtocol
+import TestSupport
 import Testing
 
 @testable import Gateway

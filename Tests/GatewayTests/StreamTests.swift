@@ -243,7 +243,8 @@ import Testing
             let queued = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
             var reader = try await EventStreamReader(h, jobId: queued.id)
             _ = try await reader.next()
-            try await Task.sleep(for: .milliseconds(450))
+            // Two heartbeats reach a stream with nothing else to say (observed, not waited for by the clock).
+            try await reader.readComments(atLeast: 2)
             h.invoker.finish(running, .failed(JobError(code: "t", message: "t")))
             _ = try await reader.read { $0.event == "started" }
             #expect(reader.comments >= 2)

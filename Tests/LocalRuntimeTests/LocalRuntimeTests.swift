@@ -93,16 +93,12 @@ import Testing
     }
 
     /// What chaos's `stream` mode writes: piece `i` is `bytes` of the pattern seeded with `i`.
-    static func streamed(chunks: Int, bytes: Int) -> [UInt8] {
-        (0..<chunks).flatMap { seed in (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) } }
-    }
-
     @Test func streamedResponsesReachTheInvokerAsTheFunctionWritesThem() async throws {
         try await RuntimeHarness.run([RuntimeHarness.chaos(concurrency: 1)]) { runtime, _ in
             // A buffered invoke of a function that streams gets the whole response, as on Lambda.
             let buffered = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"stream","chunks":3,"bytes":1000}"#))
             #expect(buffered.status == .success, "\(buffered.text)")
-            #expect(Array(buffered.payload.readableBytesView) == Self.streamed(chunks: 3, bytes: 1000))
+            #expect(Array(buffered.payload.readableBytesView) == ChaosPattern.streamed(chunks: 3, bytes: 1000))
 
             let pieces = Locked<[(ContinuousClock.Instant, ByteBuffer)]>([])
             let reservation = try await runtime.reserve("chaos", payloadBytes: 64)
@@ -116,7 +112,7 @@ import Testing
             #expect(result.status == .success, "\(result.text)")
             #expect(result.payload.readableBytes == 0, "streamed bytes are not also buffered")
             let received = pieces.value
-            #expect(received.flatMap { Array($0.1.readableBytesView) } == Self.streamed(chunks: 4, bytes: 50000))
+            #expect(received.flatMap { Array($0.1.readableBytesView) } == ChaosPattern.streamed(chunks: 4, bytes: 50000))
             let first = try #require(received.first?.0)
             #expect(ended - first > .milliseconds(1000), "the first piece arrived while the function was still writing")
             #expect(result.log.contains("REPORT RequestId: \(result.requestID)"))
@@ -245,7 +241,8 @@ import Testing
         try await RuntimeHarness.run([RuntimeHarness.chaos(concurrency: 2)]) { runtime, _ in
             async let a = runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":2}"#))
             async let b = runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":2}"#))
-            try await Task.sleep(for: .milliseconds(1000))
+            // Both have their environment (started or starting): the limit is reached.
+            try await eventually("both invocations to hold an environment") { runtime.gauges["live_environments"] == 2 }
             await #expect {
                 _ = try await runtime.invokeOrThrottle("chaos", payload: ByteBuffer(string: "{}"))
             } throws: { ($0 as? RuntimeError)?.code == .tooManyRequests }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import RelayProtocol
@@ -28,7 +29,7 @@ import Testing
     }
 
     @Test func theBrowserPageListensForEveryEventOfTheContract() throws {
-        let page = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../samples/browser/app.js")
+        let page = repositoryRoot.appendingPathComponent("samples/browser/app.js")
         let script = try String(contentsOf: page, encoding: .utf8)
         for name in JobEventContract.Name.allCases where name != .ready {
             // The page runs stream mode; `ready` belongs to retrieve mode only.

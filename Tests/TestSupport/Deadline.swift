@@ -1,10 +1,4 @@
-/// A wait in a test that ran out of time: the test fails with what it waited for, rather than hanging.
-public struct TimedOut: Error, CustomStringConvertible {
-    /// What was waited for.
-    public var description: String
-}
-
-/// Runs `body`, failing with `TimedOut` once `timeout` has passed (the body is cancelled then).
+/// Runs `body`, failing with a `TestFailure` once `timeout` has passed (the body is cancelled then).
 public func withDeadline<T: Sendable>(
     _ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
@@ -16,13 +10,13 @@ public func withDeadline<T: Sendable>(
         }
         defer { group.cancelAll() }
         guard let first = try await group.next(), let value = first else {
-            throw TimedOut(description: "timed out after \(timeout) waiting for \(what)")
+            throw TestFailure("timed out after \(timeout) waiting for \(what)")
         }
         return value
     }
 }
 
-/// Polls `condition` until it holds; fails with `TimedOut` naming `what` after `timeout`.
+/// Polls `condition` until it holds; fails with a `TestFailure` naming `what` after `timeout`.
 public func eventually(
     _ what: String, within timeout: Duration = .seconds(15), every interval: Duration = .milliseconds(20),
     _ condition: () async throws -> Bool
@@ -33,5 +27,5 @@ public func eventually(
         try await Task.sleep(for: interval)
     }
     if try await condition() { return }
-    throw TimedOut(description: "timed out after \(timeout) waiting for \(what)")
+    throw TestFailure("timed out after \(timeout) waiting for \(what)")
 }

@@ -17,7 +17,7 @@ public struct RawClient: Sendable {
     /// test of "stopped reading partway" must not have the whole response acknowledged on its behalf.
     public init(port: Int, receiveBuffer: Int32 = 64 << 10) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw TimedOut(description: "socket() failed: \(errno)") }
+        guard descriptor >= 0 else { throw TestFailure("socket() failed: \(errno)") }
         var size = receiveBuffer
         setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
@@ -29,7 +29,7 @@ public struct RawClient: Sendable {
         }
         guard connected == 0 else {
             close(descriptor)
-            throw TimedOut(description: "connect to port \(port) failed: \(errno)")
+            throw TestFailure("connect to port \(port) failed: \(errno)")
         }
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
     }
