@@ -55,6 +55,13 @@ def rss_kib(pid):
     return 0
 
 
+def open_fds(pid):
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return 0
+
+
 def wait_for(condition, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,7 +86,7 @@ def main():
     failures = []
     started = stopped = 0
     pids = set()
-    rss_before = rss_after = 0
+    rss_before = rss_after = fds_before = fds_after = 0
     final = "not run"
     began = time.monotonic()
     try:
@@ -113,10 +120,10 @@ def main():
             if server.poll() is not None:
                 raise RuntimeError("serve died at cycle %d (exit %s)" % (cycle, server.returncode))
             if cycle == 0:
-                rss_before = rss_kib(server.pid)
+                rss_before, fds_before = rss_kib(server.pid), open_fds(server.pid)
             if (cycle + 1) % 500 == 0:
                 print("  %d cycles, %.0f s" % (cycle + 1, time.monotonic() - began), flush=True)
-        rss_after = rss_kib(server.pid)
+        rss_after, fds_after = rss_kib(server.pid), open_fds(server.pid)
         # The next job completes on the same server, byte for byte.
         size = 300_000
         code, body = call("POST", base + "/v1/jobs", {"function": "chaos", "params": {"mode": "upload", "bytes": size}})
@@ -147,6 +154,7 @@ def main():
         ("function processes started / stopped", "%d / %d (%d distinct pids)" % (started, stopped, len(pids))),
         ("server", "up to the end" if alive and not any("died" in f for f in failures) else "DIED"),
         ("server RSS after cycle 1 / at the end", "%.1f / %.1f MiB" % (rss_before / 1024, rss_after / 1024)),
+        ("server open files after cycle 1 / at the end", "%d / %d" % (fds_before, fds_after)),
         ("next job after the churn", final),
         ("time", "%.0f s (%.1f ms per cycle)" % (elapsed, 1000 * elapsed / max(stopped, 1))),
     ]
@@ -155,10 +163,15 @@ def main():
     print("|%s|-------|" % ("-" * (width + 2)))
     for name, value in rows:
         print("| %s | %s |" % (name.ljust(width), value))
+    if fds_after > fds_before + 20:
+        failures.append("the server's open files grew from %d to %d" % (fds_before, fds_after))
     if failures or stopped != args.cycles:
         print("FAILED: " + "; ".join(failures))
         with open(log.name, "rb") as f:
-            print(f.read().decode(errors="replace")[-4000:])
+            text = f.read().decode(errors="replace")
+        # A crash report starts with "Crash" / "Fatal error"; show it from there, else the log's end.
+        starts = [text.find(marker) for marker in ("💣", "Fatal error", "*** Signal", "Crash") if text.find(marker) >= 0]
+        print(text[min(starts):min(starts) + 12000] if starts else text[-4000:])
         shutil.rmtree(work, ignore_errors=True)
         sys.exit(1)
     shutil.rmtree(work, ignore_errors=True)

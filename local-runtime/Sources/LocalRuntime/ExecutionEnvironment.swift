@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RelayProtocol
+import ServiceLifecycle
 import Synchronization
 
 /// One execution environment: a function process and the Runtime API endpoint that serves only it.
@@ -100,15 +101,19 @@ final class ExecutionEnvironment: Sendable {
             },
             logger: Logger(label: "runtime-api", factory: { _ in SwiftLogNoOpLogHandler() })
         )
+        // Stopped by a graceful shutdown, never by cancelling its task: a connection accepted just as the task
+        // is cancelled is dropped unserved and NIO traps ("Deinited NIOAsyncWriter without calling finish()",
+        // swift-nio #2637) — the churn soak hit it about once in 10,000 environments.
+        let server = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "runtime-api", factory: { _ in SwiftLogNoOpLogHandler() })))
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                do { try await app.run() } catch { self.logger.debug("runtime API server ended: \(error)") }
+                do { try await server.run() } catch { self.logger.debug("runtime API server ended: \(error)") }
                 portContinuation.finish()
             }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next(), port > 0 else {
                 markDead(.status(-1), failure: InitFailure(errorType: "Runtime.StartError", payload: LambdaErrorPayload.make(type: "Runtime.StartError", message: "runtime API endpoint did not start")))
-                group.cancelAll()
+                await server.triggerGracefulShutdown()
                 return
             }
             var variables = environment
@@ -129,12 +134,12 @@ final class ExecutionEnvironment: Sendable {
                 }
             } catch {
                 markDead(.status(-1), failure: InitFailure(errorType: "Runtime.StartError", payload: LambdaErrorPayload.make(type: "Runtime.StartError", message: "could not start \(commandLine.joined(separator: " ")): \(error)")))
-                group.cancelAll()
+                await server.triggerGracefulShutdown()
                 return
             }
             logger.debug("process ended: \(exit)")
             markDead(exit, failure: nil)
-            group.cancelAll()
+            await server.triggerGracefulShutdown()
         }
     }
 

@@ -16,8 +16,8 @@ import Glibc
 /// One execution environment's operating-system process, supervised with swift-subprocess.
 ///
 /// swift-subprocess watches the exit through a pidfd and reads the pipe with its own epoll loop, so no
-/// libdispatch source is torn down per process (Foundation's `Process` + `readabilityHandler` crashed the
-/// server after a few hundred process starts and stops, swift-corelibs-libdispatch #949). The process
+/// libdispatch source is torn down per process (Foundation's process class and its pipe readability callback
+/// crashed the server after a few hundred process starts and stops, swift-corelibs-libdispatch #949). The process
 /// lives exactly as long as `run(…)`: cancelling the calling task kills it.
 final class FunctionProcess: Sendable {
     /// What happened to the process.
