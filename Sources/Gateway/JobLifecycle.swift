@@ -124,14 +124,7 @@ final class JobLifecycle: Sendable {
         guard try await store.finish(jobId: job.id, from: states, to: .cancelled, error: error) else { return false }
         cancellations.cancel(job.id)
         await spool.removeSpool(jobId: job.id)
-        if job.jobState == .ready, let key = job.imageKey {
-            let claimed = claims.withLock { claims -> Bool in
-                guard claims[key] != nil else { return false }
-                claims[key] = true
-                return true
-            }
-            if !claimed { await spool.removeImage(jobId: job.id) }
-        }
+        if job.jobState == .ready { await giveUpImage(of: job) }
         feed.forget(job.id)
         admission.wake()
         feed.notifyQueue()  // every subscriber looks again: this job's own hear `failed`, the others their new place
@@ -142,7 +135,8 @@ final class JobLifecycle: Sendable {
     func expireImage(_ job: JobRecord) async throws -> Bool {
         guard let key = job.imageKey, claims.withLock({ $0[key] == nil }) else { return false }
         guard try await store.finish(jobId: job.id, from: [.ready], to: .expired) else { return false }
-        await spool.removeImage(jobId: job.id)
+        // A transfer may have claimed the key since the look above: then its release deletes the file.
+        await giveUpImage(of: job)
         feed.notify(job.id)
         logger.info("job \(job.id): image expired unclaimed")
         return true
@@ -179,6 +173,17 @@ final class JobLifecycle: Sendable {
         let ids = try await store.deleteFinished(before: cutoff)
         for id in ids { feed.forget(id) }
         return ids.count
+    }
+
+    /// The image of a job that is no longer `ready` goes: now, or when the transfer holding its key ends.
+    private func giveUpImage(of job: JobRecord) async {
+        guard let key = job.imageKey else { return }
+        let claimed = claims.withLock { claims -> Bool in
+            guard claims[key] != nil else { return false }
+            claims[key] = true
+            return true
+        }
+        if !claimed { await spool.removeImage(jobId: job.id) }
     }
 
     // MARK: What requests hold

@@ -101,13 +101,12 @@ final class FunctionProcess: Sendable {
             }
         } catch {
             let started = phase.withLock { phase -> Bool in
+                defer { phase = .exited }
                 if case .notStarted = phase { return false }
-                phase = .exited
                 return true
             }
             // A started process ends this way only when the calling task was cancelled: swift-subprocess killed it.
             if started { return .signal(SIGKILL) }
-            phase.withLock { $0 = .exited }
             throw error
         }
     }
