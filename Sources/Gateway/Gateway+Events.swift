@@ -43,15 +43,20 @@ extension Gateway {
             // Subscribed only here, where the stream runs: a client that resets before the response head never
             // gets this far, and leaving this scope in any way (reset mid-stream included) unsubscribes, so the
             // janitor's "nobody is watching" is always true to the connections.
-            try await lifecycle.withSubscription(to: job.id) { signals in
+            try await lifecycle.withSubscription(to: job.id) { subscription in
                 var cursor = EventCursor(startedAttempt: resumeFrom?.attempt ?? 0, lastChunk: resumeFrom?.index ?? -1)
                 try await writer.write(ByteBuffer(string: "retry: \(configuration.reconnectMilliseconds)\n\n"))
                 var finished = try await emitPending(jobId: job.id, cursor: &cursor, writer: &writer)
                 if !finished {
                     // Ends on graceful shutdown too, so an open stream never holds the server up.
-                    for await signal in signals.cancelOnGracefulShutdown() {
-                        if case .heartbeat = signal { try await writer.write(ByteBuffer(string: ServerSentEvent.comment())) }
-                        finished = try await emitPending(jobId: job.id, cursor: &cursor, writer: &writer)
+                    for await _ in subscription.wakeups.cancelOnGracefulShutdown() {
+                        let reasons = subscription.reasons()
+                        if reasons.contains(.heartbeat) { try await writer.write(ByteBuffer(string: ServerSentEvent.comment())) }
+                        if reasons.contains(.changed) {
+                            finished = try await emitPending(jobId: job.id, cursor: &cursor, writer: &writer)
+                        } else if reasons.contains(.queue), cursor.position != nil {
+                            finished = try await emitPosition(jobId: job.id, cursor: &cursor, writer: &writer)
+                        }
                         if finished { break }
                     }
                 }
@@ -65,12 +70,26 @@ extension Gateway {
         )
     }
 
+    /// The queue moved and this job was waiting: only its place can have changed, and that is known in
+    /// memory. A job no longer in the queue is read again in full (its own change wakes it as well).
+    private func emitPosition(jobId: String, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws -> Bool {
+        guard let position = lifecycle.store.queue.position(of: jobId) else {
+            return try await emitPending(jobId: jobId, cursor: &cursor, writer: &writer)
+        }
+        if cursor.position != position {
+            cursor.position = position
+            try await send(.queued, JobEventContract.Queued(position: position), to: &writer)
+        }
+        return false
+    }
+
     /// Writes every event the client has not had yet; returns true once a final event was written.
     func emitPending(jobId: String, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws -> Bool {
         guard let job = try await lifecycle.store.job(id: jobId) else {
             try await send(.failed, JobError(code: "job_not_found", message: "the job is gone"), to: &writer)
             return true
         }
+        if job.jobState != .queued { cursor.position = nil }  // queue moves no longer concern it
         switch job.jobState {
         case .queued:
             let position = try await lifecycle.store.position(of: job)
@@ -84,10 +103,9 @@ extension Gateway {
             if job.deliveryMode == .stream {
                 try await sendChunks(job, cursor: &cursor, writer: &writer)
             }
-            let summary = try await lifecycle.store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
-            if cursor.progress?.chunks != summary.count || cursor.progress?.bytes != summary.bytes {
-                cursor.progress = (summary.count, summary.bytes)
-                try await send(.progress, JobEventContract.Progress(chunks: summary.count, bytes: summary.bytes), to: &writer)
+            if cursor.progress?.chunks != job.storedChunks || cursor.progress?.bytes != job.storedBytes {
+                cursor.progress = (job.storedChunks, job.storedBytes)
+                try await send(.progress, JobEventContract.Progress(chunks: job.storedChunks, bytes: job.storedBytes), to: &writer)
             }
             return false
         case .ready:
@@ -127,7 +145,9 @@ extension Gateway {
     /// Sends, in index order, every spooled chunk after the cursor; stops at the first gap (a later
     /// chunk that arrived early waits for the ones before it).
     private func sendChunks(_ job: JobRecord, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws {
-        while let chunk = try await lifecycle.store.chunk(jobId: job.id, attempt: job.attempt, index: cursor.lastChunk + 1) {
+        // One read of the ledger for everything after the cursor, then the run that follows it without a gap.
+        for chunk in try await lifecycle.store.chunks(jobId: job.id, attempt: job.attempt, after: cursor.lastChunk) {
+            guard chunk.idx == cursor.lastChunk + 1 else { break }
             let bytes = try await lifecycle.spool.readChunk(jobId: job.id, attempt: job.attempt, offset: Int64(chunk.idx) * Int64(job.chunkSize), length: chunk.size)
             let id = ChunkEventID(attempt: job.attempt, index: chunk.idx).description
             let length = ServerSentEvent.base64EventLength(event: JobEventContract.Name.chunk.rawValue, id: id, payloadCount: bytes.readableBytes)

@@ -67,19 +67,17 @@ extension Gateway {
         let consumesKey = range.upperBound == size
         let bytes = range
         // Looked up now: once the connection closes, its handlers are gone.
-        let connection = consumesKey ? await ConnectionState.of(context.channel) : nil
+        let connection = await ConnectionState.of(context.channel)
         // The claim travels with the body: released at the end of it, or by its deinit when the server
         // drops the response unsent (the client reset before the head).
         let body = ResponseBody(contentLength: Int(range.count)) { [self] writer in
             defer { claim.release() }
             do {
-                try await FileSystem.shared.withFileHandle(forReadingAt: path) { handle in
-                    for try await chunk in handle.readChunks(in: bytes, chunkLength: .kibibytes(64)) {
-                        try await writer.write(chunk)
-                    }
-                }
+                // Zero-copy: the kernel sends the file's pages; a broken connection fails the write.
+                try await FileTransfer.send(path: path.string, range: bytes, on: context.channel)
                 try await writer.finish(nil)
             } catch {
+                connection?.markReset()
                 logger.notice("job \(job.id): image transfer broke (\(error)); key stays retrievable")
                 throw error
             }

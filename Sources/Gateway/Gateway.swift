@@ -95,9 +95,8 @@ public final class Gateway: Sendable {
         var chunks = job.totalChunks ?? 0
         var bytes = job.totalBytes ?? 0
         if state == .running {
-            let summary = try await lifecycle.store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
-            chunks = summary.count
-            bytes = summary.bytes
+            chunks = job.storedChunks
+            bytes = job.storedBytes
         }
         let error = job.errorCode.map { JobError(code: $0, message: job.errorMessage ?? "") }
         return JobStatus(

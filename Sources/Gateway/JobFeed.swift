@@ -4,15 +4,42 @@ import Synchronization
 
 /// Who is watching which job, and how they hear that something changed.
 ///
-/// A subscriber gets a signal stream that holds at most one pending signal: a signal only means
-/// "look again", and the event stream then reads what it has not sent yet from the ledger and the
-/// spool. So a slow reader costs no memory here, and a burst of changes costs one look.
+/// A subscriber gets a wake-up stream that holds at most one pending wake-up, and the reasons that
+/// piled up since it last looked: a wake-up only means "look again", and the event stream then reads
+/// what it has not sent yet. So a slow reader costs no memory here, a burst of changes costs one look,
+/// and a change in the queue (which wakes every waiting client) costs a waiting client only a look at
+/// its place in memory, not a read of the ledger.
 final class JobFeed: Sendable {
-    enum Signal: Sendable { case changed, heartbeat }
+    /// Why a subscriber was woken.
+    struct Reasons: OptionSet, Sendable {
+        let rawValue: Int
+        /// Something about this job changed: read its row again.
+        static let changed = Reasons(rawValue: 1)
+        /// The queue moved: a queued job's place may have changed.
+        static let queue = Reasons(rawValue: 2)
+        /// Time for a heartbeat comment.
+        static let heartbeat = Reasons(rawValue: 4)
+    }
+
+    /// One subscriber's end: its wake-ups, and the reasons behind them.
+    struct Subscription: Sendable {
+        let wakeups: AsyncStream<Void>
+        fileprivate let feed: JobFeed
+        fileprivate let jobId: String
+        fileprivate let id: Int
+
+        /// Takes the reasons pending since the last call.
+        func reasons() -> Reasons { feed.take(jobId, id: id) }
+    }
+
+    private struct Subscriber {
+        var continuation: AsyncStream<Void>.Continuation
+        var pending: Reasons = []
+    }
 
     private struct State {
         var nextID = 0
-        var subscribers: [String: [Int: AsyncStream<Signal>.Continuation]] = [:]
+        var subscribers: [String: [Int: Subscriber]] = [:]
         /// When the last subscriber of a job left.
         var lastSeen: [String: Double] = [:]
     }
@@ -22,38 +49,51 @@ final class JobFeed: Sendable {
     let startedAt = Date().timeIntervalSince1970
 
     /// Registers a subscriber of `jobId`.
-    func subscribe(_ jobId: String) -> (id: Int, signals: AsyncStream<Signal>) {
-        let (stream, continuation) = AsyncStream.makeStream(of: Signal.self, bufferingPolicy: .bufferingNewest(1))
+    func subscribe(_ jobId: String) -> Subscription {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let id = state.withLock { state in
             state.nextID += 1
-            state.subscribers[jobId, default: [:]][state.nextID] = continuation
+            state.subscribers[jobId, default: [:]][state.nextID] = Subscriber(continuation: continuation)
             return state.nextID
         }
-        return (id, stream)
+        return Subscription(wakeups: stream, feed: self, jobId: jobId, id: id)
     }
 
     /// Removes a subscriber (its connection ended).
-    func unsubscribe(_ jobId: String, id: Int) {
-        let continuation = state.withLock { state -> AsyncStream<Signal>.Continuation? in
-            let removed = state.subscribers[jobId]?.removeValue(forKey: id)
-            if state.subscribers[jobId]?.isEmpty == true {
-                state.subscribers[jobId] = nil
-                state.lastSeen[jobId] = Date().timeIntervalSince1970
+    func unsubscribe(_ subscription: Subscription) {
+        let continuation = state.withLock { state -> AsyncStream<Void>.Continuation? in
+            let removed = state.subscribers[subscription.jobId]?.removeValue(forKey: subscription.id)
+            if state.subscribers[subscription.jobId]?.isEmpty == true {
+                state.subscribers[subscription.jobId] = nil
+                state.lastSeen[subscription.jobId] = Date().timeIntervalSince1970
             }
-            return removed
+            return removed?.continuation
         }
         continuation?.finish()
     }
 
+    fileprivate func take(_ jobId: String, id: Int) -> Reasons {
+        state.withLock { state in
+            guard let pending = state.subscribers[jobId]?[id]?.pending else { return [] }
+            state.subscribers[jobId]?[id]?.pending = []
+            return pending
+        }
+    }
+
     /// Something about `jobId` changed.
     func notify(_ jobId: String) {
-        let continuations = state.withLock { Array(($0.subscribers[jobId] ?? [:]).values) }
-        for continuation in continuations { continuation.yield(.changed) }
+        let continuations = state.withLock { state -> [AsyncStream<Void>.Continuation] in
+            guard var subscribers = state.subscribers[jobId] else { return [] }
+            for id in subscribers.keys { subscribers[id]?.pending.insert(.changed) }
+            state.subscribers[jobId] = subscribers
+            return subscribers.values.map(\.continuation)
+        }
+        for continuation in continuations { continuation.yield() }
     }
 
     /// The queue changed (a job was queued, started, finished or cancelled): every queued job's position may have moved.
     func notifyQueue() {
-        broadcast(.changed)
+        broadcast(.queue)
     }
 
     /// Tells every stream to write a heartbeat comment.
@@ -61,9 +101,18 @@ final class JobFeed: Sendable {
         broadcast(.heartbeat)
     }
 
-    private func broadcast(_ signal: Signal) {
-        let continuations = state.withLock { $0.subscribers.values.flatMap(\.values) }
-        for continuation in continuations { continuation.yield(signal) }
+    private func broadcast(_ reason: Reasons) {
+        let continuations = state.withLock { state -> [AsyncStream<Void>.Continuation] in
+            var woken: [AsyncStream<Void>.Continuation] = []
+            for jobId in state.subscribers.keys {
+                for id in state.subscribers[jobId]!.keys {
+                    state.subscribers[jobId]![id]!.pending.insert(reason)
+                    woken.append(state.subscribers[jobId]![id]!.continuation)
+                }
+            }
+            return woken
+        }
+        for continuation in continuations { continuation.yield() }
     }
 
     /// Whether anyone watches `jobId` now, and if not, since when nobody has.

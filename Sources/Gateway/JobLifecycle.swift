@@ -26,6 +26,8 @@ final class JobLifecycle: Sendable {
     private let claims = Mutex<[String: Bool]>([:])
     /// Chunks being written (`job/attempt/index`); a concurrent write of the same chunk gets 503.
     private let chunksInFlight = Mutex<Set<String>>([])
+    /// The whole-image digest of each running job's current attempt, hashed as its chunks arrive.
+    private let digests = Mutex<[String: AttemptDigest]>([:])
 
     init(store: JobStore, spool: Spool, feed: JobFeed, admission: AdmissionQueue, logger: Logger) {
         self.store = store
@@ -49,7 +51,8 @@ final class JobLifecycle: Sendable {
     /// The first queued job (passing over `busyFunctions`) as a new running attempt; the queue hears it moved.
     func startNextAttempt(excluding busyFunctions: Set<String>) async throws -> JobRecord? {
         guard let job = try await store.startNextAttempt(excluding: busyFunctions) else { return nil }
-        feed.notifyQueue()  // this job's subscribers hear `started`, the others their new place
+        feed.notify(job.id)  // its subscribers hear `started`
+        feed.notifyQueue()  // the others their new place
         return job
     }
 
@@ -60,7 +63,9 @@ final class JobLifecycle: Sendable {
         let record = ChunkRecord(jobId: job.id, attempt: job.attempt, idx: index, size: body.readableBytes, sha256: digest.hex)
         let outcome = try await store.insertChunk(record, chunkSize: job.chunkSize)
         switch outcome {
-        case .stored: feed.notify(job.id)
+        case .stored:
+            attemptDigest(of: job).stored(body, index: index)
+            feed.notify(job.id)
         case .attemptOver: await spool.removeSpool(jobId: job.id, attempt: job.attempt)
         case .duplicate, .conflict, .shortChunkNotLast: break
         }
@@ -78,7 +83,10 @@ final class JobLifecycle: Sendable {
         guard summary.bytes == manifest.bytes, summary.shortBeforeLast == 0 else {
             throw GatewayError(.unprocessableContent, "size_mismatch", "\(manifest.bytes) bytes announced, \(summary.bytes) stored")
         }
-        let actual = try await spool.sealSpool(jobId: job.id, attempt: job.attempt, length: manifest.bytes)
+        let progress = digests.withLock { $0[job.id] }.flatMap { $0.attempt == job.attempt ? $0.progress() : nil }
+        let (actual, readBack) = try await spool.sealSpool(
+            jobId: job.id, attempt: job.attempt, length: manifest.bytes, chunkSize: job.chunkSize, progress: progress)
+        if readBack > 0 { logger.debug("job \(job.id): \(readBack) bytes read back to finish the image digest") }
         guard actual == declared else {
             throw GatewayError(.unprocessableContent, "digest_mismatch", "the assembled image's SHA-256 is \(actual.hex), not \(declared.hex)")
         }
@@ -90,6 +98,7 @@ final class JobLifecycle: Sendable {
             if job.deliveryMode == .retrieve { await spool.removeImage(jobId: job.id) }
             throw GatewayError(.conflict, "job_not_running", "job \(job.id) ended while completing")
         }
+        dropDigest(of: job.id)
         feed.notify(job.id)
         logger.info("job \(job.id): complete, \(manifest.bytes) bytes in \(manifest.chunks) chunks, sha256 \(manifest.sha256)")
     }
@@ -102,6 +111,7 @@ final class JobLifecycle: Sendable {
             let next = try await store.startRetry(jobId: jobId, after: current.attempt, failure: failure)
         else { return nil }
         await spool.removeSpool(jobId: jobId, attempt: current.attempt)
+        dropDigest(of: jobId)
         logger.notice("job \(jobId): attempt \(current.attempt) failed (\(failure.code)); retrying as attempt \(next.attempt)")
         feed.notify(jobId)
         return next
@@ -113,6 +123,7 @@ final class JobLifecycle: Sendable {
         guard try await store.finish(jobId: jobId, from: [.running], to: .failed, error: failure) else { return false }
         logger.warning("job \(jobId) failed: \(failure.code): \(failure.message)")
         await spool.removeSpool(jobId: jobId)
+        dropDigest(of: jobId)
         feed.notify(jobId)
         return true
     }
@@ -124,10 +135,12 @@ final class JobLifecycle: Sendable {
         guard try await store.finish(jobId: job.id, from: states, to: .cancelled, error: error) else { return false }
         cancellations.cancel(job.id)
         await spool.removeSpool(jobId: job.id)
+        dropDigest(of: job.id)
         if job.jobState == .ready { await giveUpImage(of: job) }
         feed.forget(job.id)
         admission.wake()
-        feed.notifyQueue()  // every subscriber looks again: this job's own hear `failed`, the others their new place
+        feed.notify(job.id)  // its own subscribers hear `failed`
+        feed.notifyQueue()  // the others their new place
         return true
     }
 
@@ -162,9 +175,13 @@ final class JobLifecycle: Sendable {
     /// Puts jobs that were running back at the front of the queue, in their old order (at start after a
     /// crash, and at shutdown for what did not finish in the grace); returns how many.
     func requeueRunning() async throws -> Int {
-        let count = try await store.requeueRunningJobs()
-        if count > 0 { feed.notifyQueue() }
-        return count
+        let ids = try await store.requeueRunningJobs()
+        for id in ids {
+            dropDigest(of: id)
+            feed.notify(id)
+        }
+        if !ids.isEmpty { feed.notifyQueue() }
+        return ids.count
     }
 
     /// Deletes the rows of jobs finished before `cutoff` (their chunk rows go with them); a key then
@@ -184,6 +201,21 @@ final class JobLifecycle: Sendable {
             return true
         }
         if !claimed { await spool.removeImage(jobId: job.id) }
+    }
+
+    /// The running digest of `job`'s attempt, started at its first stored chunk (a newer attempt replaces it).
+    private func attemptDigest(of job: JobRecord) -> AttemptDigest {
+        digests.withLock { digests in
+            if let existing = digests[job.id], existing.attempt == job.attempt { return existing }
+            // Chunks that run ahead of a gap wait in memory up to two caps (the memory budget is 4 × cap).
+            let digest = AttemptDigest(attempt: job.attempt, holdLimit: 2 * job.chunkSize)
+            digests[job.id] = digest
+            return digest
+        }
+    }
+
+    private func dropDigest(of jobId: String) {
+        _ = digests.withLock { $0.removeValue(forKey: jobId) }
     }
 
     // MARK: What requests hold
@@ -209,10 +241,10 @@ final class JobLifecycle: Sendable {
     }
 
     /// Runs `body` with a subscription to `jobId`'s change signals, unsubscribed when it returns or throws.
-    func withSubscription<T>(to jobId: String, _ body: (AsyncStream<JobFeed.Signal>) async throws -> T) async throws -> T {
-        let (subscriber, signals) = feed.subscribe(jobId)
-        defer { feed.unsubscribe(jobId, id: subscriber) }
-        return try await body(signals)
+    func withSubscription<T>(to jobId: String, _ body: (JobFeed.Subscription) async throws -> T) async throws -> T {
+        let subscription = feed.subscribe(jobId)
+        defer { feed.unsubscribe(subscription) }
+        return try await body(subscription)
     }
 
     /// Runs `body` holding the slot of one chunk of one attempt; nil at once when another request holds it.

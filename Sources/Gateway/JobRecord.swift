@@ -28,6 +28,9 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
     var readyAt: Double?
     var expiresAt: Double?
     var finishedAt: Double?
+    /// Chunks the current attempt has stored, and their bytes.
+    var storedChunks = 0
+    var storedBytes: Int64 = 0
 
     var jobState: JobState { JobState(rawValue: state) ?? .failed }
     var deliveryMode: DeliveryMode { DeliveryMode(rawValue: delivery) ?? .retrieve }

@@ -4,16 +4,21 @@ import RelayProtocol
 
 /// The SQLite ledger (WAL): jobs, their chunks' digests and their image keys.
 ///
-/// Every write that a client or function is told about is committed before the answer goes out,
-/// with `synchronous=FULL` so that a crash after the answer cannot lose it.
+/// Every write that a client or function is told about is committed before the answer goes out.
+/// `synchronous=NORMAL` in WAL mode: a commit reaches the operating system before the answer, so a
+/// crashed or killed gateway loses nothing; only a power loss or kernel crash can lose the last
+/// commits (their fsync waits for the next checkpoint), which for an emulator whose jobs a client
+/// can rerun is the right trade for not paying an fsync per chunk.
 struct JobStore: Sendable {
     let database: DatabasePool
+    /// Places of the queued jobs, mirrored from the ledger inside its write transactions.
+    let queue = QueuePositions()
 
     /// Opens (creating if needed) the ledger at `path` with owner-only permissions.
     init(path: String) throws {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
             // The ledger is small; SQLite's default 2 MB page cache per connection would be most of the
             // gateway's memory budget across the pool's connections.
             try db.execute(sql: "PRAGMA cache_size = -256")
@@ -24,6 +29,10 @@ struct JobStore: Sendable {
         }
         database = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(database)
+        let queued = try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, queueOrder FROM job WHERE state = 'queued'").map { (id: $0[0] as String, order: $0[1] as Int64) }
+        }
+        queue.load(queued)
     }
 
     static var migrator: DatabaseMigrator {
@@ -67,6 +76,14 @@ struct JobStore: Sendable {
             try db.create(index: "job_finished_at", on: "job", columns: ["finishedAt"])
             try db.create(index: "job_ready_at", on: "job", columns: ["readyAt"])
         }
+        migrator.registerMigration("v3") { db in
+            // What the current attempt has stored so far, so progress is read from the job's row rather
+            // than summed over its chunks at every chunk.
+            try db.alter(table: "job") { t in
+                t.add(column: "storedChunks", .integer).notNull().defaults(to: 0)
+                t.add(column: "storedBytes", .integer).notNull().defaults(to: 0)
+            }
+        }
         return migrator
     }
 
@@ -83,6 +100,7 @@ struct JobStore: Sendable {
                 imageKey: imageKey, createdAt: Self.now
             )
             try record.insert(db)
+            queue.insert(id, order: record.queueOrder)
             return record
         }
     }
@@ -97,9 +115,11 @@ struct JobStore: Sendable {
         }
     }
 
-    /// 1-based place in the queue of a queued job.
+    /// 1-based place in the queue of a queued job: from memory, or counted in the ledger when the job
+    /// left the queue since it was read.
     func position(of job: JobRecord) async throws -> Int {
-        try await database.read { db in
+        if let position = queue.position(of: job.id) { return position }
+        return try await database.read { db in
             1 + (try Int.fetchOne(
                 db, sql: "SELECT COUNT(*) FROM job WHERE state = 'queued' AND queueOrder < ?", arguments: [job.queueOrder]
             ) ?? 0)
@@ -121,6 +141,7 @@ struct JobStore: Sendable {
             }
             job.state = JobState.running.rawValue
             try Self.beginAttempt(&job, in: db)
+            queue.remove(job.id)
             return job
         }
     }
@@ -142,6 +163,8 @@ struct JobStore: Sendable {
     private static func beginAttempt(_ job: inout JobRecord, in db: Database) throws {
         job.attempt += 1
         job.uploadToken = RandomToken.make()
+        job.storedChunks = 0
+        job.storedBytes = 0
         try job.update(db)
         try db.execute(sql: "DELETE FROM chunk WHERE jobId = ? AND attempt < ?", arguments: [job.id, job.attempt])
     }
@@ -150,6 +173,15 @@ struct JobStore: Sendable {
     func chunk(jobId: String, attempt: Int, index: Int) async throws -> ChunkRecord? {
         try await database.read { db in
             try ChunkRecord.fetchOne(db, key: ["jobId": jobId, "attempt": attempt, "idx": index])
+        }
+    }
+
+    /// The stored chunks of an attempt after index `after`, in index order (what a stream has not sent yet).
+    func chunks(jobId: String, attempt: Int, after: Int) async throws -> [ChunkRecord] {
+        try await database.read { db in
+            try ChunkRecord.fetchAll(
+                db, sql: "SELECT * FROM chunk WHERE jobId = ? AND attempt = ? AND idx > ? ORDER BY idx",
+                arguments: [jobId, attempt, after])
         }
     }
 
@@ -183,6 +215,9 @@ struct JobStore: Sendable {
                 arguments: [chunk.jobId, chunk.attempt, chunk.idx, chunkSize]) ?? 0
             if shortEarlier > 0 { return .shortChunkNotLast }
             try chunk.insert(db)
+            try db.execute(
+                sql: "UPDATE job SET storedChunks = storedChunks + 1, storedBytes = storedBytes + ? WHERE id = ?",
+                arguments: [chunk.size, chunk.jobId])
             return .stored
         }
     }
@@ -234,6 +269,7 @@ struct JobStore: Sendable {
     func finish(jobId: String, from allowed: Set<JobState>, to state: JobState, error: JobError? = nil) async throws -> Bool {
         try await database.write { db in
             guard var job = try JobRecord.fetchOne(db, key: jobId), allowed.contains(job.jobState) else { return false }
+            if job.jobState == .queued { queue.remove(jobId) }
             job.state = state.rawValue
             job.errorCode = error?.code
             job.errorMessage = error?.message
@@ -273,8 +309,8 @@ struct JobStore: Sendable {
         }
     }
 
-    /// After a crash: jobs that were running go back to the front of the queue, in their old order.
-    func requeueRunningJobs() async throws -> Int {
+    /// After a crash: jobs that were running go back to the front of the queue, in their old order; returns their ids.
+    func requeueRunningJobs() async throws -> [String] {
         try await database.write { db in
             let first = try Int64.fetchOne(db, sql: "SELECT MIN(queueOrder) FROM job") ?? 0
             let running = try JobRecord.fetchAll(db, sql: "SELECT * FROM job WHERE state = 'running' ORDER BY queueOrder")
@@ -283,8 +319,9 @@ struct JobStore: Sendable {
                 job.queueOrder = first - Int64(running.count) + Int64(offset)
                 job.uploadToken = nil
                 try job.update(db)
+                queue.insert(job.id, order: job.queueOrder)
             }
-            return running.count
+            return running.map(\.id)
         }
     }
 

@@ -46,23 +46,42 @@ struct Spool: Sendable {
         }
     }
 
-    /// Hashes the first `length` bytes of an attempt's spool file, flushes it to disk and moves it to
-    /// the image folder; returns the digest (the caller compares it before marking the job ready).
-    func sealSpool(jobId: String, attempt: Int, length: Int64) async throws -> ContentDigest {
+    /// Finishes the whole image's SHA-256 of an attempt's spool file from what was hashed as chunks
+    /// arrived (`progress`; nil after a restart), reading back only the chunks that were not; truncates
+    /// the file to `length`, flushes it to disk and returns the digest (the caller compares it before
+    /// marking the job ready) and how many bytes had to be read back.
+    func sealSpool(jobId: String, attempt: Int, length: Int64, chunkSize: Int, progress: AttemptDigest.Progress?) async throws -> (digest: ContentDigest, readBack: Int64) {
         let path = spoolPath(jobId: jobId, attempt: attempt)
         if length == 0 {
             _ = try await fileSystem.withFileHandle(forWritingAt: path, options: .modifyFile(createIfNecessary: true, permissions: .ownerReadWrite)) { _ in 0 }
         }
-        let digest = try await fileSystem.withFileHandle(forReadingAndWritingAt: path, options: .modifyFile(createIfNecessary: false)) { handle in
-            var hasher = SHA256()
-            for try await chunk in handle.readChunks(in: 0..<length, chunkLength: .kibibytes(256)) {
-                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        let cap = Int64(chunkSize)
+        let chunkCount = Int((length + cap - 1) / cap)
+        return try await fileSystem.withFileHandle(forReadingAndWritingAt: path, options: .modifyFile(createIfNecessary: false)) { handle in
+            var hasher = progress?.hasher ?? SHA256()
+            let held = progress?.held ?? [:]
+            var index = progress?.hashedChunks ?? 0
+            var readBack: Int64 = 0
+            while index < chunkCount {
+                if let chunk = held[index] {
+                    chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                    index += 1
+                    continue
+                }
+                // The run of chunks up to the next one still in memory comes from the file.
+                var end = index + 1
+                while end < chunkCount, held[end] == nil { end += 1 }
+                let range = Int64(index) * cap..<min(length, Int64(end) * cap)
+                for try await chunk in handle.readChunks(in: range, chunkLength: .kibibytes(256)) {
+                    chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                }
+                readBack += Int64(range.count)
+                index = end
             }
             try await handle.resize(to: .bytes(length))
             try await handle.synchronize()
-            return ContentDigest(hasher.finalize())
+            return (ContentDigest(hasher.finalize()), readBack)
         }
-        return digest
     }
 
     /// Moves a sealed spool file to where images are served from.

@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark and print a table (build with -c release for meaningful numbers).",
-        subcommands: [StreamMemoryBench.self, InvokeBench.self]
+        subcommands: [DataPathBench.self, StreamMemoryBench.self, InvokeBench.self]
     )
 }
 
@@ -29,21 +29,14 @@ struct StreamMemoryBench: AsyncParsableCommand {
     @Option(help: "Folder of functions.") var functions = "functions"
 
     func run() async throws {
-        let state = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: state) }
-        let server = try await ChildProcess.start(
-            [
-                URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path,
-                "serve", "--port", "0", "--runtime-port", "0", "--state-dir", state.path, "--functions", functions,
-                "--chunk-size", String(chunkSize), "--log-level", "notice",
-            ],
-            log: state.appendingPathExtension("log")
-        )
-        defer { try? FileManager.default.removeItem(at: server.log) }
-        // Whatever way the benchmark ends, the server does not outlive it (a no-op once it has exited).
-        defer { server.signal(SIGKILL) }
-        let gateway = try await server.announcedURL(after: "gateway listening on ", within: .seconds(120))
-        let baseline = Self.memory(of: server.pid)
+        try await BenchServer.with(functions: functions, arguments: ["--chunk-size", String(chunkSize)]) { server in
+            try await measure(server)
+        }
+    }
+
+    private func measure(_ server: BenchServer) async throws {
+        let gateway = server.gatewayURL
+        let baseline = server.memory
 
         let client = RelayClient(baseURL: gateway)
         let created = try await client.createJob(
@@ -52,11 +45,11 @@ struct StreamMemoryBench: AsyncParsableCommand {
         print("job \(created.id): \(bytes) bytes through a \(chunkSize)-byte cap, read at \(rate) B/s; this takes about \(Int(Double(bytes) * 4 / 3 / Double(rate))) s")
 
         // Sample the server's resident memory while the transfer runs.
-        let pid = server.pid
+        let pid = server.process.pid
         let sampler = Task.detached {
             var peak = 0
             while !Task.isCancelled {
-                peak = max(peak, Self.memory(of: pid).rss)
+                peak = max(peak, BenchServer.memory(of: pid).rss)
                 try? await Task.sleep(for: .milliseconds(100))
             }
             return peak
@@ -93,19 +86,19 @@ struct StreamMemoryBench: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         sampler.cancel()
         let sampledPeak = await sampler.value
-        let final = Self.memory(of: pid)
+        let final = server.memory
         let digest = ContentDigest(hasher.finalize()).hex
         let budget = 64 << 20 + 4 * chunkSize
         let peak = max(final.hwm, sampledPeak)
         let rows: [(String, String)] = [
             ("image", "\(bytes) B (\(bytes >> 20) MiB)"),
             ("chunk cap", "\(chunkSize) B"),
-            ("reader rate (wire)", String(format: "%.1f MB/s target, %.1f MB/s achieved", Double(rate) / 1e6, Double(wire) / 1e6 / Self.seconds(elapsed))),
-            ("transfer time", String(format: "%.1f s", Self.seconds(elapsed))),
+            ("reader rate (wire)", String(format: "%.1f MB/s target, %.1f MB/s achieved", Double(rate) / 1e6, Double(wire) / 1e6 / BenchServer.seconds(elapsed))),
+            ("transfer time", String(format: "%.1f s", BenchServer.seconds(elapsed))),
             ("digest", done.map { $0.sha256 == digest && $0.bytes == received ? "verified (\(digest.prefix(16))…)" : "MISMATCH" } ?? "no done event"),
-            ("server RSS before", Self.mib(baseline.rss)),
-            ("server peak RSS (VmHWM)", Self.mib(peak)),
-            ("budget 64 MiB + 4 × cap", Self.mib(budget)),
+            ("server RSS before", BenchServer.mib(baseline.rss)),
+            ("server peak RSS (VmHWM)", BenchServer.mib(peak)),
+            ("budget 64 MiB + 4 × cap", BenchServer.mib(budget)),
             ("result", peak < budget ? "PASS" : "FAIL"),
         ]
         let width = rows.map(\.0.count).max() ?? 0
@@ -113,25 +106,6 @@ struct StreamMemoryBench: AsyncParsableCommand {
         print("| " + "measure".padding(toLength: width, withPad: " ", startingAt: 0) + " | value |")
         print("|" + String(repeating: "-", count: width + 2) + "|-------|")
         for (name, value) in rows { print("| " + name.padding(toLength: width, withPad: " ", startingAt: 0) + " | \(value) |") }
-        server.signal(SIGTERM)
-        await server.waitForExit()
         if peak >= budget || done == nil { throw ExitCode(1) }
-    }
-
-    static func memory(of pid: Int32) -> (rss: Int, hwm: Int) {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
-        func field(_ name: String) -> Int {
-            for line in status.split(separator: "\n") where line.hasPrefix(name) {
-                return (line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) } ?? 0) * 1024
-            }
-            return 0
-        }
-        return (field("VmRSS:"), field("VmHWM:"))
-    }
-
-    static func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

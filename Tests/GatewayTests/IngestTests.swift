@@ -23,6 +23,30 @@ import Testing
         }
     }
 
+    /// The whole-image digest is hashed as chunks arrive; chunks ahead of a gap wait in memory up to two
+    /// caps, the rest are read back at `complete`. Uploaded backwards, all three paths meet in one image,
+    /// and a wrong declared digest is still caught by what they computed.
+    @Test func anImageUploadedBackwardsIsVerifiedFromMemoryAndReadBack() async throws {
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
+            let image = GatewayHarness.pattern(4096 * 8, seed: 5)
+            let (created, event) = try await h.createJob()
+            for index in (0..<8).reversed() {
+                let chunk = Array(image[(index * 4096)..<((index + 1) * 4096)])
+                let response = try await h.putChunk(event, index: index, bytes: chunk)
+                #expect(response.status == 201)
+            }
+            let wrong = try await h.complete(event, chunks: 8, bytes: image.count, sha256: ContentDigest(of: Array(image.reversed())).hex)
+            #expect(wrong.status == 422)
+            #expect(wrong.text.contains("digest_mismatch"))
+            let right = try await h.complete(event, chunks: 8, bytes: image.count, sha256: ContentDigest(of: image).hex)
+            #expect(right.status == 200)
+            h.invoker.finish(event, .succeeded)
+            let fetched = try await h.request(.GET, try #require(created.image))
+            #expect(fetched.status == 200)
+            #expect(ContentDigest(of: Array(fetched.body.readableBytesView)) == ContentDigest(of: image))
+        }
+    }
+
     @Test func uploadsNeedTheAttemptToken() async throws {
         try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, event) = try await h.createJob()

@@ -1,0 +1,260 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import RelayClient
+import RelayProtocol
+import Synchronization
+
+/// `chunkrelay bench data-path`: what relaying costs over moving the bytes.
+///
+/// Runs `serve` as its own process and, per chunk cap, has the `chaos` function upload an image:
+/// ingest rate (job `running` → `ready`, from the job's own events) and the gateway's CPU per MiB; the
+/// one-shot download against nginx (`sendfile on`) serving the same file to the same client (curl) in
+/// the same run; stream against retrieve end to end through `RelayClient`. Then how fast a change in
+/// the queue reaches 1,000 and 10,000 waiting clients. Medians of `--runs`; ratios pair by pair.
+struct DataPathBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data-path", abstract: "Ingest, retrieval against nginx, stream against retrieve, queue push latency, peak RSS."
+    )
+
+    @Option(help: "Image size in bytes.") var bytes = 256 << 20
+    @Option(help: "Runs per measure (medians are reported).") var runs = 3
+    @Option(name: .customLong("caps"), help: "Chunk caps in bytes, comma-separated.") var caps = "262144,1048576,4194304"
+    @Option(name: .customLong("waiting"), help: "Queue sizes for the push-latency measure, comma-separated (empty: skip).")
+    var waiting = "1000,10000"
+    @Option(help: "Where to write the SVG chart (empty: none).") var chart = "docs/bench-data-path.svg"
+    @Option(help: "Folder of functions.") var functions = "functions"
+
+    /// One cap's samples.
+    struct CapResult {
+        var cap: Int
+        var ingest: [Double] = []  // MiB/s
+        var cpuPerMiB: [Double] = []  // ms
+        var download: [Double] = []  // MiB/s
+        var nginx: [Double] = []  // MiB/s
+        var downloadCPU: [Double] = []  // gateway ms per MiB served
+        var nginxCPU: [Double] = []  // nginx worker ms per MiB served
+        var downloadRatio: [Double] = []
+        var streamWall: [Double] = []  // s
+        var retrieveWall: [Double] = []  // s
+        var wallRatio: [Double] = []
+        var peakRSS = 0
+    }
+
+    func run() async throws {
+        let capList = caps.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let waitingList = waiting.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard let nginxPath = NginxPeer.executable else {
+            throw ExitMessage("nginx is the peer this benchmark compares against; install it with `apt-get install nginx-light` (or nginx)")
+        }
+        let nginx = try await NginxPeer.start(executable: nginxPath)
+        do {
+            try await measure(nginx: nginx, caps: capList, waiting: waitingList)
+        } catch {
+            await nginx.stop()
+            throw error
+        }
+        await nginx.stop()
+    }
+
+    private func measure(nginx: NginxPeer, caps capList: [Int], waiting waitingList: [Int]) async throws {
+        let mib = Double(bytes) / 1_048_576
+        print("image \(bytes) B (\(String(format: "%.0f", mib)) MiB), \(runs) runs per measure, nginx \(nginx.url)")
+
+        var results: [CapResult] = []
+        for cap in capList {
+            var result = CapResult(cap: cap)
+            try await BenchServer.with(functions: functions, arguments: ["--chunk-size", String(cap), "--max-concurrency", "1"]) { server in
+                let client = RelayClient(baseURL: server.gatewayURL)
+                // A first job builds and warms the function; it is not counted.
+                _ = try await uploadAndWait(client, bytes: 1 << 20)
+                for run in 1...runs {
+                    let cpuBefore = server.cpuTime
+                    let upload = try await uploadAndWait(client, bytes: bytes)
+                    let cpu = BenchServer.seconds(server.cpuTime - cpuBefore) * 1000
+                    result.ingest.append(mib / upload.ingestSeconds)
+                    result.cpuPerMiB.append(cpu / mib)
+
+                    // The same file, served by nginx (a hard link: the gateway's consume removes only its own name).
+                    let served = nginx.root.appendingPathComponent("\(upload.jobId).img")
+                    try FileManager.default.linkItem(
+                        at: server.stateDirectory.appendingPathComponent("images/\(upload.jobId).img"), to: served
+                    )
+                    defer { try? FileManager.default.removeItem(at: served) }
+                    let gatewayCPU = server.cpuTime
+                    let gateway = try await Self.curlDownload("\(server.gatewayURL)\(upload.imagePath)", expecting: bytes)
+                    result.downloadCPU.append(BenchServer.seconds(server.cpuTime - gatewayCPU) * 1000 / mib)
+                    let worker = nginx.workerPid
+                    let nginxCPU = BenchServer.cpuTime(of: worker)
+                    let peer = try await Self.curlDownload("\(nginx.url)/\(upload.jobId).img", expecting: bytes)
+                    result.nginxCPU.append(BenchServer.seconds(BenchServer.cpuTime(of: worker) - nginxCPU) * 1000 / mib)
+                    result.download.append(mib / gateway)
+                    result.nginx.append(mib / peer)
+                    result.downloadRatio.append(peer / gateway)  // times, so this is download speed over nginx's
+
+                    let streamWall = try await Self.endToEnd(client, bytes: bytes, delivery: .stream)
+                    let retrieveWall = try await Self.endToEnd(client, bytes: bytes, delivery: .retrieve)
+                    result.streamWall.append(streamWall)
+                    result.retrieveWall.append(retrieveWall)
+                    result.wallRatio.append(streamWall / retrieveWall)
+                    print(
+                        String(
+                            format: "cap %7d run %d: ingest %6.0f MiB/s (%.2f ms CPU/MiB), download %6.0f vs nginx %6.0f MiB/s, stream %.2f s / retrieve %.2f s",
+                            cap, run, mib / upload.ingestSeconds, cpu / mib, mib / gateway, mib / peer, streamWall, retrieveWall)
+                    )
+                }
+                result.peakRSS = server.memory.hwm
+            }
+            results.append(result)
+        }
+
+        var queue: [(waiting: Int, p50: Double, p99: Double, peakRSS: Int)] = []
+        for count in waitingList {
+            let measured = try await queueLatency(waiting: count)
+            queue.append((count, measured.p50, measured.p99, measured.peakRSS))
+            print(String(format: "%d waiting clients: p50 %.1f ms, p99 %.1f ms", count, measured.p50, measured.p99))
+        }
+
+        printTable(results: results, queue: queue)
+        if !chart.isEmpty {
+            try BenchChart.throughput(results: results, imageMiB: mib).write(toFile: chart, atomically: true, encoding: .utf8)
+            print("\nchart: \(chart)")
+        }
+    }
+
+    /// What one retrieve-mode upload took.
+    struct Upload {
+        var jobId: String
+        var imagePath: String
+        var ingestSeconds: Double
+    }
+
+    /// Creates a retrieve job uploading `bytes` and follows its events to `ready`; ingest is `started` → `ready`.
+    private func uploadAndWait(_ client: RelayClient, bytes: Int) async throws -> Upload {
+        let created = try await client.createJob(Self.chaosUpload(bytes: bytes, delivery: .retrieve))
+        let times = Mutex<(started: ContinuousClock.Instant?, ready: ContinuousClock.Instant?)>((nil, nil))
+        let status = try await client.waitUntilReady(created.id) { event in
+            let now = ContinuousClock.now
+            switch event {
+            case .started: times.withLock { $0.started = now }
+            case .ready: times.withLock { $0.ready = now }
+            default: break
+            }
+        }
+        let (started, ready) = times.withLock { $0 }
+        guard let started, let ready, let image = created.image ?? status.image else {
+            throw ExitMessage("job \(created.id) did not become ready (\(status.state))")
+        }
+        return Upload(jobId: created.id, imagePath: image, ingestSeconds: BenchServer.seconds(ready - started))
+    }
+
+    static func chaosUpload(bytes: Int, delivery: DeliveryMode) -> CreateJobRequest {
+        CreateJobRequest(function: "chaos", params: ["mode": .string("upload"), "bytes": .number(Double(bytes))], delivery: delivery)
+    }
+
+    /// Seconds curl took to download `url` to /dev/null (its own `time_total`, so process start is not counted).
+    static func curlDownload(_ url: String, expecting bytes: Int) async throws -> Double {
+        let (status, output) = try await ChildProcess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", url])
+        let fields = output.split(separator: " ")
+        guard status == 0, fields.count == 3, fields[0] == "200", Int(fields[1]) == bytes, let seconds = Double(fields[2]) else {
+            throw ExitMessage("download of \(url) failed: curl exit \(status): \(output)")
+        }
+        return seconds
+    }
+
+    /// Wall time of `RelayClient.generate` (create, follow, receive, verify, write to disk) by one delivery mode.
+    static func endToEnd(_ client: RelayClient, bytes: Int, delivery: DeliveryMode) async throws -> Double {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).img")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let started = ContinuousClock.now
+        let image = try await client.generate(chaosUpload(bytes: bytes, delivery: delivery), to: file)
+        let elapsed = ContinuousClock.now - started
+        guard image.bytes == bytes else { throw ExitMessage("\(delivery) delivered \(image.bytes) bytes, not \(bytes)") }
+        return BenchServer.seconds(elapsed)
+    }
+
+    /// `waiting` clients each watch a queued job; the running job is cancelled a few times and each
+    /// waiting client's next `queued` event is timed from just before the DELETE.
+    private func queueLatency(waiting: Int) async throws -> (p50: Double, p99: Double, peakRSS: Int) {
+        let rounds = max(runs, 3)
+        let arguments = [
+            "--max-concurrency", "1", "--max-queue", String(waiting + rounds + 10), "--max-connections", String(waiting + rounds + 200),
+        ]
+        return try await BenchServer.with(functions: functions, arguments: arguments) { server in
+            let client = RelayClient(baseURL: server.gatewayURL)
+            let sleeper = CreateJobRequest(function: "chaos", params: ["mode": .string("sleep"), "seconds": .number(3600)])
+            let running = try await client.createJob(sleeper)
+            // Created a few at a time; the first queued job is the one that starts after each cancel.
+            var queued: [String] = Array(repeating: "", count: waiting + rounds)
+            try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                var next = 0
+                func add(_ group: inout ThrowingTaskGroup<(Int, String), any Error>) {
+                    let index = next
+                    next += 1
+                    group.addTask { (index, try await client.createJob(sleeper).id) }
+                }
+                while next < min(16, queued.count) { add(&group) }
+                while let (index, id) = try await group.next() {
+                    queued[index] = id
+                    if next < queued.count { add(&group) }
+                }
+            }
+            // Jobs were created concurrently, so their queue order is not the array's: follow the ledger's.
+            let url = URL(string: server.gatewayURL)!
+            let watchers = try await QueueWatchers.connect(host: url.host ?? "127.0.0.1", port: url.port ?? 80, jobIds: queued)
+            var samples: [Double] = []
+            var current = running.id
+            for _ in 0..<rounds {
+                let before = watchers.counts
+                let start = ContinuousClock.now
+                _ = try await client.cancel(current)
+                let latencies = try await watchers.latencies(since: start, countsBefore: before, within: .seconds(120))
+                samples += latencies.map { BenchServer.seconds($0) * 1000 }
+                // The job that started in its place is the next one to cancel.
+                guard let started = try await Self.runningJob(client, among: queued) else { throw ExitMessage("no job started after the cancel") }
+                current = started
+            }
+            await watchers.close()
+            samples.sort()
+            return (samples[samples.count / 2], samples[min(samples.count - 1, samples.count * 99 / 100)], server.memory.hwm)
+        }
+    }
+
+    /// The job among `ids` that is running now (the queue starts the next one right after a cancel).
+    private static func runningJob(_ client: RelayClient, among ids: [String]) async throws -> String? {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            for id in ids.prefix(64) where try await client.job(id).state == .running { return id }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    private func printTable(results: [CapResult], queue: [(waiting: Int, p50: Double, p99: Double, peakRSS: Int)]) {
+        func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
+        }
+        print("\n| cap | ingest MiB/s | gateway CPU ms/MiB | download MiB/s | nginx MiB/s | download / nginx | CPU ms/MiB served, gateway / nginx | stream s | retrieve s | stream/retrieve | peak RSS |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for result in results {
+            let figures = String(
+                format: "%.0f | %.2f | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f | %.2f | %.2f",
+                median(result.ingest), median(result.cpuPerMiB), median(result.download), median(result.nginx),
+                median(result.downloadRatio), median(result.downloadCPU), median(result.nginxCPU),
+                median(result.streamWall), median(result.retrieveWall), median(result.wallRatio))
+            print("| \(Self.capName(result.cap)) | \(figures) | \(BenchServer.mib(result.peakRSS)) |")
+        }
+        if !queue.isEmpty {
+            print("\n| waiting clients | push p50 | push p99 | peak RSS |")
+            print("|---|---|---|---|")
+            for row in queue {
+                print("| \(row.waiting) | " + String(format: "%.1f ms | %.1f ms", row.p50, row.p99) + " | \(BenchServer.mib(row.peakRSS)) |")
+            }
+        }
+    }
+
+    static func capName(_ cap: Int) -> String {
+        cap >= 1 << 20 && cap % (1 << 20) == 0 ? "\(cap >> 20) MiB" : "\(cap >> 10) KiB"
+    }
+}

@@ -1,0 +1,24 @@
+import Testing
+
+@testable import Gateway
+
+@Suite(.timeLimit(.minutes(1))) struct QueuePositionsTests {
+    @Test func placesFollowQueueOrderWhateverTheOrderOfChanges() {
+        let queue = QueuePositions()
+        queue.load([(id: "b", order: 20), (id: "a", order: 10)])
+        queue.insert("d", order: 40)
+        queue.insert("c", order: 30)
+        // A job requeued after a crash goes in front of everything.
+        queue.insert("r", order: -1)
+        #expect(["r", "a", "b", "c", "d"].map { queue.position(of: $0) } == [1, 2, 3, 4, 5])
+        queue.remove("b")
+        queue.remove("r")
+        queue.remove("missing")
+        #expect(queue.position(of: "b") == nil)
+        #expect(["a", "c", "d"].map { queue.position(of: $0) } == [1, 2, 3])
+        // Inserting a job twice does not count it twice.
+        queue.insert("c", order: 30)
+        #expect(queue.count == 3)
+        #expect(queue.position(of: "d") == 3)
+    }
+}
