@@ -51,6 +51,7 @@ final class JobLifecycle: Sendable {
     /// The first queued job (passing over `busyFunctions`) as a new running attempt; the queue hears it moved.
     func startNextAttempt(excluding busyFunctions: Set<String>) async throws -> JobRecord? {
         guard let job = try await store.startNextAttempt(excluding: busyFunctions) else { return nil }
+        beginDigest(of: job)
         feed.notify(job.id)  // its subscribers hear `started`
         feed.notifyQueue()  // the others their new place
         return job
@@ -64,7 +65,7 @@ final class JobLifecycle: Sendable {
         let outcome = try await store.insertChunk(record, chunkSize: job.chunkSize)
         switch outcome {
         case .stored:
-            attemptDigest(of: job).stored(body, index: index)
+            currentDigest(of: job)?.stored(body, index: index)
             feed.notify(job.id)
         case .attemptOver: await spool.removeSpool(jobId: job.id, attempt: job.attempt)
         case .duplicate, .conflict, .shortChunkNotLast: break
@@ -83,7 +84,7 @@ final class JobLifecycle: Sendable {
         guard summary.bytes == manifest.bytes, summary.shortBeforeLast == 0 else {
             throw GatewayError(.unprocessableContent, "size_mismatch", "\(manifest.bytes) bytes announced, \(summary.bytes) stored")
         }
-        let progress = digests.withLock { $0[job.id] }.flatMap { $0.attempt == job.attempt ? $0.progress() : nil }
+        let progress = currentDigest(of: job)?.progress()
         let (actual, readBack) = try await spool.sealSpool(
             jobId: job.id, attempt: job.attempt, length: manifest.bytes, chunkSize: job.chunkSize, progress: progress)
         if readBack > 0 { logger.debug("job \(job.id): \(readBack) bytes read back to finish the image digest") }
@@ -111,7 +112,7 @@ final class JobLifecycle: Sendable {
             let next = try await store.startRetry(jobId: jobId, after: current.attempt, failure: failure)
         else { return nil }
         await spool.removeSpool(jobId: jobId, attempt: current.attempt)
-        dropDigest(of: jobId)
+        beginDigest(of: next)
         logger.notice("job \(jobId): attempt \(current.attempt) failed (\(failure.code)); retrying as attempt \(next.attempt)")
         feed.notify(jobId)
         return next
@@ -203,15 +204,18 @@ final class JobLifecycle: Sendable {
         if !claimed { await spool.removeImage(jobId: job.id) }
     }
 
-    /// The running digest of `job`'s attempt, started at its first stored chunk (a newer attempt replaces it).
-    private func attemptDigest(of job: JobRecord) -> AttemptDigest {
-        digests.withLock { digests in
-            if let existing = digests[job.id], existing.attempt == job.attempt { return existing }
-            // Chunks that run ahead of a gap wait in memory up to two caps (the memory budget is 4 × cap).
-            let digest = AttemptDigest(attempt: job.attempt, holdLimit: 2 * job.chunkSize)
-            digests[job.id] = digest
-            return digest
-        }
+    /// Starts the running digest of a new attempt (replacing the last attempt's). Made only here, when
+    /// the attempt starts, never by a chunk: a chunk that lands as its attempt ends finds nothing to
+    /// feed rather than leaving behind a digest (and the chunks it holds) that nothing would drop.
+    private func beginDigest(of job: JobRecord) {
+        // Chunks that run ahead of a gap wait in memory up to two caps (the memory budget is 4 × cap).
+        let digest = AttemptDigest(attempt: job.attempt, holdLimit: 2 * job.chunkSize)
+        digests.withLock { $0[job.id] = digest }
+    }
+
+    /// The running digest of `job`'s attempt, if that attempt is still the one being hashed.
+    private func currentDigest(of job: JobRecord) -> AttemptDigest? {
+        digests.withLock { $0[job.id] }.flatMap { $0.attempt == job.attempt ? $0 : nil }
     }
 
     private func dropDigest(of jobId: String) {
