@@ -70,7 +70,14 @@ struct NginxPeer {
 
     /// Stops nginx and removes its folder.
     func stop() async {
+        // SIGTERM: the master stops its worker before it exits (killing only the master would leave the
+        // worker running, adopted by init).
+        let worker = workerPid
+        process.signal(SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         process.signal(SIGKILL)
+        if worker != process.pid { kill(worker, SIGKILL) }
         await process.waitForExit()
         try? FileManager.default.removeItem(at: prefix)
     }
