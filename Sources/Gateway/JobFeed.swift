@@ -82,11 +82,8 @@ final class JobFeed: Sendable {
 
     /// Something about `jobId` changed.
     func notify(_ jobId: String) {
-        let continuations = state.withLock { state -> [AsyncStream<Void>.Continuation] in
-            guard var subscribers = state.subscribers[jobId] else { return [] }
-            for id in subscribers.keys { subscribers[id]?.pending.insert(.changed) }
-            state.subscribers[jobId] = subscribers
-            return subscribers.values.map(\.continuation)
+        let continuations = state.withLock { state in
+            state.subscribers[jobId] == nil ? [] : Self.mark(&state.subscribers[jobId]!, with: .changed)
         }
         for continuation in continuations { continuation.yield() }
     }
@@ -102,17 +99,16 @@ final class JobFeed: Sendable {
     }
 
     private func broadcast(_ reason: Reasons) {
-        let continuations = state.withLock { state -> [AsyncStream<Void>.Continuation] in
-            var woken: [AsyncStream<Void>.Continuation] = []
-            for jobId in state.subscribers.keys {
-                for id in state.subscribers[jobId]!.keys {
-                    state.subscribers[jobId]![id]!.pending.insert(reason)
-                    woken.append(state.subscribers[jobId]![id]!.continuation)
-                }
-            }
-            return woken
+        let continuations = state.withLock { state in
+            Array(state.subscribers.keys).flatMap { Self.mark(&state.subscribers[$0]!, with: reason) }
         }
         for continuation in continuations { continuation.yield() }
+    }
+
+    /// Adds `reason` to what each of one job's subscribers has pending; returns who to wake (after the lock).
+    private static func mark(_ subscribers: inout [Int: Subscriber], with reason: Reasons) -> [AsyncStream<Void>.Continuation] {
+        for id in subscribers.keys { subscribers[id]?.pending.insert(reason) }
+        return subscribers.values.map(\.continuation)
     }
 
     /// Whether anyone watches `jobId` now, and if not, since when nobody has.

@@ -4,10 +4,7 @@ import Foundation
 /// download rate of the same file as a line across them. Plain SVG, so README shows it as it is.
 enum BenchChart {
     static func throughput(results: [DataPathBench.CapResult], imageMiB: Double) -> String {
-        func median(_ values: [Double]) -> Double {
-            let sorted = values.sorted()
-            return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-        }
+        let median = DataPathBench.median
         let series: [(name: String, color: String, value: (DataPathBench.CapResult) -> Double)] = [
             ("ingest (running → ready)", "#4e79a7", { median($0.ingest) }),
             ("one-shot download", "#59a14f", { median($0.download) }),

@@ -230,11 +230,14 @@ struct DataPathBench: AsyncParsableCommand {
         return nil
     }
 
+    /// The middle of the runs' samples (0 for none).
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+    }
+
     private func printTable(results: [CapResult], queue: [(waiting: Int, p50: Double, p99: Double, peakRSS: Int)]) {
-        func median(_ values: [Double]) -> Double {
-            let sorted = values.sorted()
-            return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
-        }
+        let median = Self.median
         print("\n| cap | ingest MiB/s | gateway CPU ms/MiB | download MiB/s | nginx MiB/s | download / nginx | CPU ms/MiB served, gateway / nginx | stream s | retrieve s | stream/retrieve | peak RSS |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for result in results {
