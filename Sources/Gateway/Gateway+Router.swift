@@ -12,7 +12,7 @@ extension Gateway {
         router.add(middleware: ErrorMiddleware())
         if let webRoot = configuration.webRoot, FileManager.default.fileExists(atPath: webRoot.appendingPathComponent("index.html").path) {
             // The page at `/` (samples/browser): the one place a person sees a generation arrive.
-            router.add(middleware: FileMiddleware(webRoot.path, searchForIndexHtml: true, logger: logger))
+            router.add(middleware: WebPageMiddleware(files: FileMiddleware(webRoot.path, searchForIndexHtml: true, logger: logger)))
         }
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))

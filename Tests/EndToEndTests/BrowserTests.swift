@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOCore
 import RelayClient
 import RelayProtocol
 import TestSupport
@@ -10,6 +11,25 @@ extension EndToEnd {
     /// chunks, and it verifies the image with `crypto.subtle.digest`.
     @Suite(.timeLimit(.minutes(10))) struct BrowserTests {
         static let chromium: String? = executableInPath(["chromium", "chromium-browser", "google-chrome"])
+
+        /// The page is served for every path but the API's: an API path Hummingbird's file middleware would
+        /// refuse (it answers 400 to any `..`) gets its operation's own documented answer (schemathesis found it).
+        @Test func thePageDoesNotShadowTheAPI() async throws {
+            try await withChunkRelay { gateway, _ in
+                let page = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + "/"), timeout: .seconds(30))
+                #expect(page.status.code == 200)
+                for head in [false, true] {
+                    var request = HTTPClientRequest(url: gateway + "/v1/images/0..0")
+                    request.method = head ? .HEAD : .GET
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                    let body = try await response.body.collect(upTo: 1 << 16)
+                    #expect(response.status.code == 404, "\(head ? "HEAD" : "GET")")
+                    if !head { #expect(String(buffer: body).contains("image_not_found")) }
+                }
+                let job = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + "/v1/jobs/a..b"), timeout: .seconds(30))
+                #expect(job.status.code == 404)
+            }
+        }
 
         @Test(.enabled(if: chromium != nil || runningInCI, "needs Chromium (CI installs it)"))
         func thePageAssemblesAndVerifiesAStreamedMap() async throws {
