@@ -65,51 +65,49 @@ public struct RelayClient: Sendable {
     /// connection; the file appears only once the whole image's SHA-256 matched the `done` event.
     public func streamImage(_ id: String, to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }) async throws -> RetrievedImage {
         let partial = FilePath(file.path + ".partial")
-        _ = try? await FileSystem.shared.removeItem(at: partial)
-        var hasher = SHA256()
-        var written: Int64 = 0
-        var nextIndex = 0
         do {
-            for try await event in events(id) {
-                switch event {
-                case .chunk(let index, let bytes):
-                    guard index == nextIndex else {
-                        throw RelayClientError(status: 0, code: "out_of_order", message: "chunk \(index) arrived, \(nextIndex) expected")
+            // One handle for the whole stream: opening the file per chunk cost a few system calls each.
+            let (image, done) = try await FileSystem.shared.withFileHandle(forWritingAt: partial, options: .newFile(replaceExisting: true)) { handle in
+                var hasher = SHA256()
+                var written: Int64 = 0
+                var nextIndex = 0
+                for try await event in events(id) {
+                    switch event {
+                    case .chunk(let index, let bytes):
+                        guard index == nextIndex else {
+                            throw RelayClientError(status: 0, code: "out_of_order", message: "chunk \(index) arrived, \(nextIndex) expected")
+                        }
+                        try await handle.write(contentsOf: bytes, toAbsoluteOffset: written)
+                        hasher.update(data: bytes)
+                        written += Int64(bytes.count)
+                        nextIndex += 1
+                        onEvent(event)
+                    case .done(let done):
+                        let actual = ContentDigest(hasher.finalize()).hex
+                        guard actual == done.sha256.lowercased(), written == done.bytes, nextIndex == done.chunks else {
+                            throw RelayClientError(status: 0, code: "digest_mismatch", message: "streamed image has SHA-256 \(actual) and \(written) bytes; the gateway announced \(done.sha256) and \(done.bytes)")
+                        }
+                        return (RetrievedImage(file: file, bytes: written, sha256: actual, contentType: done.contentType), event)
+                    case .failed(let error):
+                        throw RelayClientError(status: 0, code: error.code, message: error.message)
+                    case .retrying:
+                        // The attempt that sent the chunks so far failed; the retry sends its own from 0.
+                        try await handle.resize(to: .bytes(0))
+                        hasher = SHA256()
+                        written = 0
+                        nextIndex = 0
+                        onEvent(event)
+                    default:
+                        onEvent(event)
                     }
-                    let offset = written
-                    _ = try await FileSystem.shared.withFileHandle(forWritingAt: partial, options: .modifyFile(createIfNecessary: true)) { handle in
-                        try await handle.write(contentsOf: bytes, toAbsoluteOffset: offset)
-                    }
-                    hasher.update(data: bytes)
-                    written += Int64(bytes.count)
-                    nextIndex += 1
-                    onEvent(event)
-                case .done(let done):
-                    let actual = ContentDigest(hasher.finalize()).hex
-                    guard actual == done.sha256.lowercased(), written == done.bytes, nextIndex == done.chunks else {
-                        throw RelayClientError(status: 0, code: "digest_mismatch", message: "streamed image has SHA-256 \(actual) and \(written) bytes; the gateway announced \(done.sha256) and \(done.bytes)")
-                    }
-                    if written == 0 {
-                        _ = try await FileSystem.shared.withFileHandle(forWritingAt: partial, options: .newFile(replaceExisting: true)) { _ in 0 }
-                    }
-                    _ = try? await FileSystem.shared.removeItem(at: FilePath(file.path))
-                    try await FileSystem.shared.moveItem(at: partial, to: FilePath(file.path))
-                    onEvent(event)
-                    return RetrievedImage(file: file, bytes: written, sha256: actual, contentType: done.contentType)
-                case .failed(let error):
-                    throw RelayClientError(status: 0, code: error.code, message: error.message)
-                case .retrying:
-                    // The attempt that sent the chunks so far failed; the retry sends its own from 0.
-                    _ = try? await FileSystem.shared.removeItem(at: partial)
-                    hasher = SHA256()
-                    written = 0
-                    nextIndex = 0
-                    onEvent(event)
-                default:
-                    onEvent(event)
                 }
+                throw RelayClientError(status: 0, code: "stream_ended", message: "the event stream ended without done")
             }
-            throw RelayClientError(status: 0, code: "stream_ended", message: "the event stream ended without done")
+            _ = try? await FileSystem.shared.removeItem(at: FilePath(file.path))
+            try await FileSystem.shared.moveItem(at: partial, to: FilePath(file.path))
+            // `done` is told once the file is in place.
+            onEvent(done)
+            return image
         } catch {
             _ = try? await FileSystem.shared.removeItem(at: partial)
             throw error

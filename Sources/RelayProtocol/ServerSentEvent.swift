@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One Server-Sent Event (WHATWG HTML, "Server-sent events").
 public struct ServerSentEvent: Sendable, Hashable {
     /// `event:`; `nil` means the default type `message`.
@@ -155,11 +161,13 @@ public struct ServerSentEvent: Sendable, Hashable {
 /// or CR ends a line; a leading BOM is skipped; `:` lines are comments; `data` lines accumulate;
 /// an `id` containing NUL is ignored; `retry` takes only ASCII digits; a blank line dispatches.
 public struct ServerSentEventParser: Sendable {
+    // Fields stay bytes until an event is dispatched: a chunk event's data is over a megabyte of
+    // base64, and building it up as Strings line by line copied it several times over.
     private var buffer: [UInt8] = []
     private var sawFirstBytes = false
     private var lastWasCR = false
     private var eventType = ""
-    private var dataBuffer = ""
+    private var dataBuffer: [UInt8] = []
     private var hasData = false
     private var pendingRetry: Int?
     /// The last event id seen (it persists across events, as in the browser).
@@ -172,19 +180,32 @@ public struct ServerSentEventParser: Sendable {
 
     /// Feeds bytes; returns the events completed by them.
     public mutating func push(_ bytes: some Sequence<UInt8>) -> [ServerSentEvent] {
-        var input = Array(bytes)
-        if !sawFirstBytes {
+        var events: [ServerSentEvent] = []
+        let consumed: Void? = bytes.withContiguousStorageIfAvailable { consume($0, into: &events) }
+        if consumed == nil {
+            Array(bytes).withUnsafeBufferPointer { consume($0, into: &events) }
+        }
+        return events
+    }
+
+    private mutating func consume(_ input: UnsafeBufferPointer<UInt8>, into events: inout [ServerSentEvent]) {
+        guard sawFirstBytes else {
             // A leading byte-order mark is skipped; hold back a partial one until it is complete.
-            let held = buffer + input
+            var held = buffer + Array(input)
             if held.count < 3 && [0xEF, 0xBB, 0xBF].starts(with: held) {
                 buffer = held
-                return []
+                return
             }
             sawFirstBytes = true
             buffer = []
-            input = held.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(held.dropFirst(3)) : held
+            if held.starts(with: [0xEF, 0xBB, 0xBF]) { held.removeFirst(3) }
+            held.withUnsafeBufferPointer { consumeLines($0, into: &events) }
+            return
         }
-        var events: [ServerSentEvent] = []
+        consumeLines(input, into: &events)
+    }
+
+    private mutating func consumeLines(_ input: UnsafeBufferPointer<UInt8>, into events: inout [ServerSentEvent]) {
         var index = 0
         let count = input.count
         while index < count {
@@ -196,65 +217,68 @@ public struct ServerSentEventParser: Sendable {
                 }
             }
             // Copy everything up to the next line end in one go.
-            var end = index
-            while end < count, input[end] != UInt8(ascii: "\n"), input[end] != UInt8(ascii: "\r") { end += 1 }
-            buffer += input[index..<end]
+            let end = Self.lineEnd(in: input, from: index)
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<end]))
             guard end < count else { break }
             lastWasCR = input[end] == UInt8(ascii: "\r")
             endLine(into: &events)
             index = end + 1
         }
-        return events
+    }
+
+    /// The index of the first CR or LF at or after `start`, or the end: `memchr` scans a long base64 line
+    /// many times faster than a byte loop.
+    private static func lineEnd(in input: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        guard let base = input.baseAddress, start < input.count else { return input.count }
+        let length = input.count - start
+        var end = input.count
+        if let found = memchr(base + start, Int32(UInt8(ascii: "\n")), length) {
+            end = start + (UnsafeRawPointer(found) - UnsafeRawPointer(base + start))
+        }
+        if end > start, let found = memchr(base + start, Int32(UInt8(ascii: "\r")), end - start) {
+            end = start + (UnsafeRawPointer(found) - UnsafeRawPointer(base + start))
+        }
+        return end
     }
 
     private mutating func endLine(into events: inout [ServerSentEvent]) {
-        let line = buffer
-        buffer.removeAll(keepingCapacity: true)
-        if line.isEmpty {
+        defer { buffer.removeAll(keepingCapacity: true) }
+        if buffer.isEmpty {
             dispatch(into: &events)
             return
         }
-        if line.first == UInt8(ascii: ":") { return }
-        let field: String
-        var value: ArraySlice<UInt8>
-        if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
-            field = String(decoding: line[..<colon], as: UTF8.self)
-            value = line[(colon + 1)...]
-            if value.first == UInt8(ascii: " ") { value = value.dropFirst() }
-        } else {
-            field = String(decoding: line, as: UTF8.self)
-            value = []
-        }
-        switch field {
-        case "event":
-            eventType = String(decoding: value, as: UTF8.self)
-        case "data":
-            dataBuffer += String(decoding: value, as: UTF8.self)
-            dataBuffer += "\n"
+        if buffer.first == UInt8(ascii: ":") { return }
+        let colon = buffer.firstIndex(of: UInt8(ascii: ":")) ?? buffer.endIndex
+        var valueStart = min(colon + 1, buffer.endIndex)
+        if valueStart < buffer.endIndex, buffer[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+        let name = buffer[..<colon]
+        let value = buffer[valueStart...]
+        if name.elementsEqual("data".utf8) {
+            dataBuffer.append(contentsOf: value)
+            dataBuffer.append(UInt8(ascii: "\n"))
             hasData = true
-        case "id":
+        } else if name.elementsEqual("event".utf8) {
+            eventType = String(decoding: value, as: UTF8.self)
+        } else if name.elementsEqual("id".utf8) {
             if !value.contains(0) { lastEventID = String(decoding: value, as: UTF8.self) }
-        case "retry":
+        } else if name.elementsEqual("retry".utf8) {
             if !value.isEmpty, value.allSatisfy({ (0x30...0x39).contains($0) }), let number = Int(String(decoding: value, as: UTF8.self)) {
                 reconnectionTime = number
                 pendingRetry = number
             }
-        default:
-            break
         }
     }
 
     private mutating func dispatch(into events: inout [ServerSentEvent]) {
         defer {
             eventType = ""
-            dataBuffer = ""
+            dataBuffer.removeAll(keepingCapacity: true)
             hasData = false
             pendingRetry = nil
         }
         // The spec dispatches nothing when the data buffer is empty; the event type is reset either way.
         guard hasData else { return }
-        var data = dataBuffer
-        if data.hasSuffix("\n") { data.removeLast() }
+        let data = String(decoding: dataBuffer.dropLast(dataBuffer.last == UInt8(ascii: "\n") ? 1 : 0), as: UTF8.self)
         events.append(
             ServerSentEvent(event: eventType.isEmpty ? nil : eventType, data: data, id: lastEventID.isEmpty ? nil : lastEventID, retry: pendingRetry)
         )

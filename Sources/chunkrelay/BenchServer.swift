@@ -66,6 +66,21 @@ struct BenchServer {
         return .milliseconds((user + system) * 1000 / max(ticks, 1))
     }
 
+    /// The whole machine's CPU time, busy and in all, summed over its cores (`/proc/stat`'s `cpu` line):
+    /// how much of the machine a measure used, whichever processes used it.
+    static func machineCPU() -> (busy: Duration, all: Duration) {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") })
+        else { return (.zero, .zero) }
+        // user nice system idle iowait irq softirq steal: idle and iowait are the machine waiting.
+        let ticks = line.split(separator: " ").dropFirst().prefix(8).compactMap { Int64($0) }
+        guard ticks.count == 8 else { return (.zero, .zero) }
+        let perSecond = Int64(sysconf(Int32(_SC_CLK_TCK)))
+        let all = ticks.reduce(0, +)
+        let busy = all - ticks[3] - ticks[4]
+        return (.milliseconds(busy * 1000 / max(perSecond, 1)), .milliseconds(all * 1000 / max(perSecond, 1)))
+    }
+
     static func memory(of pid: Int32) -> (rss: Int, hwm: Int) {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
         func field(_ name: String) -> Int {

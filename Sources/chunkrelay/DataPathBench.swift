@@ -30,6 +30,8 @@ struct DataPathBench: AsyncParsableCommand {
         var cap: Int
         var ingest: [Double] = []  // MiB/s
         var cpuPerMiB: [Double] = []  // ms
+        var machinePerMiB: [Double] = []  // ms, every process on the machine (the function too)
+        var machineBusy: [Double] = []  // share of the machine's cores busy during ingest
         var download: [Double] = []  // MiB/s
         var nginx: [Double] = []  // MiB/s
         var downloadCPU: [Double] = []  // gateway ms per MiB served
@@ -38,6 +40,8 @@ struct DataPathBench: AsyncParsableCommand {
         var streamWall: [Double] = []  // s
         var retrieveWall: [Double] = []  // s
         var wallRatio: [Double] = []
+        var streamCPU: [Double] = []  // s of the machine's CPU, end to end
+        var retrieveCPU: [Double] = []
         var peakRSS = 0
     }
 
@@ -70,10 +74,15 @@ struct DataPathBench: AsyncParsableCommand {
                 _ = try await uploadAndWait(client, bytes: 1 << 20)
                 for run in 1...runs {
                     let cpuBefore = server.cpuTime
+                    let machineBefore = BenchServer.machineCPU()
                     let upload = try await uploadAndWait(client, bytes: bytes)
                     let cpu = BenchServer.seconds(server.cpuTime - cpuBefore) * 1000
+                    let machine = BenchServer.machineCPU()
+                    let machineBusy = BenchServer.seconds(machine.busy - machineBefore.busy)
                     result.ingest.append(mib / upload.ingestSeconds)
                     result.cpuPerMiB.append(cpu / mib)
+                    result.machinePerMiB.append(machineBusy * 1000 / mib)
+                    result.machineBusy.append(machineBusy / max(BenchServer.seconds(machine.all - machineBefore.all), 0.001))
 
                     // The same file, served by nginx (a hard link: the gateway's consume removes only its own name).
                     let served = nginx.root.appendingPathComponent("\(upload.jobId).img")
@@ -92,15 +101,19 @@ struct DataPathBench: AsyncParsableCommand {
                     result.nginx.append(mib / peer)
                     result.downloadRatio.append(peer / gateway)  // times, so this is download speed over nginx's
 
+                    let streamBefore = BenchServer.machineCPU().busy
                     let streamWall = try await Self.endToEnd(client, bytes: bytes, delivery: .stream)
+                    let retrieveBefore = BenchServer.machineCPU().busy
                     let retrieveWall = try await Self.endToEnd(client, bytes: bytes, delivery: .retrieve)
+                    result.streamCPU.append(BenchServer.seconds(retrieveBefore - streamBefore))
+                    result.retrieveCPU.append(BenchServer.seconds(BenchServer.machineCPU().busy - retrieveBefore))
                     result.streamWall.append(streamWall)
                     result.retrieveWall.append(retrieveWall)
                     result.wallRatio.append(streamWall / retrieveWall)
                     print(
                         String(
-                            format: "cap %7d run %d: ingest %6.0f MiB/s (%.2f ms CPU/MiB), download %6.0f vs nginx %6.0f MiB/s, stream %.2f s / retrieve %.2f s",
-                            cap, run, mib / upload.ingestSeconds, cpu / mib, mib / gateway, mib / peer, streamWall, retrieveWall)
+                            format: "cap %7d run %d: ingest %6.0f MiB/s (%.2f ms CPU/MiB, machine %.0f %% busy), download %6.0f vs nginx %6.0f MiB/s, stream %.2f s / retrieve %.2f s",
+                            cap, run, mib / upload.ingestSeconds, cpu / mib, (result.machineBusy.last ?? 0) * 100, mib / gateway, mib / peer, streamWall, retrieveWall)
                     )
                 }
                 result.peakRSS = server.memory.hwm
@@ -238,14 +251,16 @@ struct DataPathBench: AsyncParsableCommand {
 
     private func printTable(results: [CapResult], queue: [(waiting: Int, p50: Double, p99: Double, peakRSS: Int)]) {
         let median = Self.median
-        print("\n| cap | ingest MiB/s | gateway CPU ms/MiB | download MiB/s | nginx MiB/s | download / nginx | CPU ms/MiB served, gateway / nginx | stream s | retrieve s | stream/retrieve | peak RSS |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("\n| cap | ingest MiB/s | gateway CPU ms/MiB | machine CPU ms/MiB (busy) | download MiB/s | nginx MiB/s | download / nginx | CPU ms/MiB served, gateway / nginx | stream s | retrieve s | stream/retrieve | machine CPU s, stream / retrieve | peak RSS |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for result in results {
             let figures = String(
-                format: "%.0f | %.2f | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f | %.2f | %.2f",
-                median(result.ingest), median(result.cpuPerMiB), median(result.download), median(result.nginx),
+                format: "%.0f | %.2f | %.2f (%.0f %%) | %.0f | %.0f | %.2f× | %.2f / %.2f | %.2f | %.2f | %.2f | %.2f / %.2f",
+                median(result.ingest), median(result.cpuPerMiB), median(result.machinePerMiB), median(result.machineBusy) * 100,
+                median(result.download), median(result.nginx),
                 median(result.downloadRatio), median(result.downloadCPU), median(result.nginxCPU),
-                median(result.streamWall), median(result.retrieveWall), median(result.wallRatio))
+                median(result.streamWall), median(result.retrieveWall), median(result.wallRatio),
+                median(result.streamCPU), median(result.retrieveCPU))
             print("| \(Self.capName(result.cap)) | \(figures) | \(BenchServer.mib(result.peakRSS)) |")
         }
         if !queue.isEmpty {
