@@ -30,6 +30,9 @@ final class JobFeed: Sendable {
 
         /// Takes the reasons pending since the last call.
         func reasons() -> Reasons { feed.take(jobId, id: id) }
+
+        /// Ends the wake-ups (graceful shutdown); the subscriber stays registered until it unsubscribes.
+        func end() { feed.end(jobId, id: id) }
     }
 
     private struct Subscriber {
@@ -72,6 +75,10 @@ final class JobFeed: Sendable {
         continuation?.finish()
     }
 
+    fileprivate func end(_ jobId: String, id: Int) {
+        state.withLock { $0.subscribers[jobId]?[id]?.continuation }?.finish()
+    }
+
     fileprivate func take(_ jobId: String, id: Int) -> Reasons {
         state.withLock { state in
             guard let pending = state.subscribers[jobId]?[id]?.pending else { return [] }
@@ -99,15 +106,20 @@ final class JobFeed: Sendable {
     }
 
     private func broadcast(_ reason: Reasons) {
+        // In place, through `values`: looking each job up again by its id hashed every id of the queue.
         let continuations = state.withLock { state in
-            Array(state.subscribers.keys).flatMap { Self.mark(&state.subscribers[$0]!, with: reason) }
+            var woken: [AsyncStream<Void>.Continuation] = []
+            for index in state.subscribers.values.indices {
+                woken += Self.mark(&state.subscribers.values[index], with: reason)
+            }
+            return woken
         }
         for continuation in continuations { continuation.yield() }
     }
 
     /// Adds `reason` to what each of one job's subscribers has pending; returns who to wake (after the lock).
     private static func mark(_ subscribers: inout [Int: Subscriber], with reason: Reasons) -> [AsyncStream<Void>.Continuation] {
-        for id in subscribers.keys { subscribers[id]?.pending.insert(reason) }
+        for index in subscribers.values.indices { subscribers.values[index].pending.insert(reason) }
         return subscribers.values.map(\.continuation)
     }
 

@@ -121,10 +121,10 @@ struct DataPathBench: AsyncParsableCommand {
             results.append(result)
         }
 
-        var queue: [(waiting: Int, p50: Double, p99: Double, peakRSS: Int)] = []
+        var queue: [QueueResult] = []
         for count in waitingList {
             let measured = try await queueLatency(waiting: count)
-            queue.append((count, measured.p50, measured.p99, measured.peakRSS))
+            queue.append(measured)
             print(String(format: "%d waiting clients: p50 %.1f ms, p99 %.1f ms", count, measured.p50, measured.p99))
         }
 
@@ -133,6 +133,16 @@ struct DataPathBench: AsyncParsableCommand {
             try BenchChart.throughput(results: results, imageMiB: mib).write(toFile: chart, atomically: true, encoding: .utf8)
             print("\nchart: \(chart)")
         }
+    }
+
+    /// Push latency for one queue size, and what a move in the queue cost in CPU.
+    struct QueueResult {
+        var waiting: Int
+        var p50: Double  // ms
+        var p99: Double
+        var gatewayCPU: Double  // ms per move
+        var clientsCPU: Double  // ms per move, this process's watchers
+        var peakRSS: Int
     }
 
     /// What one retrieve-mode upload took.
@@ -188,7 +198,7 @@ struct DataPathBench: AsyncParsableCommand {
 
     /// `waiting` clients each watch a queued job; the running job is cancelled a few times and each
     /// waiting client's next `queued` event is timed from just before the DELETE.
-    private func queueLatency(waiting: Int) async throws -> (p50: Double, p99: Double, peakRSS: Int) {
+    private func queueLatency(waiting: Int) async throws -> QueueResult {
         let rounds = max(runs, 3)
         let arguments = [
             "--max-concurrency", "1", "--max-queue", String(waiting + rounds + 10), "--max-connections", String(waiting + rounds + 200),
@@ -216,12 +226,18 @@ struct DataPathBench: AsyncParsableCommand {
             let url = URL(string: server.gatewayURL)!
             let watchers = try await QueueWatchers.connect(host: url.host ?? "127.0.0.1", port: url.port ?? 80, jobIds: queued)
             var samples: [Double] = []
+            var gatewayCPU: [Double] = []
+            var clientsCPU: [Double] = []
             var current = running.id
             for _ in 0..<rounds {
                 let before = watchers.counts
+                let (gatewayBefore, clientsBefore) = (server.cpuTime, BenchServer.cpuTime(of: getpid()))
                 let start = ContinuousClock.now
                 _ = try await client.cancel(current)
                 let latencies = try await watchers.latencies(since: start, countsBefore: before, within: .seconds(120))
+                // CPU from the DELETE to the last client's event: what one move in the queue costs each side.
+                gatewayCPU.append(BenchServer.seconds(server.cpuTime - gatewayBefore) * 1000)
+                clientsCPU.append(BenchServer.seconds(BenchServer.cpuTime(of: getpid()) - clientsBefore) * 1000)
                 samples += latencies.map { BenchServer.seconds($0) * 1000 }
                 // The job that started in its place is the next one to cancel.
                 guard let started = try await Self.runningJob(client, among: queued) else { throw ExitMessage("no job started after the cancel") }
@@ -229,7 +245,10 @@ struct DataPathBench: AsyncParsableCommand {
             }
             await watchers.close()
             samples.sort()
-            return (samples[samples.count / 2], samples[min(samples.count - 1, samples.count * 99 / 100)], server.memory.hwm)
+            return QueueResult(
+                waiting: waiting, p50: samples[samples.count / 2], p99: samples[min(samples.count - 1, samples.count * 99 / 100)],
+                gatewayCPU: Self.median(gatewayCPU), clientsCPU: Self.median(clientsCPU), peakRSS: server.memory.hwm
+            )
         }
     }
 
@@ -249,7 +268,7 @@ struct DataPathBench: AsyncParsableCommand {
         return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
     }
 
-    private func printTable(results: [CapResult], queue: [(waiting: Int, p50: Double, p99: Double, peakRSS: Int)]) {
+    private func printTable(results: [CapResult], queue: [QueueResult]) {
         let median = Self.median
         print("\n| cap | ingest MiB/s | gateway CPU ms/MiB | machine CPU ms/MiB (busy) | download MiB/s | nginx MiB/s | download / nginx | CPU ms/MiB served, gateway / nginx | stream s | retrieve s | stream/retrieve | machine CPU s, stream / retrieve | peak RSS |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -264,10 +283,11 @@ struct DataPathBench: AsyncParsableCommand {
             print("| \(Self.capName(result.cap)) | \(figures) | \(BenchServer.mib(result.peakRSS)) |")
         }
         if !queue.isEmpty {
-            print("\n| waiting clients | push p50 | push p99 | peak RSS |")
-            print("|---|---|---|---|")
+            print("\n| waiting clients | push p50 | push p99 | CPU per move, gateway / clients | peak RSS |")
+            print("|---|---|---|---|---|")
             for row in queue {
-                print("| \(row.waiting) | " + String(format: "%.1f ms | %.1f ms", row.p50, row.p99) + " | \(BenchServer.mib(row.peakRSS)) |")
+                let figures = String(format: "%.1f ms | %.1f ms | %.0f / %.0f ms", row.p50, row.p99, row.gatewayCPU, row.clientsCPU)
+                print("| \(row.waiting) | \(figures) | \(BenchServer.mib(row.peakRSS)) |")
             }
         }
     }

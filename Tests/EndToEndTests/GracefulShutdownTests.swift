@@ -32,6 +32,16 @@ extension EndToEnd {
                     try await eventually("job \(id) to start", within: .seconds(60)) { try await client.job(id).state != .queued }
                 }
                 #expect(try await client.job(finishing.id).state == .running, "still running when SIGTERM arrives")
+                // An event stream open across the stop ends with it instead of holding the server up.
+                let watching = try await HTTPClient.shared.execute(
+                    HTTPClientRequest(url: "\(server.gateway)/v1/jobs/\(hanging.id)/events"), timeout: .seconds(60))
+                var watched = watching.body.makeAsyncIterator()
+                var seen = ""
+                while !seen.contains("event: started") {
+                    guard let part = try await watched.next() else { break }
+                    seen += String(buffer: part)
+                }
+                #expect(seen.contains("event: started"), "\(seen)")
                 let stopped = ContinuousClock.now
                 let stopping = server
                 async let exitStatus = stopping.terminate()
@@ -58,6 +68,8 @@ extension EndToEnd {
 
                 #expect(await exitStatus == 0)
                 let took = ContinuousClock.now - stopped
+                // The stream was ended by the server, cleanly, not cut off with the process.
+                await #expect(throws: Never.self) { while try await watched.next() != nil {} }
                 #expect(took < .seconds(20), "bounded by the grace: \(took)")
 
                 let log = (try? String(contentsOf: server.log, encoding: .utf8)) ?? ""

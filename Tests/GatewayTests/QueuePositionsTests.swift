@@ -1,3 +1,4 @@
+import RelayProtocol
 import Testing
 
 @testable import Gateway
@@ -20,5 +21,19 @@ import Testing
         queue.insert("c", order: 30)
         #expect(queue.count == 3)
         #expect(queue.position(of: "d") == 3)
+    }
+}
+
+extension QueuePositionsTests {
+    /// The `queued` event written without an encoder is byte for byte what the contract's encoding gives,
+    /// and what a parser reads back.
+    @Test(arguments: [1, 9, 10, 12_345])
+    func theQueuedEventIsTheContractsEncoding(position: Int) throws {
+        let direct = Gateway.queuedEvent(position: position)
+        let general = ServerSentEvent(event: "queued", data: Gateway.jsonText(JobEventContract.Queued(position: position))).encodedBytes()
+        #expect(Array(direct.readableBytesView) == general)
+        var parser = ServerSentEventParser()
+        let parsed = try #require(parser.push(direct.readableBytesView).first)
+        #expect(parsed.event == "queued" && parsed.data == "{\"position\":\(position)}")
     }
 }
