@@ -11,6 +11,8 @@ struct ServeConfiguration: Sendable {
     var gateway = GatewayConfiguration()
     var runtime = RuntimeConfiguration()
     var functionsDirectory = URL(fileURLWithPath: "functions", isDirectory: true)
+    /// `--env-vars`: SAM CLI's environment file, merged over each `function.json`'s `environment`.
+    var environmentFile: URL?
 }
 
 /// The gateway, the runtime and their HTTP servers, run together as one `Service`.
@@ -34,9 +36,20 @@ final class ChunkRelayServer: Service, Sendable {
         self.logger = logger
     }
 
+    /// The functions of `configuration`, with the `--env-vars` file merged in.
+    static func registry(_ configuration: ServeConfiguration, logger: Logger) throws -> FunctionRegistry {
+        let registry = try FunctionRegistry(directory: configuration.functionsDirectory)
+        guard let file = configuration.environmentFile else { return registry }
+        let merged = registry.merging(try EnvironmentVariablesFile(contentsOf: file))
+        for section in merged.unknownSections {
+            logger.warning("\(file.path): section \"\(section)\" names no function; its variables are not used")
+        }
+        return merged.registry
+    }
+
     /// Builds everything `serve` runs; tests call this too.
     static func build(_ configuration: ServeConfiguration, logger: Logger) async throws -> ChunkRelayServer {
-        let registry = try FunctionRegistry(directory: configuration.functionsDirectory)
+        let registry = try Self.registry(configuration, logger: logger)
         var runtimeConfiguration = configuration.runtime
         if runtimeConfiguration.packageRoot == nil {
             runtimeConfiguration.packageRoot = configuration.functionsDirectory.standardizedFileURL.deletingLastPathComponent()

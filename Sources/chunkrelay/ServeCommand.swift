@@ -49,6 +49,8 @@ struct ServeCommand: AsyncParsableCommand {
     var finishedRetention = 86_400
     @Option(name: .customLong("max-pending-events"), help: "Asynchronous (Event) invocations waiting or running at most; more get TooManyRequestsException.")
     var maxPendingEvents = 1000
+    @Option(name: .customLong("env-vars"), help: "SAM CLI's environment file (JSON: \"Parameters\" for every function, a section per function name), merged over function.json's environment.")
+    var environmentFile: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -87,6 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.runtime.maximumPendingEvents = maxPendingEvents
         configuration.gateway.finishedRetention = .seconds(finishedRetention)
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
+        configuration.environmentFile = environmentFile.map { URL(fileURLWithPath: $0) }
         let server: ChunkRelayServer
         do {
             server = try await ChunkRelayServer.build(configuration, logger: logger)

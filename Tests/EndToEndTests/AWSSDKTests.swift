@@ -61,6 +61,33 @@ extension EndToEnd {
             client.invoke_with_response_stream(FunctionName="no-such-function", Payload=b"{}")
         except client.exceptions.ResourceNotFoundException as error:
             out["streamNotFound"] = error.response["Error"]["Code"]
+        # Every way AWS names a function, on both invoke APIs; then the forms AWS refuses.
+        arn = "arn:aws:lambda:us-east-1:000000000000:function:chaos"
+        forms = {
+            "name": {"FunctionName": "chaos"}, "arn": {"FunctionName": arn}, "partial": {"FunctionName": "000000000000:function:chaos"},
+            "latest": {"FunctionName": "chaos:$LATEST"}, "arnLatest": {"FunctionName": arn + ":$LATEST"},
+            "qualifier": {"FunctionName": arn, "Qualifier": "$LATEST"},
+        }
+        out["forms"] = {k: json.loads(client.invoke(Payload=b'{"mode":"echo"}', **kw)["Payload"].read())["function"] for k, kw in forms.items()}
+        r = client.invoke_with_response_stream(FunctionName=arn, Qualifier="$LATEST", Payload=json.dumps({"mode": "stream", "chunks": 2, "bytes": 100}))
+        out["streamByArn"] = sum(len(item["PayloadChunk"]["Payload"]) for item in r["EventStream"] if "PayloadChunk" in item)
+        bad = {
+            "alias": {"FunctionName": "chaos:prod"}, "version": {"FunctionName": "chaos", "Qualifier": "7"},
+            "region": {"FunctionName": "arn:aws:lambda:eu-west-1:000000000000:function:chaos"},
+            "account": {"FunctionName": "arn:aws:lambda:us-east-1:111111111111:function:chaos"},
+            "malformed": {"FunctionName": "bad name!"}, "mismatch": {"FunctionName": "chaos:$LATEST", "Qualifier": "prod"},
+        }
+        out["bad"] = {}
+        for k, kw in bad.items():
+            try:
+                client.invoke(Payload=b"{}", **kw)
+                out["bad"][k] = None
+            except botocore.exceptions.ClientError as error:
+                out["bad"][k] = [error.response["Error"]["Code"], error.response["ResponseMetadata"]["HTTPStatusCode"], error.response["Error"]["Message"]]
+        try:
+            client.invoke_with_response_stream(FunctionName="arn:aws:lambda:eu-west-1:000000000000:function:chaos", Payload=b"{}")
+        except botocore.exceptions.ClientError as error:
+            out["streamRegion"] = error.response["Error"]["Code"]
         print(json.dumps(out))
         """#
 
@@ -94,6 +121,24 @@ extension EndToEnd {
                 #expect(out["failedCode"] as? String == "Chaos.StreamError")
                 #expect(out["failedDetails"] as? String == "failing after 1 chunks as asked")
                 #expect(out["streamNotFound"] as? String == "ResourceNotFoundException")
+                // Names and qualifiers as AWS resolves them.
+                let forms = try #require(out["forms"] as? [String: String])
+                #expect(forms == ["name": "chaos", "arn": "chaos", "partial": "chaos", "latest": "chaos", "arnLatest": "chaos", "qualifier": "chaos"])
+                #expect(out["streamByArn"] as? Int == 200)
+                let bad = try #require(out["bad"] as? [String: [Any]])
+                func refusal(_ form: String) -> (code: String?, status: Int?, message: String?) {
+                    (bad[form]?[0] as? String, bad[form]?[1] as? Int, bad[form]?[2] as? String)
+                }
+                #expect(refusal("alias").code == "ResourceNotFoundException" && refusal("alias").status == 404)
+                #expect(refusal("alias").message == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:chaos:prod")
+                #expect(refusal("version").code == "ResourceNotFoundException" && refusal("version").message?.hasSuffix("function:chaos:7") == true)
+                #expect(refusal("region").code == "ResourceNotFoundException" && refusal("region").status == 404)
+                #expect(refusal("region").message == "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')")
+                #expect(refusal("account").code == "AccessDeniedException" && refusal("account").status == 403)
+                #expect(refusal("malformed").code == "ValidationException" && refusal("malformed").status == 400)
+                #expect(refusal("malformed").message?.hasPrefix("1 validation error detected: Value 'bad name!' at 'functionName'") == true)
+                #expect(refusal("mismatch").code == "InvalidParameterValueException" && refusal("mismatch").status == 400)
+                #expect(out["streamRegion"] as? String == "ResourceNotFoundException")
             }
         }
     }

@@ -23,8 +23,8 @@ import Testing
             #expect(warm.initDuration == nil)
             #expect(warm.json["pid"] == cold.json["pid"])
             #expect(warm.requestID != cold.requestID)
-            #expect(LocalRuntime.reportLine(cold, memorySize: 256).contains("Init Duration:"))
-            #expect(LocalRuntime.reportLine(warm, memorySize: 256).hasPrefix("REPORT RequestId: \(warm.requestID)\tDuration: "))
+            #expect(PlatformLog.reportLine(cold, memorySize: 256).contains("Init Duration:"))
+            #expect(PlatformLog.reportLine(warm, memorySize: 256).hasPrefix("REPORT RequestId: \(warm.requestID)\tDuration: "))
         }
     }
 
@@ -191,7 +191,7 @@ import Testing
             #expect(result.errorType == "Runtime.OutOfMemory")
             #expect(result.errorMessage == "RequestId: \(result.requestID) Error: Runtime exited with error: signal: killed")
             #expect(result.duration < .seconds(4), "killed when it went over, not at the end")
-            #expect(LocalRuntime.reportLine(result, memorySize: 256).contains("Max Memory Used: 256 MB"))
+            #expect(PlatformLog.reportLine(result, memorySize: 256).contains("Max Memory Used: 256 MB"))
         }
     }
 

@@ -38,8 +38,10 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     public var reservedConcurrency: Int?
     /// Retries of a failed asynchronous invocation (AWS default 2, 0...2).
     public var maximumRetryAttempts: Int
-    /// Extra environment variables.
+    /// Extra environment variables (never one of `EnvironmentVariablesFile.reservedKeys`).
     public var environment: [String: String]
+    /// The log format and levels; Lambda's plain text when absent.
+    public var loggingConfig: FunctionLoggingConfig?
     /// The function's folder; set by the registry.
     public var directory: URL?
 
@@ -70,7 +72,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     private enum CodingKeys: String, CodingKey {
         case name, description, runtime, handler, swiftProduct, command, timeout, memorySize, reservedConcurrency
         case maximumRetryAttempts, environment, build, buildCreates, maximumPayloadBytes, maximumEventBytes
-        case maximumStreamingPayloadBytes
+        case maximumStreamingPayloadBytes, loggingConfig
     }
 
     public init(from decoder: any Decoder) throws {
@@ -96,6 +98,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
         self.description = try c.decodeIfPresent(String.self, forKey: .description)
         self.build = try c.decodeIfPresent([[String]].self, forKey: .build)
         self.buildCreates = try c.decodeIfPresent(String.self, forKey: .buildCreates)
+        self.loggingConfig = try c.decodeIfPresent(FunctionLoggingConfig.self, forKey: .loggingConfig)
     }
 
     /// Checks the values against the platform's ranges.
@@ -119,6 +122,9 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
         guard (1024...RelayLimits.lambdaStreamingPayload).contains(maximumStreamingPayloadBytes) else {
             throw invalid("maximumStreamingPayloadBytes must be 1024...\(RelayLimits.lambdaStreamingPayload)")
         }
+        let reserved = environment.keys.filter(EnvironmentVariablesFile.reservedKeys.contains)
+        if !reserved.isEmpty { throw invalid(EnvironmentVariablesFile.reservedMessage(reserved)) }
+        if let problem = loggingConfig?.validate() { throw invalid(problem) }
     }
 
     /// The ARN the Runtime API reports as `Lambda-Runtime-Invoked-Function-Arn`.

@@ -36,6 +36,16 @@ public struct FunctionRegistry: Sendable {
         self.functions = functions
     }
 
+    /// This registry with `file`'s variables merged over each function's own `environment`; also returns
+    /// the file's sections that name no function (SAM CLI ignores those; a typo should not pass unseen).
+    public func merging(_ file: EnvironmentVariablesFile) -> (registry: FunctionRegistry, unknownSections: [String]) {
+        var merged = self
+        for (name, function) in functions {
+            merged.functions[name]?.environment = function.environment.merging(file.variables(for: name)) { _, fromFile in fromFile }
+        }
+        return (merged, file.functions.keys.filter { functions[$0] == nil }.sorted())
+    }
+
     /// The function called `name`.
     public func function(named name: String) -> FunctionConfiguration? {
         functions[name]

@@ -21,7 +21,7 @@ public enum InvokeAPIRouter {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: InvokeAPIErrorMiddleware())
         router.post("/2015-03-31/functions/{name}/invocations") { request, context -> Response in
-            let name = try context.parameters.require("name")
+            let name = try resolveName(request, context: context, registry: runtime.registry)
             let type = request.headers[invocationType] ?? "RequestResponse"
             let payload = try await readPayload(request, operation: "InvokeFunction")
                 switch type {
@@ -44,7 +44,7 @@ public enum InvokeAPIRouter {
                 }
         }
         router.post("/2021-11-15/functions/{name}/response-streaming-invocations") { request, context -> Response in
-            let name = try context.parameters.require("name")
+            let name = try resolveName(request, context: context, registry: runtime.registry)
                 let payload = try await readPayload(request, operation: "InvokeWithResponseStream")
                 switch request.headers[invocationType] ?? "RequestResponse" {
                 case "RequestResponse": break
@@ -88,6 +88,16 @@ public enum InvokeAPIRouter {
                 })
         }
         return router
+    }
+
+    /// The function the path's `FunctionName` and the `Qualifier` parameter name (every form AWS takes),
+    /// as the name of one of `registry`'s functions; AWS's error for a form that names none.
+    static func resolveName(_ request: Request, context: BasicRequestContext, registry: FunctionRegistry) throws -> String {
+        let raw = try context.parameters.require("name")
+        // SDKs percent-encode the `:` of ARNs and the `$` of `$LATEST` in the path.
+        let decoded = raw.removingPercentEncoding ?? raw
+        let qualifier = request.uri.queryParameters["Qualifier"].map(String.init)  // already decoded
+        return try FunctionReference(parsing: decoded, qualifier: qualifier, action: "InvokeFunction").resolve(in: registry).name
     }
 
     /// The request payload, up to the buffered limit (`RequestEntityTooLargeException` beyond it).

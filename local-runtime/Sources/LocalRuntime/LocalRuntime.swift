@@ -303,8 +303,10 @@ public final class LocalRuntime: Service, Sendable {
             await pool.giveBack(environment)
             return nil
         }
-        logger.info("START RequestId: \(requestID) Version: $LATEST", metadata: ["function": "\(function.name)"])
         let duration = ContinuousClock.now - started
+        let platform = PlatformLog(function: function)
+        let start = platform.start(requestID: requestID, at: Date(timeIntervalSinceNow: -Self.seconds(duration)))
+        if let start { logger.info("\(start)", metadata: ["function": "\(function.name)"]) }
         let memory = environment.peakMemoryMB()
         var result = InvocationResult(
             status: .success, payload: ByteBuffer(), errorType: nil, requestID: requestID, duration: duration,
@@ -345,27 +347,18 @@ public final class LocalRuntime: Service, Sendable {
                 type: "Runtime.ExitError", message: "RequestId: \(requestID) Error: Runtime exited with error: \(exit)"
             )
         }
-        let report = Self.reportLine(result, memorySize: function.memorySize)
-        logger.info("END RequestId: \(requestID)", metadata: ["function": "\(function.name)"])
-        logger.info("\(report)", metadata: ["function": "\(function.name)"])
+        let now = Date()
+        let end = platform.end(result, at: now)
+        let report = platform.report(result, at: now)
+        for line in [end, report].compactMap({ $0 }) { logger.info("\(line)", metadata: ["function": "\(function.name)"]) }
         let output = environment.takeLog()
-        result.log = (["START RequestId: \(requestID) Version: $LATEST"] + output + ["END RequestId: \(requestID)", report]).joined(separator: "\n") + "\n"
+        result.log = ([start].compactMap { $0 } + output + [end, report].compactMap { $0 }).joined(separator: "\n") + "\n"
         await pool.giveBack(environment)
         return result
     }
 
-    /// The `REPORT` line Lambda writes after each invocation.
-    static func reportLine(_ result: InvocationResult, memorySize: Int) -> String {
-        func ms(_ duration: Duration) -> Double {
-            Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-        }
-        let milliseconds = ms(result.duration)
-        var line = "REPORT RequestId: \(result.requestID)\tDuration: \(String(format: "%.2f", milliseconds)) ms"
-        line += "\tBilled Duration: \(Int(milliseconds.rounded(.up))) ms\tMemory Size: \(memorySize) MB"
-        line += "\tMax Memory Used: \(result.maxMemoryUsedMB ?? 0) MB"
-        if let initDuration = result.initDuration { line += "\tInit Duration: \(String(format: "%.2f", ms(initDuration))) ms" }
-        if result.status == .timedOut { line += "\tStatus: timeout" }
-        return line
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// The environment variables Lambda sets, plus `PATH`/`HOME`/`LANG` from this process and the function's own.
@@ -388,6 +381,11 @@ public final class LocalRuntime: Service, Sendable {
         variables["TZ"] = ":UTC"
         // Not Lambda's: lets FunctionKit tell that its runtime died even while it was being started.
         variables["CHUNKRELAY_RUNTIME_PID"] = String(getpid())
+        // Lambda sets the format always and the application level only with JSON.
+        variables["AWS_LAMBDA_LOG_FORMAT"] = (function.loggingConfig?.logFormat ?? .text).rawValue
+        if function.loggingConfig?.logFormat == .json {
+            variables["AWS_LAMBDA_LOG_LEVEL"] = (function.loggingConfig?.applicationLogLevel ?? .info).rawValue
+        }
         for (key, value) in function.environment { variables[key] = value }
         return variables
     }

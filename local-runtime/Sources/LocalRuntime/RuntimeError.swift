@@ -23,6 +23,10 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable,
         public static let cancelled = Code(name: "Cancelled")
         /// A parameter of the request is not one the API takes.
         public static let invalidParameter = Code(name: "InvalidParameterValueException")
+        /// A parameter fails its API model's constraint (pattern, length).
+        public static let validation = Code(name: "ValidationException")
+        /// The caller may not act on that resource (another account's function).
+        public static let accessDenied = Code(name: "AccessDeniedException")
         /// No operation at that path.
         public static let unknownOperation = Code(name: "UnknownOperationException")
         /// The runtime is shutting down.
@@ -52,7 +56,8 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable,
         case .functionNotFound, .unknownOperation: return .notFound
         case .requestTooLarge: return .contentTooLarge
         case .tooManyRequests: return .tooManyRequests
-        case .invalidParameter: return .badRequest
+        case .invalidParameter, .validation: return .badRequest
+        case .accessDenied: return .forbidden
         default: return .internalServerError
         }
     }

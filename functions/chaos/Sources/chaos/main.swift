@@ -6,10 +6,10 @@ import RelayProtocol
 
 // The chaos function: misbehaves on request, so tests can see the runtime and gateway cope.
 //
-// Event: {"mode": "echo" | "sleep" | "error" | "crash" | "oversize" | "allocate" | "upload" | "stream", "seconds": 1.5,
+// Event: {"mode": "echo" | "env" | "sleep" | "error" | "crash" | "oversize" | "allocate" | "upload" | "stream", "seconds": 1.5,
 //          "bytes": 100, "crashAtChunk": 2, "succeedFromAttempt": 2, "chunks": 4, "failAfterChunks": 2, ...}.
 // `stream` answers in Lambda's streaming response mode: `chunks` pieces of `bytes` each, `seconds` apart, and with
-// `failAfterChunks` an error after that many (reported in the stream's trailers). With CHAOS_INIT_ERROR=1 in its environment it fails in init.
+// `failAfterChunks` an error after that many (reported in the stream's trailers). `env` answers with its whole environment. With CHAOS_INIT_ERROR=1 in its environment it fails in init.
 // An event from the gateway (an InvocationEvent) carries the mode in its params.
 
 struct ChaosEvent: Decodable {
@@ -73,6 +73,8 @@ try await FunctionRuntime(logger: logger, responding: { event, context -> Functi
                 if pause > 0 { try await Task.sleep(for: .milliseconds(Int(pause * 1000))) }
             }
         }
+    case "env":
+        return .buffered(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ProcessInfo.processInfo.environment, options: [.sortedKeys])))
     case "sleep":
         try await Task.sleep(for: .milliseconds(Int((chaos.seconds ?? 1) * 1000)))
         return .buffered(ByteBuffer(string: #"{"slept":\#(chaos.seconds ?? 1)}"#))
