@@ -100,9 +100,6 @@ extension Gateway {
         return try Self.json(try await status(of: try await existingJob(context)))
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 
     /// Compares tokens without leaking where they differ through timing.
     static func constantTimeEquals(_ a: String, _ b: String) -> Bool {

@@ -54,7 +54,7 @@ extension Gateway {
     /// Cancels stream-mode jobs nobody has watched for longer than the client grace: a stream has no
     /// one to deliver to once its client is gone, and the jobs behind it move up.
     func cancelAbandonedStreams(now: Double = Date().timeIntervalSince1970) async {
-        let grace = Self.seconds(configuration.clientGrace)
+        let grace = configuration.clientGrace.inSeconds
         do {
             for job in try await lifecycle.store.unfinishedStreamJobs() {
                 let presence = lifecycle.feed.presence(job.id)
@@ -75,7 +75,7 @@ extension Gateway {
     /// stays the size of recent work however long the gateway runs.
     func forgetFinishedJobs(now: Double = Date().timeIntervalSince1970) async {
         do {
-            let forgotten = try await lifecycle.forgetFinished(before: now - Self.seconds(configuration.finishedRetention))
+            let forgotten = try await lifecycle.forgetFinished(before: now - configuration.finishedRetention.inSeconds)
             if forgotten > 0 { logger.debug("forgot \(forgotten) finished job(s)") }
         } catch {
             logger.error("janitor pass failed: \(error)")

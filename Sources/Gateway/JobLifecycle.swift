@@ -94,7 +94,7 @@ final class JobLifecycle: Sendable {
         if job.deliveryMode == .retrieve {
             try await spool.promote(jobId: job.id, attempt: job.attempt)
         }
-        let expiresAt = Date().timeIntervalSince1970 + Gateway.seconds(keepFor)
+        let expiresAt = Date().timeIntervalSince1970 + keepFor.inSeconds
         guard try await store.markComplete(jobId: job.id, attempt: job.attempt, manifest: manifest, expiresAt: expiresAt) else {
             if job.deliveryMode == .retrieve { await spool.removeImage(jobId: job.id) }
             throw GatewayError(.conflict, "job_not_running", "job \(job.id) ended while completing")

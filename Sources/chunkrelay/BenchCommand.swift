@@ -93,8 +93,8 @@ struct StreamMemoryBench: AsyncParsableCommand {
         let rows: [(String, String)] = [
             ("image", "\(bytes) B (\(bytes >> 20) MiB)"),
             ("chunk cap", "\(chunkSize) B"),
-            ("reader rate (wire)", String(format: "%.1f MB/s target, %.1f MB/s achieved", Double(rate) / 1e6, Double(wire) / 1e6 / BenchServer.seconds(elapsed))),
-            ("transfer time", String(format: "%.1f s", BenchServer.seconds(elapsed))),
+            ("reader rate (wire)", String(format: "%.1f MB/s target, %.1f MB/s achieved", Double(rate) / 1e6, Double(wire) / 1e6 / elapsed.inSeconds)),
+            ("transfer time", String(format: "%.1f s", elapsed.inSeconds)),
             ("digest", done.map { $0.sha256 == digest && $0.bytes == received ? "verified (\(digest.prefix(16))…)" : "MISMATCH" } ?? "no done event"),
             ("server RSS before", BenchServer.mib(baseline.rss)),
             ("server peak RSS (VmHWM)", BenchServer.mib(peak)),

@@ -76,13 +76,13 @@ struct DataPathBench: AsyncParsableCommand {
                     let cpuBefore = server.cpuTime
                     let machineBefore = BenchServer.machineCPU()
                     let upload = try await uploadAndWait(client, bytes: bytes)
-                    let cpu = BenchServer.seconds(server.cpuTime - cpuBefore) * 1000
+                    let cpu = (server.cpuTime - cpuBefore).inSeconds * 1000
                     let machine = BenchServer.machineCPU()
-                    let machineBusy = BenchServer.seconds(machine.busy - machineBefore.busy)
+                    let machineBusy = (machine.busy - machineBefore.busy).inSeconds
                     result.ingest.append(mib / upload.ingestSeconds)
                     result.cpuPerMiB.append(cpu / mib)
                     result.machinePerMiB.append(machineBusy * 1000 / mib)
-                    result.machineBusy.append(machineBusy / max(BenchServer.seconds(machine.all - machineBefore.all), 0.001))
+                    result.machineBusy.append(machineBusy / max((machine.all - machineBefore.all).inSeconds, 0.001))
 
                     // The same file, served by nginx (a hard link: the gateway's consume removes only its own name).
                     let served = nginx.root.appendingPathComponent("\(upload.jobId).img")
@@ -92,11 +92,11 @@ struct DataPathBench: AsyncParsableCommand {
                     defer { try? FileManager.default.removeItem(at: served) }
                     let gatewayCPU = server.cpuTime
                     let gateway = try await Self.curlDownload("\(server.gatewayURL)\(upload.imagePath)", expecting: bytes)
-                    result.downloadCPU.append(BenchServer.seconds(server.cpuTime - gatewayCPU) * 1000 / mib)
+                    result.downloadCPU.append((server.cpuTime - gatewayCPU).inSeconds * 1000 / mib)
                     let worker = nginx.workerPid
                     let nginxCPU = BenchServer.cpuTime(of: worker)
                     let peer = try await Self.curlDownload("\(nginx.url)/\(upload.jobId).img", expecting: bytes)
-                    result.nginxCPU.append(BenchServer.seconds(BenchServer.cpuTime(of: worker) - nginxCPU) * 1000 / mib)
+                    result.nginxCPU.append((BenchServer.cpuTime(of: worker) - nginxCPU).inSeconds * 1000 / mib)
                     result.download.append(mib / gateway)
                     result.nginx.append(mib / peer)
                     result.downloadRatio.append(peer / gateway)  // times, so this is download speed over nginx's
@@ -105,8 +105,8 @@ struct DataPathBench: AsyncParsableCommand {
                     let streamWall = try await Self.endToEnd(client, bytes: bytes, delivery: .stream)
                     let retrieveBefore = BenchServer.machineCPU().busy
                     let retrieveWall = try await Self.endToEnd(client, bytes: bytes, delivery: .retrieve)
-                    result.streamCPU.append(BenchServer.seconds(retrieveBefore - streamBefore))
-                    result.retrieveCPU.append(BenchServer.seconds(BenchServer.machineCPU().busy - retrieveBefore))
+                    result.streamCPU.append((retrieveBefore - streamBefore).inSeconds)
+                    result.retrieveCPU.append((BenchServer.machineCPU().busy - retrieveBefore).inSeconds)
                     result.streamWall.append(streamWall)
                     result.retrieveWall.append(retrieveWall)
                     result.wallRatio.append(streamWall / retrieveWall)
@@ -168,7 +168,7 @@ struct DataPathBench: AsyncParsableCommand {
         guard let started, let ready, let image = created.image ?? status.image else {
             throw ExitMessage("job \(created.id) did not become ready (\(status.state))")
         }
-        return Upload(jobId: created.id, imagePath: image, ingestSeconds: BenchServer.seconds(ready - started))
+        return Upload(jobId: created.id, imagePath: image, ingestSeconds: (ready - started).inSeconds)
     }
 
     static func chaosUpload(bytes: Int, delivery: DeliveryMode) -> CreateJobRequest {
@@ -193,7 +193,7 @@ struct DataPathBench: AsyncParsableCommand {
         let image = try await client.generate(chaosUpload(bytes: bytes, delivery: delivery), to: file)
         let elapsed = ContinuousClock.now - started
         guard image.bytes == bytes else { throw ExitMessage("\(delivery) delivered \(image.bytes) bytes, not \(bytes)") }
-        return BenchServer.seconds(elapsed)
+        return elapsed.inSeconds
     }
 
     /// `waiting` clients each watch a queued job; the running job is cancelled a few times and each
@@ -236,9 +236,9 @@ struct DataPathBench: AsyncParsableCommand {
                 _ = try await client.cancel(current)
                 let latencies = try await watchers.latencies(since: start, countsBefore: before, within: .seconds(120))
                 // CPU from the DELETE to the last client's event: what one move in the queue costs each side.
-                gatewayCPU.append(BenchServer.seconds(server.cpuTime - gatewayBefore) * 1000)
-                clientsCPU.append(BenchServer.seconds(BenchServer.cpuTime(of: getpid()) - clientsBefore) * 1000)
-                samples += latencies.map { BenchServer.seconds($0) * 1000 }
+                gatewayCPU.append((server.cpuTime - gatewayBefore).inSeconds * 1000)
+                clientsCPU.append((BenchServer.cpuTime(of: getpid()) - clientsBefore).inSeconds * 1000)
+                samples += latencies.map { ($0).inSeconds * 1000 }
                 // The job that started in its place is the next one to cancel.
                 guard let started = try await Self.runningJob(client, among: queued) else { throw ExitMessage("no job started after the cancel") }
                 current = started

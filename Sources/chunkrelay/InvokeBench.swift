@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import RelayProtocol
 import Hummingbird
 import LocalRuntime
 import Logging
@@ -108,6 +109,6 @@ struct InvokeBench: AsyncParsableCommand {
     }
 
     static func ms(_ duration: Duration) -> String {
-        String(format: "%.2f ms", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
+        String(format: "%.2f ms", duration.inSeconds * 1000)
     }
 }

@@ -305,7 +305,7 @@ public final class LocalRuntime: Service, Sendable {
         }
         let duration = ContinuousClock.now - started
         let platform = PlatformLog(function: function)
-        let start = platform.start(requestID: requestID, at: Date(timeIntervalSinceNow: -Self.seconds(duration)))
+        let start = platform.start(requestID: requestID, at: Date(timeIntervalSinceNow: -duration.inSeconds))
         if let start { logger.info("\(start)", metadata: ["function": "\(function.name)"]) }
         let memory = environment.peakMemoryMB()
         var result = InvocationResult(
@@ -357,9 +357,6 @@ public final class LocalRuntime: Service, Sendable {
         return result
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 
     /// The environment variables Lambda sets, plus `PATH`/`HOME`/`LANG` from this process and the function's own.
     func lambdaEnvironment(for function: FunctionConfiguration) -> [String: String] {

@@ -1,4 +1,5 @@
 import Foundation
+import RelayProtocol
 
 /// The lines Lambda writes around each invocation, in the function's log format: `START`, `END` and
 /// `REPORT` as text, or `platform.start`, `platform.runtimeDone` and `platform.report` records (the
@@ -107,7 +108,6 @@ struct PlatformLog {
     }
 
     private static func milliseconds(_ duration: Duration) -> Double {
-        let value = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-        return (value * 1000).rounded() / 1000
+        (duration.inSeconds * 1_000_000).rounded() / 1000
     }
 }
