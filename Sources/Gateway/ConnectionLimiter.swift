@@ -23,4 +23,7 @@ final class ConnectionLimiter: Sendable {
     func release() {
         open.subtract(1, ordering: .relaxed)
     }
+
+    /// Connections open now, those over the limit (being refused) included.
+    var count: Int { open.load(ordering: .relaxed) }
 }

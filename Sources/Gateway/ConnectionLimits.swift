@@ -26,7 +26,11 @@ public struct ConnectionLimits: Sendable {
 
     /// A Hummingbird HTTP/1.1 server with these limits; each server it builds counts its own connections.
     public func httpServer() -> HTTPServerBuilder {
-        let limiter = ConnectionLimiter(limit: maxConnections)
+        httpServer(counting: ConnectionLimiter(limit: maxConnections))
+    }
+
+    /// The same, counting connections with `limiter` (whose count the gateway reports).
+    func httpServer(counting limiter: ConnectionLimiter) -> HTTPServerBuilder {
         let bodyReadTimeout = TimeAmount(bodyReadTimeout)
         return .http1(configuration: HTTP1Channel.Configuration(
             additionalChannelHandlers: [ConnectionGuard(limiter: limiter, bodyReadTimeout: bodyReadTimeout)],

@@ -15,7 +15,9 @@ extension Gateway {
             router.add(middleware: WebPageMiddleware(files: FileMiddleware(webRoot.path, searchForIndexHtml: true, logger: logger)))
         }
         router.get("/healthz") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+            // A load balancer in front stops sending work here while running jobs finish.
+            guard !self.draining.load(ordering: .relaxed) else { throw Self.shuttingDown }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
         router.get("/metrics") { _, _ in try await self.metrics() }
         router.post("/v1/jobs") { request, context in try await self.createJob(request, context: context) }
@@ -48,8 +50,13 @@ extension Gateway {
     }
 
     /// The HTTP/1.1 server to run `buildRouter()` on: the connection limits and guard of `configuration.connections`.
+    /// What a request that would start work (or a health check) gets while the gateway drains.
+    static var shuttingDown: GatewayError {
+        GatewayError(.serviceUnavailable, "shutting_down", "the gateway is shutting down; retry when it is back", headers: [.retryAfter: "5"])
+    }
+
     public func httpServer() -> HTTPServerBuilder {
-        configuration.connections.httpServer()
+        configuration.connections.httpServer(counting: connections)
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
@@ -101,9 +108,7 @@ extension Gateway {
         guard invoker.hasFunction(named: create.function) else {
             throw GatewayError(.notFound, "function_not_found", "no function named '\(create.function)'")
         }
-        guard !draining.load(ordering: .relaxed) else {
-            throw GatewayError(.serviceUnavailable, "shutting_down", "the gateway is shutting down; retry when it is back", headers: [.retryAfter: "5"])
-        }
+        guard !draining.load(ordering: .relaxed) else { throw Self.shuttingDown }
         // A soft bound (two requests can both see one free place): it is there to keep a flood of
         // jobs from growing the ledger without end, not to count exactly.
         guard (try await lifecycle.store.countsByState()[JobState.queued.rawValue] ?? 0) < configuration.maxQueueLength else {
@@ -139,6 +144,7 @@ extension Gateway {
         let held = lifecycle.gauges
         let rows = try await lifecycle.store.rowCounts()
         var gauges: [(String, String, Int)] = [
+            ("chunkrelay_open_connections", "Connections open to the gateway, those being refused over the limit included.", connections.count),
             ("chunkrelay_image_transfers", "Image claims held (transfers in progress).", held.claims),
             ("chunkrelay_event_subscribers", "Open job event streams.", lifecycle.feed.subscriberCount),
             ("chunkrelay_chunk_uploads", "Chunk uploads being written.", held.chunkSlots),

@@ -20,6 +20,8 @@ public final class Gateway: Sendable {
     private let baseURL = Latch<String>()
     /// Set when graceful shutdown begins: new jobs are refused while running ones finish.
     let draining = Atomic<Bool>(false)
+    /// The gateway server's open connections.
+    let connections: ConnectionLimiter
 
     private init(configuration: GatewayConfiguration, store: JobStore, spool: Spool, invoker: any Invoker, logger: Logger) {
         self.configuration = configuration
@@ -29,6 +31,7 @@ public final class Gateway: Sendable {
         self.admission = admission
         self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, logger: logger)
         self.janitor = Janitor(interval: configuration.janitorInterval)
+        self.connections = ConnectionLimiter(limit: configuration.connections.maxConnections)
     }
 
     /// Opens the state directory (created if missing, owner-only), the ledger and the spool, and puts

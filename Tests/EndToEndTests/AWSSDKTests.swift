@@ -8,7 +8,7 @@ extension EndToEnd {
         static func python() async -> String? { await pythonInterpreter(with: "boto3") }
 
         static let script = #"""
-        import base64, json, sys, time
+        import base64, json, os, sys, tempfile, time
         import boto3, botocore
         client = boto3.client(
             "lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
@@ -36,24 +36,28 @@ extension EndToEnd {
             out["tooLarge"] = error.response["Error"]["Code"]
         def pattern(chunks, size):
             return b"".join(bytes((i * 31 + seed) & 0xFF for i in range(size)) for seed in range(chunks))
-        def stream(event, **kwargs):
+        def stream(event, gate=None, **kwargs):
             r = client.invoke_with_response_stream(FunctionName="chaos", Payload=json.dumps(event), **kwargs)
-            data, complete, arrivals = b"", None, []
+            data, complete = b"", None
             for item in r["EventStream"]:
                 if "PayloadChunk" in item:
                     data += item["PayloadChunk"]["Payload"]
-                    arrivals.append(time.monotonic())
+                    if gate:
+                        open(gate, "w").close()
                 if "InvokeComplete" in item:
                     complete = item["InvokeComplete"]
-            return r, data, complete, time.monotonic() - arrivals[0] if arrivals else 0
-        r, data, complete, afterFirst = stream({"mode": "stream", "chunks": 3, "bytes": 20000, "seconds": 0.4}, LogType="Tail")
+            return r, data, complete
+        # chaos waits after its first chunk until the gate file exists, which only a client that got that
+        # chunk while the function was still running can create.
+        gate = os.path.join(tempfile.mkdtemp(), "gate")
+        r, data, complete = stream({"mode": "stream", "chunks": 3, "bytes": 20000, "gate": gate}, gate=gate, LogType="Tail")
         out["streamStatus"] = r["StatusCode"]
         out["streamVersion"] = r["ExecutedVersion"]
         out["streamMatches"] = data == pattern(3, 20000)
-        out["streamProgressive"] = afterFirst > 0.6
+        out["streamProgressive"] = os.path.exists(gate) and complete is not None and complete.get("ErrorCode") is None
         out["streamError"] = complete.get("ErrorCode")
         out["streamLog"] = base64.b64decode(complete.get("LogResult", "")).decode()
-        r, data, complete, _ = stream({"mode": "stream", "chunks": 3, "bytes": 1000, "failAfterChunks": 1})
+        r, data, complete = stream({"mode": "stream", "chunks": 3, "bytes": 1000, "failAfterChunks": 1})
         out["failedBytes"] = len(data)
         out["failedCode"] = complete.get("ErrorCode")
         out["failedDetails"] = complete.get("ErrorDetails")

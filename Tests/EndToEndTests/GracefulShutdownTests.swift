@@ -45,7 +45,13 @@ extension EndToEnd {
                 let stopped = ContinuousClock.now
                 let stopping = server
                 async let exitStatus = stopping.terminate()
-                try await Task.sleep(for: .milliseconds(300))
+                // Draining shows on /healthz (a load balancer takes the instance out of rotation).
+                let gateway = server.gateway
+                try await eventually("/healthz to answer 503 while draining", within: .seconds(5)) {
+                    let health = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(gateway)/healthz"), timeout: .seconds(5))
+                    let body = String(buffer: try await health.body.collect(upTo: 4096))
+                    return health.status == .serviceUnavailable && body.contains("shutting_down")
+                }
 
                 // New work is refused while draining.
                 let refused = try await HTTPClient.shared.execute({

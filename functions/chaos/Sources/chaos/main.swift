@@ -9,7 +9,8 @@ import RelayProtocol
 // Event: {"mode": "echo" | "env" | "sleep" | "error" | "crash" | "oversize" | "allocate" | "upload" | "stream", "seconds": 1.5,
 //          "bytes": 100, "crashAtChunk": 2, "succeedFromAttempt": 2, "chunks": 4, "failAfterChunks": 2, ...}.
 // `stream` answers in Lambda's streaming response mode: `chunks` pieces of `bytes` each, `seconds` apart, and with
-// `failAfterChunks` an error after that many (reported in the stream's trailers). `env` answers with its whole environment. With CHAOS_INIT_ERROR=1 in its environment it fails in init.
+// `failAfterChunks` an error after that many (reported in the stream's trailers); with `gate` (a path) it waits
+// after the first chunk until that file exists. `env` answers with its whole environment. With CHAOS_INIT_ERROR=1 in its environment it fails in init.
 // An event from the gateway (an InvocationEvent) carries the mode in its params.
 
 struct ChaosEvent: Decodable {
@@ -21,6 +22,9 @@ struct ChaosEvent: Decodable {
     var crashAtChunk: Int?
     var chunks: Int?
     var failAfterChunks: Int?
+    /// `stream`: after the first chunk, wait (up to 20 s) until this file exists. A test creates it when
+    /// the first chunk reaches it, which proves the chunk was delivered while the function still ran.
+    var gate: String?
 }
 
 let logger = Logger(label: "chaos")
@@ -64,12 +68,22 @@ try await FunctionRuntime(logger: logger, responding: { event, context -> Functi
         let size = chaos.bytes ?? (64 << 10)
         let pause = chaos.seconds ?? 0
         let failAfter = chaos.failAfterChunks
+        let gate = chaos.gate
         return .streamed(contentType: "application/octet-stream") { writer in
             for index in 0..<count {
                 if let failAfter, index == failAfter {
                     throw FunctionError(errorType: "Chaos.StreamError", errorMessage: "failing after \(index) chunks as asked")
                 }
                 try await writer.write(ByteBuffer(bytes: pattern(size, seed: UInt8(truncatingIfNeeded: index))))
+                if index == 0, let gate {
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    while !FileManager.default.fileExists(atPath: gate) {
+                        guard ContinuousClock.now < deadline else {
+                            throw FunctionError(errorType: "Chaos.GateTimeout", errorMessage: "nobody received the first chunk within 20 s")
+                        }
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                }
                 if pause > 0 { try await Task.sleep(for: .milliseconds(Int(pause * 1000))) }
             }
         }
