@@ -185,14 +185,10 @@ extension EndToEnd {
                 #expect(images.isEmpty, "every image was retrieved: \(images)")
                 #expect(await server.terminate() == 0)
                 // Function processes of the killed servers ended on their own: none is left orphaned.
-                var orphans: [String] = []
-                let deadline = ContinuousClock.now + .seconds(5)
-                repeat {
-                    orphans = Self.orphanedFunctionProcesses()
-                    if orphans.isEmpty { break }
-                    try await Task.sleep(for: .milliseconds(100))
-                } while ContinuousClock.now < deadline
-                #expect(orphans.isEmpty, "\(orphans)")
+                let clean = (try? await eventually("no function process left orphaned", within: .seconds(5), every: .milliseconds(100)) {
+                    Self.orphanedFunctionProcesses().isEmpty
+                }) != nil
+                #expect(clean, "orphaned: \(Self.orphanedFunctionProcesses())")
             }
         }
     }
