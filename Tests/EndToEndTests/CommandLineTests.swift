@@ -7,23 +7,15 @@ import Testing
 extension EndToEnd {
     /// The `chunkrelay` executable as a user runs it: `serve` in one process, `generate` and `invoke` in others.
     @Suite(.timeLimit(.minutes(10))) struct CommandLineTests {
-        static var executable: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("chunkrelay") }
+        static var executable: URL { ServeProcess.binary }
 
         @Test func serveGenerateAndInvoke() async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
-            let serve = try await ChildProcess.start(
-                [
-                    Self.executable.path, "serve", "--port", "0", "--runtime-port", "0", "--state-dir", directory.appendingPathComponent("state").path,
-                    "--functions", repositoryRoot.appendingPathComponent("functions").path,
-                ],
-                log: directory.appendingPathComponent("serve.log")
-            )
-            defer { serve.signal(SIGKILL) }
-            // Both URLs are announced in the log once the servers listen.
-            let gatewayURL = try await serve.announcedURL(after: "gateway listening on ", within: .seconds(60))
-            let runtimeURL = try await serve.announcedURL(after: "local runtime (Lambda Invoke API) listening on ", within: .seconds(60))
+            let serve = try await ServeProcess.start(stateDirectory: directory.appendingPathComponent("state"))
+            defer { serve.child.signal(SIGKILL) }
+            let (gatewayURL, runtimeURL) = (serve.gateway, serve.runtime)
 
             let out = directory.appendingPathComponent("map.png")
             let generated = try await run([Self.executable.path, "generate", "--server", gatewayURL, "--function", "map-render", "--param", "width=512", "--param", "height=384", "--param", "seed=3", "--out", out.path])
@@ -55,9 +47,8 @@ extension EndToEnd {
             #expect(badParam.output.contains("function_not_found"))
 
             // SIGTERM stops it cleanly.
-            serve.signal(SIGTERM)
-            let status = try await withDeadline(.seconds(30), "serve to stop after SIGTERM") { await serve.waitForExit() }
-            #expect(status == 0, "\(serve.output)")
+            let status = try await withDeadline(.seconds(30), "serve to stop after SIGTERM") { await serve.terminate() }
+            #expect(status == 0, "\(serve.child.output)")
         }
 
         static func url(after marker: String, in text: String) -> String? {
