@@ -93,7 +93,8 @@ final class ChunkRelayServer: Service, Sendable {
         // Shut down in reverse: the dispatcher lets running invocations finish (their uploads need the
         // gateway's server and the runtime), then the gateway's server finishes its requests (downloads,
         // event streams end), then the runtime's, then the runtime stops the function processes.
-        let services: [any Service] = [runtime, runtimeApp, gatewayApp] + gateway.services
+        let urlServers = runtime.functionURLServers(host: runtimeHost, server: configuration.gateway.connections.httpServer(), logger: logger)
+        let services: [any Service] = [runtime, runtimeApp] + urlServers + [gatewayApp] + gateway.services
         return ChunkRelayServer(gateway: gateway, runtime: runtime, services: services, addresses: addresses, logger: logger)
     }
 

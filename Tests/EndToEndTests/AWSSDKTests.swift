@@ -92,6 +92,19 @@ extension EndToEnd {
             client.invoke_with_response_stream(FunctionName="arn:aws:lambda:eu-west-1:000000000000:function:chaos", Payload=b"{}")
         except botocore.exceptions.ClientError as error:
             out["streamRegion"] = error.response["Error"]["Code"]
+        # The control plane's reads, as AWS tooling discovers functions and their URLs.
+        out["listed"] = sorted(f["FunctionName"] for f in client.list_functions()["Functions"])
+        url = client.get_function_url_config(FunctionName="chaos-stream-url")
+        out["urlConfig"] = [url["FunctionUrl"], url["InvokeMode"], url["AuthType"], url["FunctionArn"], url.get("Cors", {}).get("AllowOrigins")]
+        try:
+            client.get_function_url_config(FunctionName="chaos")
+            out["noUrl"] = None
+        except client.exceptions.ResourceNotFoundException as error:
+            out["noUrl"] = error.response["ResponseMetadata"]["HTTPStatusCode"]
+        configuration = client.get_function(FunctionName=arn)["Configuration"]
+        out["getFunction"] = [configuration["FunctionName"], configuration["FunctionArn"], configuration["Version"], configuration["State"]]
+        mapRender = client.get_function_configuration(FunctionName="map-render")
+        out["mapRender"] = [mapRender["MemorySize"], mapRender["Timeout"], mapRender["Runtime"], mapRender["LoggingConfig"]["LogFormat"]]
         print(json.dumps(out))
         """#
 
@@ -143,6 +156,20 @@ extension EndToEnd {
                 #expect(refusal("malformed").message?.hasPrefix("1 validation error detected: Value 'bad name!' at 'functionName'") == true)
                 #expect(refusal("mismatch").code == "InvalidParameterValueException" && refusal("mismatch").status == 400)
                 #expect(out["streamRegion"] as? String == "ResourceNotFoundException")
+                // ListFunctions, GetFunction, GetFunctionConfiguration, GetFunctionUrlConfig.
+                let listed = (out["listed"] as? [String]) ?? []
+                #expect(["chaos", "chaos-stream-url", "chaos-url", "map-render"].allSatisfy(listed.contains), "\(listed)")
+                let urlConfig = (out["urlConfig"] as? [Any]) ?? []
+                #expect((urlConfig.first as? String)?.hasPrefix("http://127.0.0.1:") == true, "\(urlConfig)")
+                #expect(urlConfig.dropFirst().first as? String == "RESPONSE_STREAM")
+                #expect(urlConfig.dropFirst(2).first as? String == "NONE")
+                #expect(urlConfig.dropFirst(3).first as? String == "arn:aws:lambda:us-east-1:000000000000:function:chaos-stream-url")
+                #expect(urlConfig.last as? [String] == ["*"])
+                #expect(out["noUrl"] as? Int == 404)
+                #expect(out["getFunction"] as? [String] == ["chaos", "arn:aws:lambda:us-east-1:000000000000:function:chaos", "$LATEST", "Active"])
+                let mapRender = (out["mapRender"] as? [Any]) ?? []
+                #expect(mapRender.first as? Int == 1024 && mapRender.dropFirst().first as? Int == 120)
+                #expect(mapRender.dropFirst(2).first as? String == "provided.al2023" && mapRender.last as? String == "Text")
             }
         }
     }

@@ -42,6 +42,8 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     public var environment: [String: String]
     /// The log format and levels; Lambda's plain text when absent.
     public var loggingConfig: FunctionLoggingConfig?
+    /// A Function URL, when the function has one.
+    public var url: FunctionURLConfig?
     /// The function's folder; set by the registry.
     public var directory: URL?
 
@@ -72,7 +74,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     private enum CodingKeys: String, CodingKey {
         case name, description, runtime, handler, swiftProduct, command, timeout, memorySize, reservedConcurrency
         case maximumRetryAttempts, environment, build, buildCreates, maximumPayloadBytes, maximumEventBytes
-        case maximumStreamingPayloadBytes, loggingConfig
+        case maximumStreamingPayloadBytes, loggingConfig, url
     }
 
     public init(from decoder: any Decoder) throws {
@@ -99,6 +101,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
         self.build = try c.decodeIfPresent([[String]].self, forKey: .build)
         self.buildCreates = try c.decodeIfPresent(String.self, forKey: .buildCreates)
         self.loggingConfig = try c.decodeIfPresent(FunctionLoggingConfig.self, forKey: .loggingConfig)
+        self.url = try c.decodeIfPresent(FunctionURLConfig.self, forKey: .url)
     }
 
     /// Checks the values against the platform's ranges.
@@ -125,6 +128,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
         let reserved = environment.keys.filter(EnvironmentVariablesFile.reservedKeys.contains)
         if !reserved.isEmpty { throw invalid(EnvironmentVariablesFile.reservedMessage(reserved)) }
         if let problem = loggingConfig?.validate() { throw invalid(problem) }
+        if let problem = url?.validate() { throw invalid(problem) }
     }
 
     /// The ARN the Runtime API reports as `Lambda-Runtime-Invoked-Function-Arn`.

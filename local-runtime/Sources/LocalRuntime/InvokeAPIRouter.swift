@@ -87,17 +87,20 @@ public enum InvokeAPIRouter {
                     try await writer.finish(nil)
                 })
         }
+        addControlPlane(to: router, runtime: runtime)
         return router
     }
 
     /// The function the path's `FunctionName` and the `Qualifier` parameter name (every form AWS takes),
     /// as the name of one of `registry`'s functions; AWS's error for a form that names none.
-    static func resolveName(_ request: Request, context: BasicRequestContext, registry: FunctionRegistry) throws -> String {
+    static func resolveName(
+        _ request: Request, context: BasicRequestContext, registry: FunctionRegistry, action: String = "InvokeFunction"
+    ) throws -> String {
         let raw = try context.parameters.require("name")
         // SDKs percent-encode the `:` of ARNs and the `$` of `$LATEST` in the path.
         let decoded = raw.removingPercentEncoding ?? raw
         let qualifier = request.uri.queryParameters["Qualifier"].map(String.init)  // already decoded
-        return try FunctionReference(parsing: decoded, qualifier: qualifier, action: "InvokeFunction").resolve(in: registry).name
+        return try FunctionReference(parsing: decoded, qualifier: qualifier, action: action).resolve(in: registry).name
     }
 
     /// The request payload, up to the buffered limit (`RequestEntityTooLargeException` beyond it).

@@ -25,6 +25,8 @@ public final class LocalRuntime: Service, Sendable {
     private let pendingEvents = Mutex(0)
     /// Set at graceful shutdown; ends the idle reaper.
     private let stopping = Atomic<Bool>(false)
+    /// Each Function URL once its server listens, by function name.
+    let functionURLs = Mutex<[String: String]>([:])
 
     /// Makes a runtime; nothing starts until `run()`.
     public init(configuration: RuntimeConfiguration, registry: FunctionRegistry, logger: Logger) {

@@ -85,6 +85,7 @@ enum RuntimeAPIRouter {
         case .forward(let forward):
             sink = forward
             limit = function.maximumStreamingPayloadBytes
+            await forward.begin(request.headers[.contentType])
         case .collect:
             limit = function.maximumPayloadBytes
         }

@@ -54,6 +54,57 @@ func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
     }
 }
 
+/// A Function URL request: `?mode=echo` (default) answers with the event it got, `http-stream` streams
+/// `chunks` × `bytes` after a prelude (`status`, an `x-chaos` header, a cookie), waiting at `gate` after
+/// the first chunk and failing after `failAfterChunks`; `raw-stream` streams without a prelude; `error`
+/// fails; `oversize` answers 7 MiB.
+func answerURL(_ request: FunctionURLRequest, event: Data) async throws -> FunctionResponse {
+    let query = request.queryStringParameters ?? [:]
+    let count = query["chunks"].flatMap(Int.init) ?? 4
+    let size = query["bytes"].flatMap(Int.init) ?? 1000
+    let gate = query["gate"]
+    let failAfter = query["failAfterChunks"].flatMap(Int.init)
+    @Sendable func chunks(_ writer: ResponseStreamWriter) async throws {
+        for index in 0..<count {
+            if let failAfter, index == failAfter {
+                throw FunctionError(errorType: "Chaos.StreamError", errorMessage: "failing after \(index) chunks as asked")
+            }
+            try await writer.write(ByteBuffer(bytes: pattern(size, seed: UInt8(truncatingIfNeeded: index))))
+            if index == 0, let gate {
+                let deadline = ContinuousClock.now + .seconds(20)
+                while !FileManager.default.fileExists(atPath: gate) {
+                    guard ContinuousClock.now < deadline else {
+                        throw FunctionError(errorType: "Chaos.GateTimeout", errorMessage: "nobody received the first chunk within 20 s")
+                    }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+        }
+    }
+    switch query["mode"] ?? "echo" {
+    case "http-stream":
+        let status = query["status"].flatMap(Int.init) ?? 200
+        return .httpStream { writer in
+            try await writer.writeStatusAndHeaders(
+                HTTPStatusAndHeaders(statusCode: status, headers: ["content-type": "application/octet-stream", "x-chaos": "streamed"], cookies: ["chaos=1; Path=/"])
+            )
+            try await chunks(writer)
+        }
+    case "raw-stream":
+        return .streamed(contentType: "application/x-chaos") { writer in try await chunks(writer) }
+    case "error":
+        throw FunctionError(errorType: "Chaos.Error", errorMessage: "failing as asked")
+    case "oversize":
+        return .buffered(ByteBuffer(bytes: pattern(7 << 20, seed: 1)))
+    default:
+        let response: [String: Any] = [
+            "statusCode": 200, "headers": ["content-type": "application/json", "x-chaos": "echo"], "cookies": ["chaos=1"],
+            "body": String(decoding: event, as: UTF8.self),
+        ]
+        return .buffered(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: response)))
+    }
+}
+
 try await FunctionRuntime(logger: logger, responding: { event, context -> FunctionResponse in
     let data = Data(event.readableBytesView)
     var chaos = (try? JSONDecoder().decode(ChaosEvent.self, from: data)) ?? ChaosEvent()
@@ -61,6 +112,10 @@ try await FunctionRuntime(logger: logger, responding: { event, context -> Functi
     if let invocation {
         let params = try JSONEncoder().encode(invocation.params)
         chaos = (try? JSONDecoder().decode(ChaosEvent.self, from: params)) ?? ChaosEvent()
+    }
+    // Through a Function URL the event is an HTTP request; the query says what to do.
+    if let request = try? JSONDecoder().decode(FunctionURLRequest.self, from: data) {
+        return try await answerURL(request, event: data)
     }
     switch chaos.mode ?? "echo" {
     case "stream":

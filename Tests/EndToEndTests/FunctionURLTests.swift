@@ -1,0 +1,160 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TestSupport
+import Testing
+
+extension EndToEnd {
+    /// Function URLs from real clients (curl, AsyncHTTPClient): the `chaos-url` (BUFFERED) and
+    /// `chaos-stream-url` (RESPONSE_STREAM) functions answer HTTP requests as their query asks.
+    @Suite(.timeLimit(.minutes(10))) struct FunctionURLTests {
+        /// A function's URL, as the Lambda API's `GetFunctionUrlConfig` reports it.
+        static func url(of function: String, runtime: String) async throws -> String {
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(runtime)/2021-10-31/functions/\(function)/url"), timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], "\(String(buffer: body))")
+            return try #require(object["FunctionUrl"] as? String, "\(object)")
+        }
+
+        static func send(_ url: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: ByteBuffer? = nil)
+            async throws -> (status: Int, headers: HTTPHeaders, body: ByteBuffer)
+        {
+            var request = HTTPClientRequest(url: url)
+            request.method = method
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            if let body { request.body = .bytes(body) }
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            return (Int(response.status.code), response.headers, try await response.body.collect(upTo: 16 << 20))
+        }
+
+        @Test func aBufferedURLHandsTheFunctionAPayload2EventAndAnswersWithItsResponse() async throws {
+            try await withChunkRelay { _, runtime in
+                let base = try await Self.url(of: "chaos-url", runtime: runtime)
+                #expect(base.hasPrefix("http://127.0.0.1:") && base.hasSuffix("/"))
+                let answer = try await Self.send(
+                    base + "a%20b/c?x=1&x=2&y=z%21", headers: [("Cookie", "a=1; b=2"), ("X-Test", "one"), ("X-Test", "two"), ("User-Agent", "url-test")]
+                )
+                #expect(answer.status == 200)
+                #expect(answer.headers.first(name: "content-type") == "application/json")
+                #expect(answer.headers.first(name: "x-chaos") == "echo")
+                #expect(answer.headers["set-cookie"] == ["chaos=1"])
+                let event = try #require(try JSONSerialization.jsonObject(with: Data(buffer: answer.body)) as? [String: Any], "\(String(buffer: answer.body))")
+                #expect(event["version"] as? String == "2.0")
+                #expect(event["routeKey"] as? String == "$default")
+                #expect(event["rawPath"] as? String == "/a%20b/c")
+                #expect(event["rawQueryString"] as? String == "x=1&x=2&y=z%21")
+                #expect(event["queryStringParameters"] as? [String: String] == ["x": "1,2", "y": "z!"])
+                #expect(event["cookies"] as? [String] == ["a=1", "b=2"])
+                let headers = try #require(event["headers"] as? [String: String])
+                #expect(headers["x-test"] == "one,two")
+                #expect(headers["cookie"] == nil, "cookies move to `cookies`")
+                #expect(headers["x-forwarded-proto"] == "http" && headers["x-forwarded-for"] == "127.0.0.1")
+                #expect(event["isBase64Encoded"] as? Bool == false)
+                #expect(event["body"] == nil, "no body, no field")
+                let context = try #require(event["requestContext"] as? [String: Any])
+                let http = try #require(context["http"] as? [String: String])
+                #expect(http == ["method": "GET", "path": "/a%20b/c", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "url-test"])
+                #expect(context["accountId"] as? String == "anonymous")
+                #expect((context["apiId"] as? String)?.count == 32 && context["apiId"] as? String == context["domainPrefix"] as? String)
+                #expect(context["routeKey"] as? String == "$default" && context["stage"] as? String == "$default")
+                #expect(((context["timeEpoch"] as? Int) ?? 0) > 1_700_000_000_000)
+                #expect((context["time"] as? String)?.hasSuffix(" +0000") == true)
+
+                // A binary body arrives base64-encoded; a JSON one as text.
+                let binary = try await Self.send(base, method: .POST, headers: [("Content-Type", "application/octet-stream")], body: ByteBuffer(bytes: [0, 1, 2, 255]))
+                let binaryEvent = try #require(try JSONSerialization.jsonObject(with: Data(buffer: binary.body)) as? [String: Any])
+                #expect(binaryEvent["isBase64Encoded"] as? Bool == true && binaryEvent["body"] as? String == "AAEC/w==")
+                let text = try await Self.send(base, method: .POST, headers: [("Content-Type", "application/json")], body: ByteBuffer(string: #"{"k":"v"}"#))
+                let textEvent = try #require(try JSONSerialization.jsonObject(with: Data(buffer: text.body)) as? [String: Any])
+                #expect(textEvent["isBase64Encoded"] as? Bool == false && textEvent["body"] as? String == #"{"k":"v"}"#)
+            }
+        }
+
+        @Test func errorsAreAnsweredAsLambdaAnswersThem() async throws {
+            try await withChunkRelay { _, runtime in
+                let base = try await Self.url(of: "chaos-url", runtime: runtime)
+                let failed = try await Self.send(base + "?mode=error")
+                #expect(failed.status == 502)
+                #expect(String(buffer: failed.body) == "Internal Server Error")
+                let oversize = try await Self.send(base + "?mode=oversize")
+                #expect(oversize.status == 502)
+                #expect(oversize.headers.first(name: "x-amzn-ErrorType") == "Function.ResponseSizeTooLarge")
+                #expect(String(buffer: oversize.body).contains("Response payload size exceeded maximum allowed payload size"))
+                let tooBig = try await Self.send(base, method: .POST, body: ByteBuffer(repeating: 1, count: 6 * 1024 * 1024 + 101))
+                #expect(tooBig.status == 413)
+                #expect(tooBig.headers.first(name: "x-amzn-ErrorType") == "RequestEntityTooLargeException")
+                let justRight = try await Self.send(base, method: .POST, headers: [("Content-Type", "text/plain")], body: ByteBuffer(repeating: 0x61, count: 1000))
+                #expect(justRight.status == 200)
+            }
+        }
+
+        @Test func corsIsAppliedAsConfigured() async throws {
+            try await withChunkRelay { _, runtime in
+                let base = try await Self.url(of: "chaos-url", runtime: runtime)
+                let preflight = try await Self.send(
+                    base, method: .OPTIONS, headers: [("Origin", "http://allowed.example"), ("Access-Control-Request-Method", "POST")]
+                )
+                #expect(preflight.status == 200)
+                #expect(preflight.headers.first(name: "access-control-allow-origin") == "http://allowed.example")
+                #expect(preflight.headers.first(name: "access-control-allow-methods") == "GET,POST")
+                #expect(preflight.headers.first(name: "access-control-allow-headers") == "x-test")
+                #expect(preflight.headers.first(name: "access-control-max-age") == "300")
+                #expect(preflight.body.readableBytes == 0, "answered by the URL, not the function")
+                let allowed = try await Self.send(base, headers: [("Origin", "http://allowed.example")])
+                #expect(allowed.headers.first(name: "access-control-allow-origin") == "http://allowed.example")
+                #expect(allowed.headers.first(name: "access-control-expose-headers") == "x-chaos")
+                let other = try await Self.send(base, headers: [("Origin", "http://elsewhere.example")])
+                #expect(other.status == 200)
+                #expect(other.headers.first(name: "access-control-allow-origin") == nil)
+            }
+        }
+
+        /// curl -N gets the status, headers and first bytes while the function still runs: chaos waits after
+        /// its first chunk until the gate file exists, and the shell creates it only once curl has handed
+        /// over the first byte.
+        @Test func curlReceivesAStreamedResponseAsTheFunctionWritesIt() async throws {
+            try await withChunkRelay { _, runtime in
+                try await withScratchDirectory("url-stream") { root in
+                    let base = try await Self.url(of: "chaos-stream-url", runtime: runtime)
+                    let gate = root.appendingPathComponent("gate").path
+                    let url = "\(base)?mode=http-stream&status=201&chunks=3&bytes=20000&gate=\(gate)"
+                    let script = """
+                        cd '\(root.path)'
+                        curl -sSN -D headers '\(url)' | { dd bs=1 count=1 status=none > body; date +%s%N > first; touch gate; cat >> body; date +%s%N > last; }
+                        exit ${PIPESTATUS[0]}
+                        """
+                    let result = try await run(["bash", "-c", script])
+                    #expect(result.status == 0, "\(result.output)")
+                    let headers = (try? String(contentsOf: root.appendingPathComponent("headers"), encoding: .utf8)) ?? ""
+                    #expect(headers.hasPrefix("HTTP/1.1 201"), "\(headers)")
+                    #expect(headers.lowercased().contains("x-chaos: streamed"))
+                    #expect(headers.lowercased().contains("set-cookie: chaos=1; path=/"))
+                    #expect(headers.lowercased().contains("content-type: application/octet-stream"))
+                    let body = try Data(contentsOf: root.appendingPathComponent("body"))
+                    #expect(Array(body) == ChaosPattern.streamed(chunks: 3, bytes: 20000), "\(body.count) bytes")
+                    let first = Int64((try? String(contentsOf: root.appendingPathComponent("first"), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+                    let last = Int64((try? String(contentsOf: root.appendingPathComponent("last"), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+                    #expect(first > 0 && first < last, "the first byte came before the end (\(first) < \(last))")
+                }
+            }
+        }
+
+        @Test func aStreamThatFailsMidwayIsCutShortAndOneWithoutAPreludeKeepsItsType() async throws {
+            try await withChunkRelay { _, runtime in
+                let base = try await Self.url(of: "chaos-stream-url", runtime: runtime)
+                // The body ends without its last chunk: curl reports a transfer cut short (exit 18).
+                let broken = try await run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "\(base)?mode=http-stream&chunks=3&bytes=5000&failAfterChunks=1"])
+                #expect(broken.status == 18, "\(broken.output)")
+                #expect(broken.output.contains("200 5000"), "\(broken.output)")
+                let raw = try await Self.send(base + "?mode=raw-stream&chunks=2&bytes=300")
+                #expect(raw.status == 200)
+                #expect(raw.headers.first(name: "content-type") == "application/x-chaos")
+                #expect(Array(raw.body.readableBytesView) == ChaosPattern.streamed(chunks: 2, bytes: 300))
+                #expect(raw.headers.first(name: "access-control-allow-origin") == nil, "no Origin, no CORS fields")
+                let failedEarly = try await Self.send(base + "?mode=error")
+                #expect(failedEarly.status == 502)
+            }
+        }
+    }
+}
