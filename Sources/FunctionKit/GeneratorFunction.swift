@@ -38,6 +38,15 @@ public struct GeneratorFunction: FunctionHandler {
         self.render = render
     }
 
+    /// Through a Function URL, delivers the image itself (`DirectDelivery`); otherwise renders for a
+    /// gateway job and uploads (`handle`).
+    public func respond(to event: ByteBuffer, context: InvocationContext) async throws -> FunctionResponse {
+        if let request = try? JSONDecoder().decode(FunctionURLRequest.self, from: Data(event.readableBytesView)) {
+            return try await DirectDelivery.respond(to: request, context: context, render: render)
+        }
+        return .buffered(try await handle(event, context: context))
+    }
+
     /// Renders and uploads; the response body is the manifest as JSON.
     public func handle(_ event: ByteBuffer, context: InvocationContext) async throws -> ByteBuffer {
         let decoded: InvocationEvent

@@ -3,6 +3,8 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import TestSupport
+import RelayClient
+import RelayProtocol
 import Testing
 
 extension EndToEnd {
@@ -154,6 +156,50 @@ extension EndToEnd {
                 #expect(raw.headers.first(name: "access-control-allow-origin") == nil, "no Origin, no CORS fields")
                 let failedEarly = try await Self.send(base + "?mode=error")
                 #expect(failedEarly.status == 502)
+            }
+        }
+
+        /// map-render's own URL sends the map as Server-Sent Events (the gateway's stream contract) or as
+        /// plain bytes: either way the same bytes the gateway's retrieve mode gives for the same parameters.
+        @Test func mapRenderDeliversTheMapDirectlyWithTheSameBytesAsRetrieveMode() async throws {
+            try await withChunkRelay { gateway, runtime in
+                let base = try await Self.url(of: "map-render", runtime: runtime)
+                let fixture = (bytes: 601_454, sha256: "5acb74bc85ac32229e4e9249b8505dd83d463341dd0ea708a8a50070ca3c932c")
+                let sse = try await Self.send(base + "?width=1000&height=600&seed=42&chunkSize=65536", headers: [("Accept", "text/event-stream")])
+                #expect(sse.status == 200)
+                #expect(sse.headers.first(name: "content-type") == "text/event-stream")
+                var parser = ServerSentEventParser()
+                let events = parser.push(sse.body.readableBytesView)
+                #expect(events.first?.event == "started")
+                var assembled: [UInt8] = []
+                for (index, event) in events.filter({ $0.event == "chunk" }).enumerated() {
+                    #expect(event.id == String(index))
+                    assembled += Array(Data(base64Encoded: event.data, options: .ignoreUnknownCharacters) ?? Data())
+                }
+                let done = try #require(events.last, "no events")
+                #expect(done.event == "done")
+                let manifest = try JSONDecoder().decode(ImageManifest.self, from: Data(done.data.utf8))
+                #expect(manifest == ImageManifest(chunks: 10, bytes: Int64(fixture.bytes), sha256: fixture.sha256, contentType: "image/png"))
+                #expect(ContentDigest(of: Data(assembled)).hex == fixture.sha256)
+
+                let plain = try await Self.send(base + "?width=1000&height=600&seed=42")
+                #expect(plain.headers.first(name: "content-type") == "image/png")
+                #expect(ContentDigest(of: Data(buffer: plain.body)).hex == fixture.sha256)
+
+                // The gateway's retrieve mode, same parameters, same bytes.
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent("direct-\(UUID().uuidString).png")
+                defer { try? FileManager.default.removeItem(at: file) }
+                let retrieved = try await RelayClient(baseURL: gateway).generate(
+                    CreateJobRequest(function: "map-render", params: ["width": .number(1000), "height": .number(600), "seed": .number(42)]), to: file
+                )
+                #expect(retrieved.sha256 == ContentDigest(of: Data(assembled)).hex)
+
+                // A bad parameter: a `failed` event on the event stream, Lambda's 502 on the plain one.
+                let badEvents = try await Self.send(base + "?width=0", headers: [("Accept", "text/event-stream")])
+                var badParser = ServerSentEventParser()
+                let bad = badParser.push(badEvents.body.readableBytesView)
+                #expect(bad.last?.event == "failed" && bad.last?.data.contains("InvalidParameters") == true, "\(bad)")
+                #expect(try await Self.send(base + "?width=0").status == 502)
             }
         }
     }
