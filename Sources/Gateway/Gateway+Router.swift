@@ -20,6 +20,7 @@ extension Gateway {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
         router.get("/metrics") { _, _ in try await self.metrics() }
+        router.get("/v1/functions") { _, _ in try Self.json(FunctionList(functions: self.invoker.functions())) }
         router.post("/v1/jobs") { request, context in try await self.createJob(request, context: context) }
         router.get("/v1/jobs/{id}") { _, context in try await self.getJob(context) }
         router.get("/v1/jobs/{id}/events") { request, context in try await self.events(request, context: context) }

@@ -15,11 +15,15 @@ public protocol Invoker: Sendable {
     ) async -> InvocationOutcome
     /// Sizes of the invoker's own structures (waiting invocations, live environments), for `/metrics`.
     func gauges() -> [String: Int]
+    /// The functions it runs and their Function URLs, for `GET /v1/functions`.
+    func functions() -> [FunctionSummary]
 }
 
 extension Invoker {
     /// No gauges by default.
     public func gauges() -> [String: Int] { [:] }
+    /// None listed by default.
+    public func functions() -> [FunctionSummary] { [] }
 }
 
 /// How an invocation ended, as the gateway needs to know it.

@@ -64,6 +64,41 @@ public struct RelayClient: Sendable {
     /// Follows a stream-mode job and writes its chunks to `file` as they arrive, resuming after a dropped
     /// connection; the file appears only once the whole image's SHA-256 matched the `done` event.
     public func streamImage(_ id: String, to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }) async throws -> RetrievedImage {
+        try await receive(events(id), to: file, onEvent: onEvent)
+    }
+
+    /// `GET /v1/functions`: the functions jobs can name, with their Function URLs.
+    public func functions() async throws -> [FunctionSummary] {
+        try await send(HTTPClientRequest(url: "\(baseURL)/v1/functions"), expecting: FunctionList.self).functions
+    }
+
+    /// Direct delivery: the image straight from a generator's Function URL (no job, no gateway in the
+    /// path), as `started`/`chunk`/`done` events, verified against `done`'s SHA-256 before `file` appears.
+    /// A dropped connection cannot resume (the function renders again from the start): it throws.
+    ///
+    /// ```swift
+    /// let url = try await relay.functions().first { $0.name == "map-render" }?.url
+    /// let image = try await relay.generateDirect(functionURL: url!, params: ["width": .number(512)], to: file)
+    /// ```
+    public func generateDirect(
+        functionURL: String, params: [String: JSONValue], to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }
+    ) async throws -> RetrievedImage {
+        var components = URLComponents(string: functionURL)
+        components?.queryItems = params.sorted { $0.key < $1.key }.map { key, value in
+            switch value {
+            case .number(let number): URLQueryItem(name: key, value: number == number.rounded() ? String(Int64(number)) : String(number))
+            case .string(let text): URLQueryItem(name: key, value: text)
+            case .bool(let flag): URLQueryItem(name: key, value: String(flag))
+            default: URLQueryItem(name: key, value: nil)
+            }
+        }
+        guard let url = components?.string else { throw RelayClientError(status: 0, code: "invalid_url", message: "not a URL: \(functionURL)") }
+        return try await receive(JobEventStream(url: url, httpClient: httpClient, lastEventID: nil, maximumReconnects: 0), to: file, onEvent: onEvent)
+    }
+
+    /// Writes the chunks of an event stream to `file` in order; the file appears only once the whole
+    /// image's SHA-256 matched the `done` event.
+    private func receive(_ events: JobEventStream, to file: URL, onEvent: @Sendable (JobEvent) -> Void) async throws -> RetrievedImage {
         let partial = FilePath(file.path + ".partial")
         do {
             // One handle for the whole stream: opening the file per chunk cost a few system calls each.
@@ -71,7 +106,7 @@ public struct RelayClient: Sendable {
                 var hasher = SHA256()
                 var written: Int64 = 0
                 var nextIndex = 0
-                for try await event in events(id) {
+                for try await event in events {
                     switch event {
                     case .chunk(let index, let bytes):
                         guard index == nextIndex else {

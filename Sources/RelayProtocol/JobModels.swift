@@ -226,3 +226,31 @@ public struct ErrorBody: Codable, Sendable, Hashable {
         self.error = JobError(code: code, message: message)
     }
 }
+
+/// A function the gateway can run, and its Function URL when it has one (`GET /v1/functions`).
+public struct FunctionSummary: Codable, Sendable, Hashable {
+    /// The function's name, as `CreateJobRequest.function` takes it.
+    public var name: String
+    /// Its Function URL (direct delivery), when it has one.
+    public var url: String?
+    /// The URL's invoke mode (`BUFFERED` or `RESPONSE_STREAM`), when it has one.
+    public var invokeMode: String?
+
+    /// Makes a summary.
+    public init(name: String, url: String? = nil, invokeMode: String? = nil) {
+        self.name = name
+        self.url = url
+        self.invokeMode = invokeMode
+    }
+}
+
+/// `GET /v1/functions` response.
+public struct FunctionList: Codable, Sendable, Hashable {
+    /// Every function, by name.
+    public var functions: [FunctionSummary]
+
+    /// Makes a list.
+    public init(functions: [FunctionSummary]) {
+        self.functions = functions
+    }
+}

@@ -14,7 +14,13 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "The generator function, e.g. map-render.") var function: String
     @Option(name: .customLong("param"), help: "A parameter as KEY=VALUE (repeatable); numbers stay numbers.")
     var params: [String] = []
-    @Option(help: "retrieve (the image once, by key) or stream.") var delivery: DeliveryMode = .retrieve
+    @Option(help: "retrieve (the image once, by key), stream (events through the gateway) or direct (from the function's own URL).")
+    var delivery: Delivery = .retrieve
+
+    /// The gateway's two modes, and direct delivery from the function's Function URL (no job).
+    enum Delivery: String, ExpressibleByArgument, CaseIterable {
+        case retrieve, stream, direct
+    }
     @Option(help: "Where to write the image.") var out: String
 
     func validate() throws {
@@ -34,22 +40,16 @@ struct GenerateCommand: AsyncParsableCommand {
         let started = ContinuousClock.now
         let display = ProgressDisplay(interactive: isatty(STDOUT_FILENO) == 1)
         do {
-            let created = try await client.createJob(CreateJobRequest(function: function, params: parameters, delivery: delivery))
-            if let image = created.image {
-                print("job \(created.id) created (retrieve); image will be at \(server)\(image)")
-            } else {
-                print("job \(created.id) created (stream); events at \(server)\(created.events)")
-            }
             let image: RetrievedImage
-            switch delivery {
-            case .stream:
-                image = try await client.streamImage(created.id, to: file) { display.show($0) }
-            case .retrieve:
-                let status = try await client.waitUntilReady(created.id) { display.show($0) }
-                guard let path = created.image, let sha256 = status.sha256 else {
-                    throw RelayClientError(status: 0, code: "no_image", message: "the job has no image")
+            if delivery == .direct {
+                // The function's URL, from the gateway's list: no job, the image straight from the function.
+                guard let url = try await client.functions().first(where: { $0.name == function })?.url else {
+                    throw ExitMessage("error: \(function) has no Function URL (a \"url\" in its function.json); use --delivery retrieve or stream")
                 }
-                image = try await client.retrieve(imagePath: path, expectedSHA256: sha256, to: file)
+                print("direct from \(url)")
+                image = try await client.generateDirect(functionURL: url, params: parameters, to: file) { display.show($0) }
+            } else {
+                image = try await throughTheGateway(client, parameters: parameters, to: file, display: display)
             }
             display.end()
             let elapsed = ContinuousClock.now - started
@@ -57,6 +57,27 @@ struct GenerateCommand: AsyncParsableCommand {
         } catch let error as RelayClientError {
             display.end()
             throw ExitMessage("error: \(error)")
+        }
+    }
+
+    /// A job in the gateway's retrieve or stream mode.
+    private func throughTheGateway(_ client: RelayClient, parameters: [String: JSONValue], to file: URL, display: ProgressDisplay) async throws -> RetrievedImage {
+        let mode: DeliveryMode = delivery == .stream ? .stream : .retrieve
+        let created = try await client.createJob(CreateJobRequest(function: function, params: parameters, delivery: mode))
+        if let image = created.image {
+            print("job \(created.id) created (retrieve); image will be at \(server)\(image)")
+        } else {
+            print("job \(created.id) created (stream); events at \(server)\(created.events)")
+        }
+        switch mode {
+        case .stream:
+            return try await client.streamImage(created.id, to: file) { display.show($0) }
+        case .retrieve:
+            let status = try await client.waitUntilReady(created.id) { display.show($0) }
+            guard let path = created.image, let sha256 = status.sha256 else {
+                throw RelayClientError(status: 0, code: "no_image", message: "the job has no image")
+            }
+            return try await client.retrieve(imagePath: path, expectedSHA256: sha256, to: file)
         }
     }
 
@@ -139,7 +160,6 @@ final class ProgressDisplay: @unchecked Sendable {
     }
 }
 
-extension DeliveryMode: ExpressibleByArgument {}
 
 /// An error printed as it is, with exit status 1.
 struct ExitMessage: Error, CustomStringConvertible {

@@ -46,6 +46,12 @@ struct RuntimeInvoker: Invoker {
         runtime.gauges
     }
 
+    func functions() -> [FunctionSummary] {
+        runtime.registry.functions.values.sorted { $0.name < $1.name }.map { function in
+            FunctionSummary(name: function.name, url: runtime.functionURL(of: function.name), invokeMode: function.url?.invokeMode.rawValue)
+        }
+    }
+
     /// How a failed invocation is described to the job's client.
     static func jobError(_ result: InvocationResult) -> JobError {
         switch result.status {

@@ -22,13 +22,14 @@ final class FakeInvoker: Invoker {
     }
 
     private let state = Mutex(State())
-    let functions: Set<String>
+    let names: Set<String>
 
     init(functions: Set<String> = ["map-render", "chaos"]) {
-        self.functions = functions
+        self.names = functions
     }
 
-    func hasFunction(named name: String) -> Bool { functions.contains(name) }
+    func hasFunction(named name: String) -> Bool { names.contains(name) }
+    func functions() -> [FunctionSummary] { names.sorted().map { FunctionSummary(name: $0) } }
 
     /// `chaos` may run once at a time here, to exercise per-function limits.
     func concurrencyLimit(function: String) -> Int? { function == "chaos" ? 1 : nil }

@@ -117,6 +117,14 @@ import Testing
         }
     }
 
+    @Test func theFunctionsAreListed() async throws {
+        try await GatewayHarness.run { h in
+            let listed = try await h.request(.GET, "/v1/functions")
+            #expect(listed.status == 200)
+            #expect(try listed.decode(FunctionList.self) == FunctionList(functions: [FunctionSummary(name: "chaos"), FunctionSummary(name: "map-render")]))
+        }
+    }
+
     @Test func stateFilesAreOwnerOnly() async throws {
         try await GatewayHarness.run { h in
             var modes: [String: Int] = [:]
