@@ -31,8 +31,10 @@ extension EndToEnd {
             }
         }
 
-        @Test(.enabled(if: chromium != nil || runningInCI, "needs Chromium (CI installs it)"))
-        func thePageAssemblesAndVerifiesAStreamedMap() async throws {
+        /// `stream`: the job's events through the gateway; `direct`: the page's EventSource pointed straight
+        /// at map-render's Function URL (another origin: CORS).
+        @Test(.enabled(if: chromium != nil || runningInCI, "needs Chromium (CI installs it)"), arguments: ["stream", "direct"])
+        func thePageAssemblesAndVerifiesAStreamedMap(delivery: String) async throws {
             let browser = try #require(Self.chromium, "Chromium is not installed")
             try await withChunkRelay { gateway, _ in
                 let page = try await HTTPClient.shared.execute(HTTPClientRequest(url: gateway + "/"), timeout: .seconds(30))
@@ -41,7 +43,7 @@ extension EndToEnd {
 
                 let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
                 defer { try? FileManager.default.removeItem(at: profile) }
-                let url = "\(gateway)/?width=1536&height=1024&seed=11&autostart=1"
+                let url = "\(gateway)/?width=1536&height=1024&seed=11&delivery=\(delivery)&autostart=1"
                 // --dump-dom prints the DOM once the page is idle; the virtual-time budget lets the job finish first.
                 let result = try await run([
                     browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
@@ -50,6 +52,7 @@ extension EndToEnd {
                 let dom = result.output
                 let state = Self.attribute("data-state", of: "result", in: dom)
                 #expect(state == "verified", "page said: \(Self.element("result", in: dom) ?? dom.suffix(2000).description)")
+                #expect(Self.attribute("data-delivery", of: "result", in: dom) == delivery)
                 let pageDigest = try #require(Self.attribute("data-sha256", of: "result", in: dom))
 
                 // The gateway's digest of the same map (any delivery mode gives the same bytes).

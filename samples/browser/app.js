@@ -1,5 +1,6 @@
-// The ChunkRelay browser sample: create a stream-mode job, follow its events with the browser's own
-// EventSource (which resumes with Last-Event-ID by itself), assemble the chunks, verify the SHA-256.
+// The ChunkRelay browser sample: create a stream-mode job and follow its events with the browser's own
+// EventSource (which resumes with Last-Event-ID by itself), or (direct delivery) point EventSource
+// straight at map-render's Function URL; either way assemble the chunks and verify the SHA-256.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -22,13 +23,17 @@ function decodeBase64(text) {
   return bytes;
 }
 
-async function generate(params) {
-  $("start").disabled = true;
-  $("map").hidden = true;
-  $("progress").value = 0;
-  setResult("running", "");
+// The event stream to follow: the job's, through the gateway, or map-render's own URL (no job, no
+// queue: the function renders for this request and sends the map itself, same events).
+async function openEvents(params, delivery) {
+  if (delivery === "direct") {
+    $("status").textContent = "Asking the gateway for map-render's Function URL…";
+    const listed = await (await fetch("/v1/functions")).json();
+    const url = listed.functions.find((f) => f.name === "map-render")?.url;
+    if (!url) throw new Error("map-render has no Function URL");
+    return new EventSource(`${url}?${new URLSearchParams(params)}`);
+  }
   $("status").textContent = "Creating the job…";
-
   const response = await fetch("/v1/jobs", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -36,11 +41,20 @@ async function generate(params) {
   });
   const body = await response.json();
   if (!response.ok) throw new Error(`${body.error.code}: ${body.error.message}`);
+  return new EventSource(body.events);
+}
+
+async function generate(params, delivery) {
+  $("start").disabled = true;
+  $("map").hidden = true;
+  $("progress").value = 0;
+  setResult("running", "");
+  $("result").dataset.delivery = delivery;
 
   const chunks = [];
   let received = 0;
   let uploaded = 0;
-  const events = new EventSource(body.events);
+  const events = await openEvents(params, delivery);
 
   return await new Promise((resolve, reject) => {
     events.addEventListener("queued", (e) => {
@@ -93,11 +107,18 @@ async function generate(params) {
       const error = JSON.parse(e.data);
       reject(new Error(`${error.code}: ${error.message}`));
     });
+    if (delivery === "direct") {
+      // A direct stream cannot resume (the function would render again): a dropped one is a failure.
+      events.onerror = () => {
+        events.close();
+        reject(new Error("the connection to the function's URL broke off"));
+      };
+    }
   });
 }
 
-function start(params) {
-  generate(params)
+function start(params, delivery) {
+  generate(params, delivery)
     .catch((error) => {
       $("status").textContent = "Failed.";
       setResult("failed", String(error.message || error));
@@ -109,10 +130,10 @@ function start(params) {
 
 $("form").addEventListener("submit", (event) => {
   event.preventDefault();
-  start({ width: Number($("width").value), height: Number($("height").value), seed: Number($("seed").value) });
+  start({ width: Number($("width").value), height: Number($("height").value), seed: Number($("seed").value) }, $("delivery").value);
 });
 
-// ?width=…&height=…&seed=…&autostart=1 fills the form and starts at once (used by the headless test).
+// ?width=…&height=…&seed=…&delivery=…&autostart=1 fills the form and starts at once (used by the headless test).
 const query = new URLSearchParams(location.search);
-for (const key of ["width", "height", "seed"]) if (query.has(key)) $(key).value = query.get(key);
+for (const key of ["width", "height", "seed", "delivery"]) if (query.has(key)) $(key).value = query.get(key);
 if (query.get("autostart") === "1") $("form").requestSubmit();
