@@ -202,5 +202,29 @@ extension EndToEnd {
                 #expect(try await Self.send(base + "?width=0").status == 502)
             }
         }
+
+
+        /// Streaming is not Swift's alone: a Python function written with the standard library only streams
+        /// its HTTP response through the same URL machinery, and curl gets the first line while it still runs.
+        @Test func aPythonFunctionStreamsItsHTTPResponseToo() async throws {
+            try await withChunkRelay { _, runtime in
+                try await withScratchDirectory("url-python") { root in
+                    let base = try await Self.url(of: "stream-py", runtime: runtime)
+                    let gate = root.appendingPathComponent("gate").path
+                    let script = """
+                        cd '\(root.path)'
+                        curl -sSN -D headers '\(base)?lines=4&gate=\(gate)' | { dd bs=1 count=1 status=none > body; touch gate; cat >> body; }
+                        exit ${PIPESTATUS[0]}
+                        """
+                    let result = try await run(["bash", "-c", script])
+                    #expect(result.status == 0, "\(result.output)")
+                    let headers = (try? String(contentsOf: root.appendingPathComponent("headers"), encoding: .utf8)) ?? ""
+                    #expect(headers.hasPrefix("HTTP/1.1 200"), "\(headers)")
+                    #expect(headers.lowercased().contains("x-runtime: python"))
+                    let body = (try? String(contentsOf: root.appendingPathComponent("body"), encoding: .utf8)) ?? ""
+                    #expect(body == "line 0\nline 1\nline 2\nline 3\n")
+                }
+            }
+        }
     }
 }
