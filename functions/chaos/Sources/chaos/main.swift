@@ -54,6 +54,18 @@ func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
     }
 }
 
+/// Waits (up to 20 s) until `path` exists: a test creates it once the first chunk has reached it, so a
+/// stream that gets past this was delivered while the function still ran.
+func waitForGate(_ path: String) async throws {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while !FileManager.default.fileExists(atPath: path) {
+        guard ContinuousClock.now < deadline else {
+            throw FunctionError(errorType: "Chaos.GateTimeout", errorMessage: "nobody received the first chunk within 20 s")
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
 /// A Function URL request: `?mode=echo` (default) answers with the event it got, `http-stream` streams
 /// `chunks` × `bytes` after a prelude (`status`, an `x-chaos` header, a cookie), waiting at `gate` after
 /// the first chunk and failing after `failAfterChunks`; `raw-stream` streams without a prelude; `error`
@@ -70,15 +82,7 @@ func answerURL(_ request: FunctionURLRequest, event: Data) async throws -> Funct
                 throw FunctionError(errorType: "Chaos.StreamError", errorMessage: "failing after \(index) chunks as asked")
             }
             try await writer.write(ByteBuffer(bytes: pattern(size, seed: UInt8(truncatingIfNeeded: index))))
-            if index == 0, let gate {
-                let deadline = ContinuousClock.now + .seconds(20)
-                while !FileManager.default.fileExists(atPath: gate) {
-                    guard ContinuousClock.now < deadline else {
-                        throw FunctionError(errorType: "Chaos.GateTimeout", errorMessage: "nobody received the first chunk within 20 s")
-                    }
-                    try await Task.sleep(for: .milliseconds(10))
-                }
-            }
+            if index == 0, let gate { try await waitForGate(gate) }
         }
     }
     switch query["mode"] ?? "echo" {
@@ -130,15 +134,7 @@ try await FunctionRuntime(logger: logger, responding: { event, context -> Functi
                     throw FunctionError(errorType: "Chaos.StreamError", errorMessage: "failing after \(index) chunks as asked")
                 }
                 try await writer.write(ByteBuffer(bytes: pattern(size, seed: UInt8(truncatingIfNeeded: index))))
-                if index == 0, let gate {
-                    let deadline = ContinuousClock.now + .seconds(20)
-                    while !FileManager.default.fileExists(atPath: gate) {
-                        guard ContinuousClock.now < deadline else {
-                            throw FunctionError(errorType: "Chaos.GateTimeout", errorMessage: "nobody received the first chunk within 20 s")
-                        }
-                        try await Task.sleep(for: .milliseconds(10))
-                    }
-                }
+                if index == 0, let gate { try await waitForGate(gate) }
                 if pause > 0 { try await Task.sleep(for: .milliseconds(Int(pause * 1000))) }
             }
         }
