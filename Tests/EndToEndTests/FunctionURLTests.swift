@@ -19,6 +19,24 @@ extension EndToEnd {
             return try #require(object["FunctionUrl"] as? String, "\(object)")
         }
 
+        /// `curl -N` of a streamed URL whose function waits after its first piece until a gate file exists
+        /// (`&gate=` is added): the shell creates it only once curl has handed over the first byte, so a
+        /// response that was buffered would never finish. Returns the head, the body and when the first
+        /// byte and the end arrived (nanoseconds).
+        static func curlThroughGate(_ url: String, in root: URL) async throws -> (headers: String, body: Data, firstByte: Int64, end: Int64) {
+            let gate = root.appendingPathComponent("gate").path
+            let script = """
+                cd '\(root.path)'
+                curl -sSN -D headers '\(url)&gate=\(gate)' | { dd bs=1 count=1 status=none > body; date +%s%N > first; touch gate; cat >> body; date +%s%N > last; }
+                exit ${PIPESTATUS[0]}
+                """
+            let result = try await run(["bash", "-c", script])
+            #expect(result.status == 0, "\(result.output)")
+            func text(_ name: String) -> String { (try? String(contentsOf: root.appendingPathComponent(name), encoding: .utf8)) ?? "" }
+            func instant(_ name: String) -> Int64 { Int64(text(name).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 }
+            return (text("headers"), (try? Data(contentsOf: root.appendingPathComponent("body"))) ?? Data(), instant("first"), instant("last"))
+        }
+
         static func send(_ url: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: ByteBuffer? = nil)
             async throws -> (status: Int, headers: HTTPHeaders, body: ByteBuffer)
         {
@@ -119,24 +137,14 @@ extension EndToEnd {
             try await withChunkRelay { _, runtime in
                 try await withScratchDirectory("url-stream") { root in
                     let base = try await Self.url(of: "chaos-stream-url", runtime: runtime)
-                    let gate = root.appendingPathComponent("gate").path
-                    let url = "\(base)?mode=http-stream&status=201&chunks=3&bytes=20000&gate=\(gate)"
-                    let script = """
-                        cd '\(root.path)'
-                        curl -sSN -D headers '\(url)' | { dd bs=1 count=1 status=none > body; date +%s%N > first; touch gate; cat >> body; date +%s%N > last; }
-                        exit ${PIPESTATUS[0]}
-                        """
-                    let result = try await run(["bash", "-c", script])
-                    #expect(result.status == 0, "\(result.output)")
-                    let headers = (try? String(contentsOf: root.appendingPathComponent("headers"), encoding: .utf8)) ?? ""
+                    let received = try await Self.curlThroughGate("\(base)?mode=http-stream&status=201&chunks=3&bytes=20000", in: root)
+                    let headers = received.headers
                     #expect(headers.hasPrefix("HTTP/1.1 201"), "\(headers)")
                     #expect(headers.lowercased().contains("x-chaos: streamed"))
                     #expect(headers.lowercased().contains("set-cookie: chaos=1; path=/"))
                     #expect(headers.lowercased().contains("content-type: application/octet-stream"))
-                    let body = try Data(contentsOf: root.appendingPathComponent("body"))
-                    #expect(Array(body) == ChaosPattern.streamed(chunks: 3, bytes: 20000), "\(body.count) bytes")
-                    let first = Int64((try? String(contentsOf: root.appendingPathComponent("first"), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
-                    let last = Int64((try? String(contentsOf: root.appendingPathComponent("last"), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+                    #expect(Array(received.body) == ChaosPattern.streamed(chunks: 3, bytes: 20000), "\(received.body.count) bytes")
+                    let (first, last) = (received.firstByte, received.end)
                     #expect(first > 0 && first < last, "the first byte came before the end (\(first) < \(last))")
                 }
             }
@@ -210,19 +218,11 @@ extension EndToEnd {
             try await withChunkRelay { _, runtime in
                 try await withScratchDirectory("url-python") { root in
                     let base = try await Self.url(of: "stream-py", runtime: runtime)
-                    let gate = root.appendingPathComponent("gate").path
-                    let script = """
-                        cd '\(root.path)'
-                        curl -sSN -D headers '\(base)?lines=4&gate=\(gate)' | { dd bs=1 count=1 status=none > body; touch gate; cat >> body; }
-                        exit ${PIPESTATUS[0]}
-                        """
-                    let result = try await run(["bash", "-c", script])
-                    #expect(result.status == 0, "\(result.output)")
-                    let headers = (try? String(contentsOf: root.appendingPathComponent("headers"), encoding: .utf8)) ?? ""
+                    let received = try await Self.curlThroughGate("\(base)?lines=4", in: root)
+                    let headers = received.headers
                     #expect(headers.hasPrefix("HTTP/1.1 200"), "\(headers)")
                     #expect(headers.lowercased().contains("x-runtime: python"))
-                    let body = (try? String(contentsOf: root.appendingPathComponent("body"), encoding: .utf8)) ?? ""
-                    #expect(body == "line 0\nline 1\nline 2\nline 3\n")
+                    #expect(String(decoding: received.body, as: UTF8.self) == "line 0\nline 1\nline 2\nline 3\n")
                 }
             }
         }
