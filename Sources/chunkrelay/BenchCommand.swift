@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark and print a table (build with -c release for meaningful numbers).",
-        subcommands: [DataPathBench.self, StreamMemoryBench.self, InvokeBench.self]
+        subcommands: [DataPathBench.self, DeliveryBench.self, StreamMemoryBench.self, InvokeBench.self]
     )
 }
 
