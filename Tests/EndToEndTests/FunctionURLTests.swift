@@ -106,6 +106,28 @@ extension EndToEnd {
                 #expect(tooBig.headers.first(name: "x-amzn-ErrorType") == "RequestEntityTooLargeException")
                 let justRight = try await Self.send(base, method: .POST, headers: [("Content-Type", "text/plain")], body: ByteBuffer(repeating: 0x61, count: 1000))
                 #expect(justRight.status == 200)
+                // Past the function's timeout (3 s for chaos-url): Lambda's 502.
+                let timedOut = try await Self.send(base + "?mode=sleep&seconds=10")
+                #expect(timedOut.status == 502 && String(buffer: timedOut.body) == "Internal Server Error")
+            }
+        }
+
+        /// chaos-url may run twice at once (reservedConcurrency 2): a third request meanwhile is throttled.
+        @Test func aURLBeyondItsConcurrencyIsThrottled() async throws {
+            try await withChunkRelay { gateway, runtime in
+                let base = try await Self.url(of: "chaos-url", runtime: runtime)
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<2 { group.addTask { try await Self.send(base + "?mode=sleep&seconds=2").status } }
+                    // Both sleepers hold an environment before the third asks (a fresh server: these are the only ones).
+                    try await eventually("both sleepers to hold an environment", within: .seconds(20)) {
+                        let metrics = try await Self.send(gateway + "/metrics")
+                        return String(buffer: metrics.body).contains("chunkrelay_runtime_live_environments 2")
+                    }
+                    let third = try await Self.send(base)
+                    #expect(third.status == 429)
+                    #expect(third.headers.first(name: "x-amzn-ErrorType") == "TooManyRequestsException")
+                    for try await status in group { #expect(status == 200) }
+                }
             }
         }
 

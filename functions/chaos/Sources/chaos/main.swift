@@ -69,7 +69,7 @@ func waitForGate(_ path: String) async throws {
 /// A Function URL request: `?mode=echo` (default) answers with the event it got, `http-stream` streams
 /// `chunks` × `bytes` after a prelude (`status`, an `x-chaos` header, a cookie), waiting at `gate` after
 /// the first chunk and failing after `failAfterChunks`; `raw-stream` streams without a prelude; `error`
-/// fails; `oversize` answers 7 MiB.
+/// fails; `oversize` answers 7 MiB; `sleep` waits `seconds`.
 func answerURL(_ request: FunctionURLRequest, event: Data) async throws -> FunctionResponse {
     let query = request.queryStringParameters ?? [:]
     let count = query["chunks"].flatMap(Int.init) ?? 4
@@ -100,6 +100,9 @@ func answerURL(_ request: FunctionURLRequest, event: Data) async throws -> Funct
         throw FunctionError(errorType: "Chaos.Error", errorMessage: "failing as asked")
     case "oversize":
         return .buffered(ByteBuffer(bytes: pattern(7 << 20, seed: 1)))
+    case "sleep":
+        try await Task.sleep(for: .milliseconds(Int((query["seconds"].flatMap(Double.init) ?? 1) * 1000)))
+        return .buffered(ByteBuffer(string: #"{"statusCode":200,"body":"slept"}"#))
     default:
         let response: [String: Any] = [
             "statusCode": 200, "headers": ["content-type": "application/json", "x-chaos": "echo"], "cookies": ["chaos=1"],
