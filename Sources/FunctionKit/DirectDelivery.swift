@@ -41,38 +41,60 @@ enum DirectDelivery {
                 try await writer.write(Self.event(name: .failed, JobError(code: failure.errorType, message: failure.errorMessage)))
                 return
             }
-            guard wantsEvents else {
+            // The image's pieces as the generator makes them; the response sends each chunk as soon as
+            // it is whole, so the first bytes leave before the last row is rendered.
+            let (pieces, continuation) = AsyncStream.makeStream(of: [UInt8].self)
+            async let produced: Void = {
+                image.produce { continuation.yield($0) }
+                continuation.finish()
+            }()
+            if !wantsEvents {
                 try await writer.writeStatusAndHeaders(HTTPStatusAndHeaders(headers: ["content-type": image.contentType]))
-                var offset = 0
-                while offset < image.bytes.count {
-                    let end = min(offset + chunkSize, image.bytes.count)
-                    try await writer.write(ByteBuffer(bytes: image.bytes[offset..<end]))
-                    offset = end
-                }
+                for await piece in pieces { try await writer.write(ByteBuffer(bytes: piece)) }
+                await produced
                 return
             }
             var hasher = SHA256()
             var index = 0
-            var offset = 0
-            while offset < image.bytes.count {
-                let end = min(offset + chunkSize, image.bytes.count)
-                let id = String(index)
-                let buffer = image.bytes[offset..<end].withUnsafeBytes { chunk in
-                    hasher.update(bufferPointer: chunk)
-                    let length = ServerSentEvent.base64EventLength(event: JobEventContract.Name.chunk.rawValue, id: id, payloadCount: chunk.count)
-                    var buffer = ByteBuffer()
-                    buffer.reserveCapacity(length)
-                    buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
-                        ServerSentEvent.encodeBase64Event(event: JobEventContract.Name.chunk.rawValue, id: id, payload: chunk, into: output)
-                    }
-                    return buffer
-                }
-                try await writer.write(buffer)
+            var total = 0
+            var pending = [UInt8]()
+            pending.reserveCapacity(chunkSize)
+            func send(_ chunk: ArraySlice<UInt8>) async throws {
+                try await writer.write(Self.chunkEvent(index: index, chunk, hasher: &hasher))
                 index += 1
-                offset = end
+                total += chunk.count
             }
-            let done = ImageManifest(chunks: index, bytes: Int64(image.bytes.count), sha256: ContentDigest(hasher.finalize()).hex, contentType: image.contentType)
+            for await piece in pieces {
+                var rest = piece[...]
+                while !rest.isEmpty {
+                    let take = min(chunkSize - pending.count, rest.count)
+                    pending.append(contentsOf: rest.prefix(take))
+                    rest = rest.dropFirst(take)
+                    if pending.count == chunkSize {
+                        try await send(pending[...])
+                        pending.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+            await produced
+            if !pending.isEmpty { try await send(pending[...]) }
+            let done = ImageManifest(chunks: index, bytes: Int64(total), sha256: ContentDigest(hasher.finalize()).hex, contentType: image.contentType)
             try await writer.write(Self.event(name: .done, done))
+        }
+    }
+
+    /// One `chunk` event (base64, wrapped below the line limit), hashing the bytes into the image's digest.
+    private static func chunkEvent(index: Int, _ chunk: ArraySlice<UInt8>, hasher: inout SHA256) -> ByteBuffer {
+        let id = String(index)
+        return chunk.withUnsafeBytes { payload in
+            hasher.update(bufferPointer: payload)
+            let length = ServerSentEvent.base64EventLength(event: JobEventContract.Name.chunk.rawValue, id: id, payloadCount: payload.count)
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(length)
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
+                ServerSentEvent.encodeBase64Event(event: JobEventContract.Name.chunk.rawValue, id: id, payload: payload, into: output)
+            }
+            return buffer
         }
     }
 

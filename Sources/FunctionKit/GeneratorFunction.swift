@@ -3,17 +3,31 @@ import Logging
 import NIOCore
 import RelayProtocol
 
-/// An image a generator function made.
+/// An image a generator function made, or makes as it is read: direct delivery sends the pieces
+/// `produce` hands out while it still runs; an upload for a gateway job takes them all first.
 public struct GeneratedImage: Sendable {
-    /// The encoded image.
-    public var bytes: [UInt8]
     /// Its media type.
     public var contentType: String
+    /// Makes the image, handing its bytes to the closure it is given, in order.
+    let produce: @Sendable (_ emit: @escaping ([UInt8]) -> Void) -> Void
 
-    /// Makes an image.
+    /// An image already made.
     public init(bytes: [UInt8], contentType: String) {
-        self.bytes = bytes
         self.contentType = contentType
+        self.produce = { emit in emit(bytes) }
+    }
+
+    /// An image made piece by piece (e.g. a PNG encoded row by row).
+    public init(contentType: String, producing: @escaping @Sendable (_ emit: @escaping ([UInt8]) -> Void) -> Void) {
+        self.contentType = contentType
+        self.produce = producing
+    }
+
+    /// The whole image (made now, if it is made piece by piece).
+    public var bytes: [UInt8] {
+        var all = [UInt8]()
+        produce { all.append(contentsOf: $0) }
+        return all
     }
 }
 
@@ -56,8 +70,9 @@ public struct GeneratorFunction: FunctionHandler {
             throw FunctionError(errorType: "InvalidEvent", errorMessage: "not a ChunkRelay invocation event: \(error)")
         }
         let image = try await render(decoded, context)
-        context.logger.info("rendered \(image.bytes.count) bytes; uploading to job \(decoded.jobId)")
-        let manifest = try await uploader.upload(image.bytes, contentType: image.contentType, for: decoded)
+        let bytes = image.bytes
+        context.logger.info("rendered \(bytes.count) bytes; uploading to job \(decoded.jobId)")
+        let manifest = try await uploader.upload(bytes, contentType: image.contentType, for: decoded)
         return ByteBuffer(bytes: try JSONEncoder().encode(manifest))
     }
 }

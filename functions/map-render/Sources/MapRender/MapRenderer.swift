@@ -9,8 +9,17 @@ public enum MapRenderer {
 
     /// Renders the map and encodes it.
     public static func renderPNG(_ parameters: MapParameters) -> [UInt8] {
-        let pixels = renderIndices(parameters)
-        return PNGEncoder.encodeIndexed(width: parameters.width, height: parameters.height, palette: palette, pixels: pixels)
+        var out = [UInt8]()
+        renderPNG(parameters) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// Renders the map row by row and encodes each row as it is made, handing the PNG's bytes to `emit`
+    /// as they come (a stream can send the first of them before the last row exists).
+    public static func renderPNG(_ parameters: MapParameters, emit: @escaping ([UInt8]) -> Void) {
+        var writer = IndexedPNGWriter(width: parameters.width, height: parameters.height, palette: palette, emit: emit)
+        renderRows(parameters) { writer.append(row: $0) }
+        writer.finish()
     }
 
     static let bands = 80
@@ -25,14 +34,22 @@ public enum MapRenderer {
 
     /// One palette index per pixel.
     static func renderIndices(_ parameters: MapParameters) -> [UInt8] {
+        var pixels = [UInt8]()
+        pixels.reserveCapacity(parameters.width * parameters.height)
+        renderRows(parameters) { pixels.append(contentsOf: $0) }
+        return pixels
+    }
+
+    /// The palette indices of each row, top to bottom, handed to `row` as soon as the row is done.
+    static func renderRows(_ parameters: MapParameters, row: (UnsafeBufferPointer<UInt8>) -> Void) {
         let width = parameters.width
         let height = parameters.height
         let seed = UInt64(bitPattern: parameters.seed)
         let coarse = CoarseElevation(width: width, height: height, shift: coarseShift, seed: seed)
-        var pixels = [UInt8](repeating: 0, count: width * height)
+        var line = [UInt8](repeating: 0, count: width)
         var previous = [Int32](repeating: 0, count: width)
         var current = [Int32](repeating: 0, count: width)
-        pixels.withUnsafeMutableBufferPointer { out in
+        line.withUnsafeMutableBufferPointer { out in
             for y in 0..<height {
                 coarse.fillRow(y, into: &current)
                 for x in 0..<width {
@@ -59,12 +76,12 @@ public enum MapRenderer {
                             index = UInt8(band * 3 + shade)
                         }
                     }
-                    out[y * width + x] = index
+                    out[x] = index
                 }
+                row(UnsafeBufferPointer(out))
                 swap(&previous, &current)
             }
         }
-        return pixels
     }
 
     /// 240 hill-shaded elevation colours (80 bands × shadow, flat, lit), then contour, coast and grid.

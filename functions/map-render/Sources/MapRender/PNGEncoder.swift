@@ -16,44 +16,15 @@ public enum PNGEncoder {
     /// Encodes `pixels` (one palette index per pixel, row by row) with `palette` (RGB triples, at most 256).
     public static func encodeIndexed(width: Int, height: Int, palette: [(UInt8, UInt8, UInt8)], pixels: [UInt8]) -> [UInt8] {
         precondition(width > 0 && height > 0 && pixels.count == width * height)
-        precondition(!palette.isEmpty && palette.count <= 256)
-        let rowLength = width + 1  // filter byte + indices
-        let rawLength = rowLength * height
-        let blocks = (rawLength + 65534) / 65535
-        let zlibLength = 2 + rawLength + blocks * 5 + 4
         var out = [UInt8]()
-        out.reserveCapacity(8 + 25 + 12 + palette.count * 3 + zlibLength + (zlibLength / idatLimit + 1) * 12 + 12)
-        out.append(contentsOf: signature)
-
-        var header = [UInt8]()
-        appendBigEndian(UInt32(width), to: &header)
-        appendBigEndian(UInt32(height), to: &header)
-        header.append(contentsOf: [8, 3, 0, 0, 0])  // depth 8, indexed colour, deflate, adaptive filters, no interlace
-        appendChunk("IHDR", header, to: &out)
-
-        var plte = [UInt8]()
-        plte.reserveCapacity(palette.count * 3)
-        for (r, g, b) in palette { plte.append(contentsOf: [r, g, b]) }
-        appendChunk("PLTE", plte, to: &out)
-
-        var zlib = ZlibStoredWriter(totalLength: rawLength)
-        var idat = [UInt8]()
-        idat.reserveCapacity(min(idatLimit, zlibLength))
-        zlib.writeHeader(to: &idat)
+        out.reserveCapacity(pixels.count + height + pixels.count / 65535 * 5 + 1024)
+        var writer = IndexedPNGWriter(width: width, height: height, palette: palette) { out.append(contentsOf: $0) }
         pixels.withUnsafeBufferPointer { source in
             for row in 0..<height {
-                zlib.write(byte: 0, to: &idat)  // filter type None
-                let start = row * width
-                zlib.write(source[start..<(start + width)], to: &idat)
-                if idat.count >= idatLimit {
-                    appendChunk("IDAT", idat, to: &out)
-                    idat.removeAll(keepingCapacity: true)
-                }
+                writer.append(row: UnsafeBufferPointer(rebasing: source[(row * width)..<((row + 1) * width)]))
             }
         }
-        zlib.writeTrailer(to: &idat)
-        appendChunk("IDAT", idat, to: &out)
-        appendChunk("IEND", [], to: &out)
+        writer.finish()
         return out
     }
 

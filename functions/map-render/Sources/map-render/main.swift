@@ -22,7 +22,8 @@ let runtime = FunctionRuntime(
             throw FunctionError(errorType: "InvalidParameters", errorMessage: "\(error)")
         }
         context.logger.info("rendering \(parameters.width)x\(parameters.height) seed \(parameters.seed)")
-        return GeneratedImage(bytes: MapRenderer.renderPNG(parameters), contentType: MapRenderer.contentType)
+        // Encoded row by row as it renders: direct delivery sends the first chunks while the rest is made.
+        return GeneratedImage(contentType: MapRenderer.contentType) { emit in MapRenderer.renderPNG(parameters, emit: emit) }
     },
     logger: logger
 )
