@@ -53,6 +53,11 @@ extension EndToEnd {
                 let state = Self.attribute("data-state", of: "result", in: dom)
                 #expect(state == "verified", "page said: \(Self.element("result", in: dom) ?? dom.suffix(2000).description)")
                 #expect(Self.attribute("data-delivery", of: "result", in: dom) == delivery)
+                // Drawn while the chunks came in, then replaced by the verified whole.
+                #expect(Self.attribute("data-partial", of: "map", in: dom) == nil, "the verified map, not a partial one")
+                #expect(Self.attribute("src", of: "map", in: dom)?.hasPrefix("blob:") == true)
+                // 1536×1024 is about 1.6 MB: two 1 MiB chunks, each drawn as it came.
+                #expect(Self.attribute("data-draws", of: "map", in: dom) == "2", "\(Self.attribute("data-draws", of: "map", in: dom) ?? "no draws")")
                 let pageDigest = try #require(Self.attribute("data-sha256", of: "result", in: dom))
 
                 // The gateway's digest of the same map (any delivery mode gives the same bytes).

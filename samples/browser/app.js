@@ -44,6 +44,18 @@ async function openEvents(params, delivery) {
   return new EventSource(body.events);
 }
 
+// Draws the map from the chunks so far: a PNG cut short still decodes its first rows, so the map
+// grows down the page as chunks arrive. It is marked unverified until `done` checked the digest.
+let partialURL = null;
+function drawSoFar(chunks) {
+  if (partialURL) URL.revokeObjectURL(partialURL);
+  partialURL = URL.createObjectURL(new Blob(chunks, { type: "image/png" }));
+  $("map").src = partialURL;
+  $("map").hidden = false;
+  $("map").dataset.partial = "true";
+  $("map").dataset.draws = String(chunks.length);
+}
+
 async function generate(params, delivery) {
   $("start").disabled = true;
   $("map").hidden = true;
@@ -70,6 +82,7 @@ async function generate(params, delivery) {
     events.addEventListener("retrying", (e) => {
       // The attempt that sent the chunks so far failed; the retry sends its own from chunk 0.
       chunks.length = 0;
+      $("map").hidden = true;
       received = 0;
       $("status").textContent = `Retrying (attempt ${JSON.parse(e.data).attempt})…`;
     });
@@ -80,6 +93,7 @@ async function generate(params, delivery) {
       const bytes = decodeBase64(e.data);
       chunks.push(bytes);
       received += bytes.length;
+      drawSoFar(chunks);
       uploaded = Math.max(uploaded, received);
       $("progress").max = uploaded;
       $("progress").value = received;
@@ -95,9 +109,12 @@ async function generate(params, delivery) {
       if (digest === done.sha256 && blob.size === done.bytes) {
         $("map").src = URL.createObjectURL(blob);
         $("map").hidden = false;
+        delete $("map").dataset.partial;
         $("status").textContent = `Done: ${(done.bytes / 1e6).toFixed(1)} MB in ${done.chunks} chunks`;
         setResult("verified", `sha256 ${digest} verified`, digest);
       } else {
+        // Never show bytes that failed verification as the map.
+        $("map").hidden = true;
         setResult("mismatch", `sha256 ${digest} does not match ${done.sha256}`, digest);
       }
       resolve();
@@ -120,6 +137,7 @@ async function generate(params, delivery) {
 function start(params, delivery) {
   generate(params, delivery)
     .catch((error) => {
+      $("map").hidden = true;
       $("status").textContent = "Failed.";
       setResult("failed", String(error.message || error));
     })
