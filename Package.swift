@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "chunkrelay", targets: ["chunkrelay"]),
         .executable(name: "map-render", targets: ["map-render"]),
         .executable(name: "chaos", targets: ["chaos"]),
+        .executable(name: "map-tiles", targets: ["map-tiles"]),
         .executable(name: "fuzz-sse", targets: ["fuzz-sse"]),
         .executable(name: "fuzz-ingest", targets: ["fuzz-ingest"]),
         .library(name: "RelayProtocol", targets: ["RelayProtocol"]),
@@ -112,6 +113,12 @@ let package = Package(
             name: "chaos",
             dependencies: ["FunctionKit", "RelayProtocol", .product(name: "Logging", package: "swift-log")],
             path: "functions/chaos/Sources/chaos"
+        ),
+        // The Swift sample: a 3×3 grid of map tiles rendered at once through RelayClient.
+        .executableTarget(
+            name: "map-tiles",
+            dependencies: ["RelayClient", "RelayProtocol"],
+            path: "samples/swift/Sources/map-tiles"
         ),
         .executableTarget(
             name: "chunkrelay",

@@ -1,4 +1,5 @@
 import Foundation
+import RelayClient
 import RelayProtocol
 import TestSupport
 import Testing
@@ -31,6 +32,31 @@ extension EndToEnd {
                     #expect(failed.status != 0, "\(failed.output)")
                     #expect(failed.output.contains("failed"), "\(failed.output)")
                     #expect(!FileManager.default.fileExists(atPath: failing.path))
+                }
+            }
+        }
+
+        @Test func theSwiftSampleRendersAGridOfTilesAtOnceInBothModes() async throws {
+            try await withChunkRelay { gateway, _ in
+                try await withScratchDirectory("sample-swift") { root in
+                    let tool = ServeProcess.binary.deletingLastPathComponent().appendingPathComponent("map-tiles").path
+                    let result = try await run([tool, gateway, root.path, "256"])
+                    #expect(result.status == 0, "\(result.output)")
+                    #expect(result.output.contains("9 tiles verified"), "\(result.output)")
+                    #expect(result.output.contains(" stream ") && result.output.contains(" retrieve "))
+                    for row in 0..<3 {
+                        for column in 0..<3 {
+                            let file = root.appendingPathComponent("tile-\(row)-\(column).png")
+                            let digest = ContentDigest(of: try Data(contentsOf: file)).hex
+                            #expect(result.output.contains("tile-\(row)-\(column).png") && result.output.contains(digest), "tile \(row),\(column)")
+                        }
+                    }
+                    // The first tile (stream mode, seed 100) is what a retrieve job of the same map gives.
+                    let check = root.appendingPathComponent("check.png")
+                    let retrieved = try await RelayClient(baseURL: gateway).generate(
+                        CreateJobRequest(function: "map-render", params: ["width": .number(256), "height": .number(256), "seed": .number(100)]), to: check
+                    )
+                    #expect(retrieved.sha256 == ContentDigest(of: try Data(contentsOf: root.appendingPathComponent("tile-0-0.png"))).hex)
                 }
             }
         }
