@@ -203,19 +203,29 @@ public struct RelayClient: Sendable {
     }
 
     /// Creates a job, follows it, and writes the verified image to `file`, by either delivery mode.
+    ///
+    /// Cancelling the calling task cancels the job (`DELETE`), so its function stops.
     public func generate(
         _ request: CreateJobRequest, to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }
     ) async throws -> RetrievedImage {
         let created = try await createJob(request)
-        switch request.delivery {
-        case .stream:
-            return try await streamImage(created.id, to: file, onEvent: onEvent)
-        case .retrieve:
-            let status = try await waitUntilReady(created.id, onEvent: onEvent)
-            guard let image = created.image ?? status.image, let sha256 = status.sha256 else {
-                throw RelayClientError(status: 0, code: "no_image", message: "job \(created.id) has no image")
+        do {
+            switch request.delivery {
+            case .stream:
+                return try await streamImage(created.id, to: file, onEvent: onEvent)
+            case .retrieve:
+                let status = try await waitUntilReady(created.id, onEvent: onEvent)
+                guard let image = created.image ?? status.image, let sha256 = status.sha256 else {
+                    throw RelayClientError(status: 0, code: "no_image", message: "job \(created.id) has no image")
+                }
+                return try await retrieve(imagePath: image, expectedSHA256: sha256, to: file)
             }
-            return try await retrieve(imagePath: image, expectedSHA256: sha256, to: file)
+        } catch where Task.isCancelled {
+            // The caller gave up: cancel the job too, so its function stops and its slot frees. The request
+            // runs in a task of its own (this one is cancelled, and would cancel it) and is awaited here.
+            let id = created.id
+            await Task.detached { [self] in _ = try? await cancel(id) }.value
+            throw error
         }
     }
 
