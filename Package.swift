@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "FunctionKit", targets: ["FunctionKit"]),
         .library(name: "Gateway", targets: ["Gateway"]),
         .library(name: "LocalRuntime", targets: ["LocalRuntime"]),
+        .library(name: "ChunkRelayServer", targets: ["ChunkRelayServer"]),
+        .library(name: "ChunkRelayTesting", targets: ["ChunkRelayTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
@@ -120,9 +122,33 @@ let package = Package(
             dependencies: ["RelayClient", "RelayProtocol"],
             path: "samples/swift/Sources/map-tiles"
         ),
+        // What `serve` runs (gateway and runtime wired together), for the CLI and for ChunkRelayTesting.
+        .target(
+            name: "ChunkRelayServer",
+            dependencies: [
+                "Gateway",
+                "LocalRuntime",
+                "RelayProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // `withChunkRelay(functions:)` for users' own test suites.
+        .target(
+            name: "ChunkRelayTesting",
+            dependencies: [
+                "ChunkRelayServer",
+                "RelayClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "chunkrelay",
             dependencies: [
+                "ChunkRelayServer",
                 "Gateway",
                 "LocalRuntime",
                 "RelayClient",
@@ -203,6 +229,8 @@ let package = Package(
             dependencies: [
                 "TestSupport",
                 "chunkrelay",
+                "ChunkRelayServer",
+                "ChunkRelayTesting",
                 "Gateway",
                 "LocalRuntime",
                 "RelayClient",

@@ -1,11 +1,12 @@
 import ArgumentParser
 import AsyncHTTPClient
+import ChunkRelayServer
 import Foundation
-import RelayProtocol
 import Hummingbird
 import LocalRuntime
 import Logging
 import NIOCore
+import RelayProtocol
 import ServiceLifecycle
 
 /// Warm invocation overhead and cold start of a Swift function (the `chaos` function's echo), medians

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChunkRelayServer
 import Foundation
 import Logging
 import ServiceLifecycle

@@ -7,45 +7,27 @@ import TestSupport
 import Testing
 
 @testable import chunkrelay
+import ChunkRelayServer
+import ChunkRelayTesting
 
 /// Every end-to-end suite runs one test at a time: each starts servers and function processes, and
 /// on two cores several at once would make timings, not behaviour, decide the results.
 @Suite(.serialized) enum EndToEnd {}
 
 
-/// Runs the real `chunkrelay serve` wiring in-process on free ports, with real function processes.
+/// Runs the real `chunkrelay serve` wiring in-process on free ports, with real function processes:
+/// ChunkRelayTesting's `withChunkRelay`, with this repository's functions and page.
 func withChunkRelay(
     chunkSize: Int = 1 << 20, maxConcurrency: Int = 4, configure: (inout ServeConfiguration) -> Void = { _ in },
     _ body: @Sendable (_ gateway: String, _ runtime: String) async throws -> Void
 ) async throws {
-    let stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
-    defer { try? FileManager.default.removeItem(at: stateDirectory) }
-    var configuration = ServeConfiguration()
-    configuration.gateway.port = 0
-    configuration.gateway.stateDirectory = stateDirectory
-    configuration.gateway.chunkSize = chunkSize
-    configuration.gateway.maxConcurrency = maxConcurrency
-    configuration.runtime.port = 0
-    configuration.runtime.shutdownGrace = .milliseconds(500)
-    configuration.gateway.shutdownGrace = .milliseconds(500)
-    configuration.functionsDirectory = repositoryRoot.appendingPathComponent("functions")
-    configuration.gateway.webRoot = repositoryRoot.appendingPathComponent("samples/browser")
-    configure(&configuration)
-    var logger = Logger(label: "e2e")
-    logger.logLevel = .warning
-    let server = try await ChunkRelayServer.build(configuration, logger: logger)
-    let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
-    try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        let urls = await server.listeningURLs()
-        do {
-            try await body(urls.gateway, urls.runtime)
-        } catch {
-            await group.triggerGracefulShutdown()
-            throw error
-        }
-        await group.triggerGracefulShutdown()
-        try await tasks.waitForAll()
+    try await ChunkRelayTesting.withChunkRelay(functions: repositoryRoot.appendingPathComponent("functions"), configure: { configuration in
+        configuration.gateway.chunkSize = chunkSize
+        configuration.gateway.maxConcurrency = maxConcurrency
+        configuration.gateway.webRoot = repositoryRoot.appendingPathComponent("samples/browser")
+        configure(&configuration)
+    }) { relay in
+        try await body(relay.gatewayURL, relay.runtimeURL)
     }
 }
 

@@ -7,24 +7,32 @@ import ServiceLifecycle
 import Synchronization
 
 /// What `chunkrelay serve` runs: the gateway and the local runtime in one process.
-struct ServeConfiguration: Sendable {
-    var gateway = GatewayConfiguration()
-    var runtime = RuntimeConfiguration()
-    var functionsDirectory = URL(fileURLWithPath: "functions", isDirectory: true)
+public struct ServeConfiguration: Sendable {
+    /// The gateway's settings.
+    public var gateway = GatewayConfiguration()
+    /// The local runtime's settings.
+    public var runtime = RuntimeConfiguration()
+    /// Folder of functions, one subfolder with a `function.json` each.
+    public var functionsDirectory = URL(fileURLWithPath: "functions", isDirectory: true)
     /// `--env-vars`: SAM CLI's environment file, merged over each `function.json`'s `environment`.
-    var environmentFile: URL?
+    public var environmentFile: URL?
+
+    /// The defaults `serve` starts with.
+    public init() {}
 }
 
 /// The gateway, the runtime and their HTTP servers, run together as one `Service`.
-final class ChunkRelayServer: Service, Sendable {
-    let gateway: Gateway
-    let runtime: LocalRuntime
+public final class ChunkRelayServer: Service, Sendable {
+    /// The gateway.
+    public let gateway: Gateway
+    /// The local runtime.
+    public let runtime: LocalRuntime
     private let services: [any Service]
     private let logger: Logger
     private let addresses: ListeningAddresses
 
     /// The gateway's and the runtime's base URLs, once both listen.
-    func listeningURLs() async -> (gateway: String, runtime: String) {
+    public func listeningURLs() async -> (gateway: String, runtime: String) {
         await addresses.wait()
     }
 
@@ -37,7 +45,7 @@ final class ChunkRelayServer: Service, Sendable {
     }
 
     /// The functions of `configuration`, with the `--env-vars` file merged in.
-    static func registry(_ configuration: ServeConfiguration, logger: Logger) throws -> FunctionRegistry {
+    public static func registry(_ configuration: ServeConfiguration, logger: Logger) throws -> FunctionRegistry {
         let registry = try FunctionRegistry(directory: configuration.functionsDirectory)
         guard let file = configuration.environmentFile else { return registry }
         let merged = registry.merging(try EnvironmentVariablesFile(contentsOf: file))
@@ -48,7 +56,7 @@ final class ChunkRelayServer: Service, Sendable {
     }
 
     /// Builds everything `serve` runs; tests call this too.
-    static func build(_ configuration: ServeConfiguration, logger: Logger) async throws -> ChunkRelayServer {
+    public static func build(_ configuration: ServeConfiguration, logger: Logger) async throws -> ChunkRelayServer {
         let registry = try Self.registry(configuration, logger: logger)
         var runtimeConfiguration = configuration.runtime
         if runtimeConfiguration.packageRoot == nil {
@@ -99,44 +107,11 @@ final class ChunkRelayServer: Service, Sendable {
     }
 
     /// Runs everything until graceful shutdown.
-    func run() async throws {
+    public func run() async throws {
         var configuration = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
         // Past this, whatever still runs (a download that will not end) is cancelled.
         configuration.maximumGracefulShutdownDuration = gateway.configuration.shutdownGrace * 2 + .seconds(5)
         let group = ServiceGroup(configuration: configuration)
         try await group.run()
-    }
-}
-
-/// Where the two servers listen, known only once they have bound (port 0 picks a free one).
-final class ListeningAddresses: Sendable {
-    private struct State {
-        var gateway: String?
-        var runtime: String?
-        var waiters: [CheckedContinuation<(gateway: String, runtime: String), Never>] = []
-    }
-
-    private let state = Mutex(State())
-
-    func set(gateway: String? = nil, runtime: String? = nil) {
-        let (ready, waiters) = state.withLock { state -> ((gateway: String, runtime: String)?, [CheckedContinuation<(gateway: String, runtime: String), Never>]) in
-            if let gateway { state.gateway = gateway }
-            if let runtime { state.runtime = runtime }
-            guard let g = state.gateway, let r = state.runtime else { return (nil, []) }
-            defer { state.waiters = [] }
-            return ((g, r), state.waiters)
-        }
-        if let ready { for waiter in waiters { waiter.resume(returning: ready) } }
-    }
-
-    func wait() async -> (gateway: String, runtime: String) {
-        await withCheckedContinuation { continuation in
-            let ready: (gateway: String, runtime: String)? = state.withLock { state in
-                if let gateway = state.gateway, let runtime = state.runtime { return (gateway, runtime) }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
     }
 }
