@@ -27,6 +27,7 @@ public struct ChunkRelayInstance: Sendable {
 /// ```swift
 /// @Test func theMapIsWhatTheFixtureSays() async throws {
 ///     try await withChunkRelay(functions: URL(fileURLWithPath: "functions")) { relay in
+///         let file = FileManager.default.temporaryDirectory.appendingPathComponent("map.png")
 ///         let image = try await relay.client.generate(CreateJobRequest(function: "map-render"), to: file)
 ///         #expect(image.sha256 == "30f800d1…")
 ///     }
