@@ -99,9 +99,6 @@ enum DirectDelivery {
     }
 
     private static func event(name: JobEventContract.Name, _ payload: some Encodable) -> ByteBuffer {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(payload)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return ByteBuffer(bytes: ServerSentEvent(event: name.rawValue, data: data).encodedBytes())
+        ByteBuffer(bytes: JobEventContract.encode(name, payload))
     }
 }

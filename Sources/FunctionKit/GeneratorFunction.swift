@@ -23,8 +23,8 @@ public struct GeneratedImage: Sendable {
         self.produce = producing
     }
 
-    /// The whole image (made now, if it is made piece by piece).
-    public var bytes: [UInt8] {
+    /// The whole image; one made piece by piece is made (again) by each call.
+    public func makeBytes() -> [UInt8] {
         var all = [UInt8]()
         produce { all.append(contentsOf: $0) }
         return all
@@ -70,7 +70,7 @@ public struct GeneratorFunction: FunctionHandler {
             throw FunctionError(errorType: "InvalidEvent", errorMessage: "not a ChunkRelay invocation event: \(error)")
         }
         let image = try await render(decoded, context)
-        let bytes = image.bytes
+        let bytes = image.makeBytes()
         context.logger.info("rendered \(bytes.count) bytes; uploading to job \(decoded.jobId)")
         let manifest = try await uploader.upload(bytes, contentType: image.contentType, for: decoded)
         return ByteBuffer(bytes: try JSONEncoder().encode(manifest))

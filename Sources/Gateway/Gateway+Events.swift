@@ -177,13 +177,6 @@ extension Gateway {
 
     /// Writes one event of the contract, its payload encoded with Codable.
     private func send(_ name: JobEventContract.Name, _ payload: some Encodable, to writer: inout any ResponseBodyWriter) async throws {
-        let event = ServerSentEvent(event: name.rawValue, data: Self.jsonText(payload))
-        try await writer.write(ByteBuffer(bytes: event.encodedBytes()))
-    }
-
-    static func jsonText(_ value: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "{}"
+        try await writer.write(ByteBuffer(bytes: JobEventContract.encode(name, payload)))
     }
 }

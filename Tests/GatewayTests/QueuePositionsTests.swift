@@ -30,7 +30,7 @@ extension QueuePositionsTests {
     @Test(arguments: [1, 9, 10, 12_345])
     func theQueuedEventIsTheContractsEncoding(position: Int) throws {
         let direct = Gateway.queuedEvent(position: position)
-        let general = ServerSentEvent(event: "queued", data: Gateway.jsonText(JobEventContract.Queued(position: position))).encodedBytes()
+        let general = JobEventContract.encode(.queued, JobEventContract.Queued(position: position))
         #expect(Array(direct.readableBytesView) == general)
         var parser = ServerSentEventParser()
         let parsed = try #require(parser.push(direct.readableBytesView).first)

@@ -57,12 +57,20 @@ struct FunctionURLResponder: HTTPResponder {
             case .responseStream:
                 return try await streamed(event)
             }
-        } catch let error as RuntimeError where error.code == .tooManyRequests {
-            return Self.response(FunctionURLResponse.lambdaError(.tooManyRequests, type: "TooManyRequestsException", message: "Rate Exceeded."))
-        } catch let error as RuntimeError where error.code == .requestTooLarge {
-            return Self.response(FunctionURLResponse.lambdaError(.contentTooLarge, type: "RequestEntityTooLargeException", message: error.message))
-        } catch is RuntimeError {
-            return Self.response(FunctionURLResponse.functionError)
+        } catch let error as RuntimeError {
+            return Self.response(Self.failure(error))
+        }
+    }
+
+    /// Lambda's answer when the runtime could not run the function for this request.
+    static func failure(_ error: RuntimeError) -> FunctionURLResponse {
+        switch error.code {
+        case .tooManyRequests:
+            return FunctionURLResponse.lambdaError(.tooManyRequests, type: "TooManyRequestsException", message: "Rate Exceeded.")
+        case .requestTooLarge:
+            return FunctionURLResponse.lambdaError(.contentTooLarge, type: "RequestEntityTooLargeException", message: error.message)
+        default:
+            return FunctionURLResponse.functionError
         }
     }
 
@@ -129,10 +137,8 @@ struct FunctionURLResponder: HTTPResponder {
                 return Self.response(status)
             case .success(let result):
                 return Self.response(Self.buffered(result))
-            case .failure(let error) where error.code == .tooManyRequests:
-                return Self.response(FunctionURLResponse.lambdaError(.tooManyRequests, type: "TooManyRequestsException", message: "Rate Exceeded."))
-            case .failure:
-                return Self.response(FunctionURLResponse.functionError)
+            case .failure(let error):
+                return Self.response(Self.failure(error))
             }
         }
         guard let head else {

@@ -66,6 +66,21 @@ func waitForGate(_ path: String) async throws {
     }
 }
 
+/// Writes `count` pieces of `size` bytes (seeded by their index), `pause` seconds apart; fails with
+/// `Chaos.StreamError` before piece `failAfter`, and waits at `gate` after the first piece.
+func writeChunks(
+    _ writer: ResponseStreamWriter, count: Int, size: Int, failAfter: Int?, gate: String?, pause: Double = 0
+) async throws {
+    for index in 0..<count {
+        if let failAfter, index == failAfter {
+            throw FunctionError(errorType: "Chaos.StreamError", errorMessage: "failing after \(index) chunks as asked")
+        }
+        try await writer.write(ByteBuffer(bytes: pattern(size, seed: UInt8(truncatingIfNeeded: index))))
+        if index == 0, let gate { try await waitForGate(gate) }
+        if pause > 0 { try await Task.sleep(for: .milliseconds(Int(pause * 1000))) }
+    }
+}
+
 /// A Function URL request: `?mode=echo` (default) answers with the event it got, `http-stream` streams
 /// `chunks` × `bytes` after a prelude (`status`, an `x-chaos` header, a cookie), waiting at `gate` after
 /// the first chunk and failing after `failAfterChunks`; `raw-stream` streams without a prelude; `error`
@@ -77,13 +92,7 @@ func answerURL(_ request: FunctionURLRequest, event: Data) async throws -> Funct
     let gate = query["gate"]
     let failAfter = query["failAfterChunks"].flatMap(Int.init)
     @Sendable func chunks(_ writer: ResponseStreamWriter) async throws {
-        for index in 0..<count {
-            if let failAfter, index == failAfter {
-                throw FunctionError(errorType: "Chaos.StreamError", errorMessage: "failing after \(index) chunks as asked")
-            }
-            try await writer.write(ByteBuffer(bytes: pattern(size, seed: UInt8(truncatingIfNeeded: index))))
-            if index == 0, let gate { try await waitForGate(gate) }
-        }
+        try await writeChunks(writer, count: count, size: size, failAfter: failAfter, gate: gate)
     }
     switch query["mode"] ?? "echo" {
     case "http-stream":
@@ -132,14 +141,7 @@ try await FunctionRuntime(logger: logger, responding: { event, context -> Functi
         let failAfter = chaos.failAfterChunks
         let gate = chaos.gate
         return .streamed(contentType: "application/octet-stream") { writer in
-            for index in 0..<count {
-                if let failAfter, index == failAfter {
-                    throw FunctionError(errorType: "Chaos.StreamError", errorMessage: "failing after \(index) chunks as asked")
-                }
-                try await writer.write(ByteBuffer(bytes: pattern(size, seed: UInt8(truncatingIfNeeded: index))))
-                if index == 0, let gate { try await waitForGate(gate) }
-                if pause > 0 { try await Task.sleep(for: .milliseconds(Int(pause * 1000))) }
-            }
+            try await writeChunks(writer, count: count, size: size, failAfter: failAfter, gate: gate, pause: pause)
         }
     case "env":
         return .buffered(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ProcessInfo.processInfo.environment, options: [.sortedKeys])))
