@@ -141,6 +141,7 @@ let package = Package(
             dependencies: [
                 "ChunkRelayServer",
                 "RelayClient",
+                "RelayProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -149,6 +150,7 @@ let package = Package(
             name: "chunkrelay",
             dependencies: [
                 "ChunkRelayServer",
+                "ChunkRelayTesting",
                 "Gateway",
                 "LocalRuntime",
                 "RelayClient",
@@ -239,6 +241,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ]

@@ -11,7 +11,7 @@ extension EndToEnd {
     /// `kill -9` of the real server at several points of real jobs, restarting on the same state
     /// directory each time; every image is checked against map-render's known digests.
     @Suite(.timeLimit(.minutes(10))) struct CrashRecoveryTests {
-        /// map-render 1000×600, seed 42 (Tests/Fixtures/map-render.json).
+        /// map-render 1000×600, seed 42 (functions/map-render/fixtures/wide-seed-42.json).
         static let wide = (params: ["width": JSONValue.number(1000), "height": .number(600), "seed": .number(42)], bytes: 601_454,
                            sha256: "5acb74bc85ac32229e4e9249b8505dd83d463341dd0ea708a8a50070ca3c932c")
 

@@ -1,28 +1,11 @@
 import AsyncHTTPClient
+import ChunkRelayTesting
 import Foundation
 import NIOCore
 import RelayClient
 import RelayProtocol
 import TestSupport
 import Testing
-
-struct FixtureFile: Decodable {
-    struct Case: Decodable, CustomTestStringConvertible {
-        var name: String
-        var params: [String: JSONValue]
-        var bytes: Int64
-        var sha256: String
-        var file: String?
-        var testDescription: String { name }
-    }
-
-    var function: String
-    var cases: [Case]
-
-    static func load() throws -> FixtureFile {
-        try JSONDecoder().decode(FixtureFile.self, from: Data(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fixtures/map-render.json")))
-    }
-}
 
 extension EndToEnd {
     /// The whole system for real: gateway and runtime on sockets, `map-render` as its own process,
@@ -40,24 +23,17 @@ extension EndToEnd {
             }
         }
 
-        @Test func fixturesComeThroughTheWholeFlowByteForByte() async throws {
-            let fixtures = try FixtureFile.load()
+        /// The fixtures shipped beside the functions (what `chunkrelay test` runs), through every delivery.
+        @Test func theShippedFixturesPassThroughEveryDelivery() async throws {
+            let fixtures = try Fixture.load(functions: repositoryRoot.appendingPathComponent("functions"))
+            #expect(fixtures.map(\.id).contains("map-render/small-square"))
             try await withChunkRelay { gateway, _ in
-                let client = RelayClient(baseURL: gateway)
-                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fx-\(UUID().uuidString)")
-                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-                defer { try? FileManager.default.removeItem(at: directory) }
-                for fixture in fixtures.cases {
-                    let out = directory.appendingPathComponent("\(fixture.sha256).png")
-                    let image = try await client.generate(CreateJobRequest(function: fixtures.function, params: fixture.params), to: out)
-                    #expect(image.sha256 == fixture.sha256, "\(fixture.name)")
-                    #expect(image.bytes == fixture.bytes, "\(fixture.name)")
-                    #expect(image.contentType == "image/png")
-                    if let name = fixture.file {
-                        let expected = try Data(contentsOf: repositoryRoot.appendingPathComponent("Tests/Fixtures/\(name)"))
-                        #expect(try Data(contentsOf: out) == expected, "\(fixture.name)")
-                    }
+                let results = try await FixtureRunner(client: RelayClient(baseURL: gateway)).run(fixtures)
+                for result in results {
+                    #expect(result.passed, "\(result.fixture.id) (\(result.delivery)): \(result.problems)")
                 }
+                #expect(Set(results.map(\.delivery)) == [.retrieve, .stream, .direct])
+                #expect(results.contains { $0.fixture.content.expect?.error != nil }, "a failing case is among them")
             }
         }
 
@@ -84,7 +60,7 @@ extension EndToEnd {
         }
 
         @Test func streamModeDeliversTheSameBytesAsRetrieveMode() async throws {
-            let fixture = try #require(try FixtureFile.load().cases.first { $0.params.isEmpty })
+            let fixture = try #require(try Fixture(contentsOf: repositoryRoot.appendingPathComponent("functions/map-render/fixtures/defaults.json")).content.expect)
             try await withChunkRelay { gateway, _ in
                 let client = RelayClient(baseURL: gateway)
                 let out = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString).png")

@@ -25,7 +25,7 @@ extension EndToEnd {
 
                 // One job that finishes within the grace (a few seconds of rendering and uploading) and one
                 // that cannot (it sleeps past the grace), both running when SIGTERM arrives.
-                // map-render's default 4096² map (16.8 MB; Tests/Fixtures/map-render.json): seconds of work.
+                // map-render's default 4096² map (16.8 MB; functions/map-render/fixtures/defaults.json): seconds of work.
                 let finishing = try await client.createJob(CreateJobRequest(function: "map-render"))
                 let hanging = try await client.createJob(CreateJobRequest(function: "chaos", params: ["mode": .string("sleep"), "seconds": .number(60)]))
                 for id in [finishing.id, hanging.id] {

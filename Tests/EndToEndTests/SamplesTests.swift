@@ -10,7 +10,7 @@ extension EndToEnd {
     /// The samples in `samples/`, run as their READMEs say, against a live server: each writes a
     /// verified image, and they all write the same bytes for the same parameters.
     @Suite(.timeLimit(.minutes(10))) struct SamplesTests {
-        /// map-render 1000×600, seed 42 (Tests/Fixtures/map-render.json).
+        /// map-render 1000×600, seed 42 (functions/map-render/fixtures/wide-seed-42.json).
         static let wide = (args: ["width=1000", "height=600", "seed=42"], bytes: 601_454, sha256: "5acb74bc85ac32229e4e9249b8505dd83d463341dd0ea708a8a50070ca3c932c")
 
         static func python() async -> String? { await pythonInterpreter(with: "httpx_sse") }

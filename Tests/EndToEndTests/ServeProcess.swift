@@ -20,12 +20,15 @@ struct ServeProcess: Sendable {
     }
 
     /// Starts `serve` and waits until it answers `/healthz`; port 0 picks free ports (read from its log).
-    static func start(stateDirectory: URL, port: Int = 0, runtimePort: Int = 0, arguments: [String] = []) async throws -> ServeProcess {
+    static func start(
+        stateDirectory: URL, port: Int = 0, runtimePort: Int = 0, functions: URL = repositoryRoot.appendingPathComponent("functions"),
+        arguments: [String] = []
+    ) async throws -> ServeProcess {
         let log = stateDirectory.deletingLastPathComponent().appendingPathComponent("\(stateDirectory.lastPathComponent)-\(UUID().uuidString.prefix(8)).log")
         let child = try await ChildProcess.start(
             [
                 binary.path, "serve", "--port", String(port), "--runtime-port", String(runtimePort), "--state-dir", stateDirectory.path,
-                "--log-level", "info", "--functions", repositoryRoot.appendingPathComponent("functions").path,
+                "--log-level", "info", "--functions", functions.path,
             ] + arguments,
             directory: repositoryRoot, log: log
         )

@@ -1,0 +1,112 @@
+import Foundation
+import RelayProtocol
+
+/// One fixture case: a file `functions/<function>/fixtures/<name>.json` naming the params, the
+/// deliveries to try and what each must produce.
+///
+/// ```json
+/// {"description": "a small square", "params": {"width": 256, "height": 256, "seed": 7},
+///  "deliveries": ["retrieve", "stream"],
+///  "expect": {"sha256": "3d3e…", "bytes": 66606, "contentType": "image/png", "chunks": 1, "file": "small-square.png"}}
+/// ```
+///
+/// `expect` may name a failure instead (`{"error": "function_error"}`), or be left out for
+/// `chunkrelay test --record` to fill in.
+public struct Fixture: Sendable, Hashable {
+    /// The function it runs.
+    public var function: String
+    /// The case's name: its file name without `.json`.
+    public var name: String
+    /// Where it was read from (and `--record` writes to).
+    public var file: URL
+    /// What the file says.
+    public var content: Content
+
+    /// The JSON of a fixture file.
+    public struct Content: Codable, Sendable, Hashable {
+        /// What the case is about, for people.
+        public var description: String?
+        /// The job's params, passed to the function as they are.
+        public var params: [String: JSONValue]
+        /// The deliveries to run; absent means retrieve and stream, and direct when the function has a URL.
+        public var deliveries: [FixtureDelivery]?
+        /// What every delivery must produce; absent until recorded.
+        public var expect: FixtureExpectation?
+
+        /// Makes a fixture's content.
+        public init(description: String? = nil, params: [String: JSONValue] = [:], deliveries: [FixtureDelivery]? = nil, expect: FixtureExpectation? = nil) {
+            self.description = description
+            self.params = params
+            self.deliveries = deliveries
+            self.expect = expect
+        }
+
+        private enum CodingKeys: String, CodingKey { case description, params, deliveries, expect }
+
+        /// Reads a fixture; `params` may be left out.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            description = try container.decodeIfPresent(String.self, forKey: .description)
+            params = try container.decodeIfPresent([String: JSONValue].self, forKey: .params) ?? [:]
+            deliveries = try container.decodeIfPresent([FixtureDelivery].self, forKey: .deliveries)
+            expect = try container.decodeIfPresent(FixtureExpectation.self, forKey: .expect)
+        }
+    }
+
+    /// `function/name`, as the table and failures name a case.
+    public var id: String { "\(function)/\(name)" }
+
+    /// Reads one fixture file; the function is the folder above `fixtures/`.
+    public init(contentsOf file: URL) throws {
+        self.file = file
+        self.function = file.deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+        self.name = file.deletingPathExtension().lastPathComponent
+        do {
+            self.content = try JSONDecoder().decode(Content.self, from: Data(contentsOf: file))
+        } catch let error as DecodingError {
+            throw FixtureError("\(file.path): not a fixture: \(Self.describe(error))")
+        } catch {
+            throw FixtureError("\(file.path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Every fixture under `functions/*/fixtures/*.json`, sorted by function then name. With `only`, just
+    /// the named functions (`map-render`) or cases (`map-render/small-square`); a name that matches
+    /// nothing is an error, so a typo cannot pass for a green run.
+    public static func load(functions directory: URL, only: [String] = []) throws -> [Fixture] {
+        let manager = FileManager.default
+        var fixtures: [Fixture] = []
+        let folders = (try? manager.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)) ?? []
+        for folder in folders.sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) {
+            let cases = folder.appendingPathComponent("fixtures")
+            let files = (try? manager.contentsOfDirectory(at: cases, includingPropertiesForKeys: nil)) ?? []
+            for file in files.filter({ $0.pathExtension == "json" }).sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) {
+                fixtures.append(try Fixture(contentsOf: file))
+            }
+        }
+        guard !only.isEmpty else { return fixtures }
+        for name in only where !fixtures.contains(where: { $0.function == name || $0.id == name }) {
+            throw FixtureError("no fixture matches '\(name)' under \(directory.path)/*/fixtures")
+        }
+        return fixtures.filter { fixture in only.contains { $0 == fixture.function || $0 == fixture.id } }
+    }
+
+    /// Writes `content` back to `file`, keys sorted so that a recorded case diffs cleanly.
+    public func save() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var data = try encoder.encode(content)
+        data.append(UInt8(ascii: "\n"))
+        try data.write(to: file, options: .atomic)
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context), .dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
