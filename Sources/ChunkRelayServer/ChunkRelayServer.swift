@@ -16,6 +16,8 @@ public struct ServeConfiguration: Sendable {
     public var functionsDirectory = URL(fileURLWithPath: "functions", isDirectory: true)
     /// `--env-vars`: SAM CLI's environment file, merged over each `function.json`'s `environment`.
     public var environmentFile: URL?
+    /// `--watch`: rebuild a function when its sources change and retire its warm environments.
+    public var watch = false
 
     /// The defaults `serve` starts with.
     public init() {}
@@ -102,7 +104,9 @@ public final class ChunkRelayServer: Service, Sendable {
         // gateway's server and the runtime), then the gateway's server finishes its requests (downloads,
         // event streams end), then the runtime's, then the runtime stops the function processes.
         let urlServers = runtime.functionURLServers(host: runtimeHost, server: configuration.gateway.connections.httpServer(), logger: logger)
-        let services: [any Service] = [runtime, runtimeApp] + urlServers + [gatewayApp] + gateway.services
+        // The watcher, last, stops first: no rebuild starts while the rest shuts down.
+        let watcher: [any Service] = configuration.watch ? [FunctionWatcher(runtime: runtime, logger: logger)] : []
+        let services: [any Service] = [runtime, runtimeApp] + urlServers + [gatewayApp] + gateway.services + watcher
         return ChunkRelayServer(gateway: gateway, runtime: runtime, services: services, addresses: addresses, logger: logger)
     }
 

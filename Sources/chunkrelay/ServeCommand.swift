@@ -52,6 +52,8 @@ struct ServeCommand: AsyncParsableCommand {
     var maxPendingEvents = 1000
     @Option(name: .customLong("env-vars"), help: "SAM CLI's environment file (JSON: \"Parameters\" for every function, a section per function name), merged over function.json's environment.")
     var environmentFile: String?
+    @Flag(help: "Rebuild a function when its sources change and retire its warm environments: the next invocation runs the new code.")
+    var watch = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -91,6 +93,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.gateway.finishedRetention = .seconds(finishedRetention)
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
         configuration.environmentFile = environmentFile.map { URL(fileURLWithPath: $0) }
+        configuration.watch = watch
         let server: ChunkRelayServer
         do {
             server = try await ChunkRelayServer.build(configuration, logger: logger)

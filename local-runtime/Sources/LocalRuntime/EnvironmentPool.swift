@@ -1,3 +1,5 @@
+import Foundation
+
 /// The environments of one function: warm ones are reused, new ones started up to the concurrency limit,
 /// and callers beyond it wait in FIFO order (Lambda queues asynchronous invocations the same way).
 actor EnvironmentPool {
@@ -8,6 +10,8 @@ actor EnvironmentPool {
     }
 
     let limit: Int
+    /// Bumped by `retire()`: an environment started before comes back to be stopped, not reused.
+    private(set) var generation = 0
     private var idle: [ExecutionEnvironment] = []
     private var count = 0
     private var waiters: [(id: Int, continuation: CheckedContinuation<Lease?, Never>)] = []
@@ -55,6 +59,11 @@ actor EnvironmentPool {
     /// Returns an environment after an invocation.
     func giveBack(_ environment: ExecutionEnvironment) {
         guard environment.isAlive else { return discard() }
+        guard environment.generation == generation else {
+            // Its code was rebuilt while it ran: the next invocation must start the new code.
+            environment.terminate(signal: SIGKILL)
+            return discard()
+        }
         if !waiters.isEmpty {
             waiters.removeFirst().continuation.resume(returning: .warm(environment))
         } else {
@@ -85,6 +94,16 @@ actor EnvironmentPool {
         idle = fresh
         count -= stale.count
         return stale
+    }
+
+    /// Starts a new generation after the function was rebuilt: takes out the idle environments for the
+    /// caller to stop; busy ones are stopped when they come back.
+    func retire() -> [ExecutionEnvironment] {
+        generation += 1
+        let retired = idle
+        idle = []
+        count -= retired.count
+        return retired
     }
 
     /// Environments currently alive (idle or busy).

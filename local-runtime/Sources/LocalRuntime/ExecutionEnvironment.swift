@@ -73,15 +73,18 @@ final class ExecutionEnvironment: Sendable {
 
     let id: String
     let function: FunctionConfiguration
+    /// The pool's generation it was started in; a rebuild (`serve --watch`) retires older ones.
+    let generation: Int
     private let logger: Logger
     private let state = Mutex(State())
     /// How initialisation ended: set (under `state`'s lock, so it agrees with `phase`) by the first
     /// `next` or by the environment's death, whichever comes first.
     private let readiness = Latch<Result<Duration, InitFailure>>()
 
-    init(id: String, function: FunctionConfiguration, logger: Logger) {
+    init(id: String, function: FunctionConfiguration, generation: Int = 0, logger: Logger) {
         self.id = id
         self.function = function
+        self.generation = generation
         var logger = logger
         logger[metadataKey: "function"] = .string(function.name)
         logger[metadataKey: "environment"] = .string(id)

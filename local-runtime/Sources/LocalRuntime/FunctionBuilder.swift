@@ -17,6 +17,9 @@ actor FunctionBuilder {
     private let logger: Logger
     /// One resolution per function, shared by concurrent cold starts so a build never runs twice at once.
     private var resolutions: [String: Task<[String], any Error>] = [:]
+    /// Per function, the files its `build` steps wrote into its folder (`serve --watch` does not take
+    /// those for edits).
+    private(set) var buildOutputs: [String: Set<String>] = [:]
 
     init(packageRoot: URL?, binDirectories: [URL], logger: Logger) {
         self.packageRoot = packageRoot
@@ -41,12 +44,33 @@ actor FunctionBuilder {
         }
     }
 
-    private func resolve(_ function: FunctionConfiguration) async throws(RuntimeError) -> [String] {
+    /// Builds `function` again even though it was built (its sources changed): cold starts from now on
+    /// wait for this build, and get its command line.
+    func rebuild(_ function: FunctionConfiguration) async throws(RuntimeError) {
+        let previous = resolutions[function.name]
+        let task = Task {
+            // A build already running (a cold start's) finishes first: two builds never share a folder.
+            _ = try? await previous?.value
+            return try await self.resolve(function, force: true)
+        }
+        resolutions[function.name] = task
+        do {
+            _ = try await task.value
+        } catch {
+            // The previous build keeps serving (its executable is still there); a later change tries again.
+            if resolutions[function.name] == task { resolutions[function.name] = previous }
+            throw error as? RuntimeError ?? RuntimeError(.buildFailed, "\(error)")
+        }
+    }
+
+    private func resolve(_ function: FunctionConfiguration, force: Bool = false) async throws(RuntimeError) -> [String] {
         if let steps = function.build, let directory = function.directory {
             let marker = directory.appendingPathComponent(function.buildCreates ?? ".built")
-            if !FileManager.default.fileExists(atPath: marker.path) {
-                logger.notice("function \(function.name) is not built; running its build steps in \(directory.path)")
+            if force || !FileManager.default.fileExists(atPath: marker.path) {
+                logger.notice("function \(function.name) is \(force ? "rebuilt" : "not built"); running its build steps in \(directory.path)")
                 let started = ContinuousClock.now
+                let before = SourceSnapshot(of: directory)
+                defer { buildOutputs[function.name, default: []].formUnion(SourceSnapshot(of: directory).changes(since: before)) }
                 do {
                     for step in steps {
                         logger.notice("\(function.name): \(step.joined(separator: " "))")
@@ -66,11 +90,11 @@ actor FunctionBuilder {
         guard let product = function.swiftProduct else {
             throw RuntimeError(.invalidConfiguration, "\(function.name) has neither swiftProduct nor command")
         }
-        return [try await executable(product: product).path]
+        return [try await executable(product: product, force: force).path]
     }
 
-    private func executable(product: String) async throws(RuntimeError) -> URL {
-        for directory in binDirectories {
+    private func executable(product: String, force: Bool) async throws(RuntimeError) -> URL {
+        for directory in binDirectories where !force {
             let candidate = directory.appendingPathComponent(product)
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         }
@@ -78,7 +102,7 @@ actor FunctionBuilder {
             throw RuntimeError(.buildFailed, "executable \(product) not found in \(binDirectories.map(\.path)) and no package to build it from")
         }
         let configuration = binDirectories.first.map { $0.path.contains("/release") ? "release" : "debug" } ?? "debug"
-        logger.notice("function product \(product) is not built; building it with `swift build -c \(configuration) --product \(product)`")
+        logger.notice("\(force ? "rebuilding \(product)" : "function product \(product) is not built; building it") with `swift build -c \(configuration) --product \(product)`")
         let started = ContinuousClock.now
         try await Self.swift(["build", "-c", configuration, "--product", product], in: packageRoot)
         let binPath = try await Self.swift(["build", "-c", configuration, "--show-bin-path"], in: packageRoot)

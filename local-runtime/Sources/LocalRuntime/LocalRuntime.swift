@@ -94,6 +94,34 @@ public final class LocalRuntime: Service, Sendable {
         try await invoke(name, payload: payload, clientContext: clientContext, throttle: true)
     }
 
+    /// Builds `name` again (its Swift product, or its `build` steps) and retires its warm environments,
+    /// and those of every function started from the same Swift product (`chaos-url` runs `chaos`), so
+    /// that the next invocation runs the new code. Returns the functions retired and how many idle
+    /// environments were stopped (busy ones stop when their invocation ends). A failed build retires
+    /// nothing: the previous build keeps serving.
+    public func rebuild(_ name: String) async throws(RuntimeError) -> (functions: [String], stopped: Int) {
+        guard let function = registry.function(named: name) else {
+            throw RuntimeError.functionNotFound(name)
+        }
+        try await builder.rebuild(function)
+        let sharing = registry.functions.values.filter { other in
+            other.name == name || (function.swiftProduct != nil && other.swiftProduct == function.swiftProduct)
+        }.map(\.name).sorted()
+        var stopped = 0
+        for other in sharing {
+            guard let pool = pools[other] else { continue }
+            let retired = await pool.retire()
+            for environment in retired { environment.terminate(signal: SIGKILL) }
+            stopped += retired.count
+        }
+        return (sharing, stopped)
+    }
+
+    /// The files `name`'s build steps wrote into its folder.
+    func buildOutputs(of name: String) async -> Set<String> {
+        await builder.buildOutputs[name] ?? []
+    }
+
     /// Sizes of what the runtime holds, for the gateway's `/metrics`.
     public var gauges: [String: Int] {
         ["pending_event_invocations": pendingEvents.withLock { $0 }, "live_environments": live.withLock { $0.count }]
@@ -248,7 +276,8 @@ public final class LocalRuntime: Service, Sendable {
                 environment = warm
             case .slot:
                 let number = counter.add(1, ordering: .relaxed).newValue
-                environment = ExecutionEnvironment(id: "\(name)-\(number)", function: function, logger: logger)
+                let generation = await pool.generation
+                environment = ExecutionEnvironment(id: "\(name)-\(number)", function: function, generation: generation, logger: logger)
                 live.withLock { $0[environment.id] = environment }
                 if case .terminated = spawnContinuation.yield(SpawnRequest(environment: environment, commandLine: commandLine)) {
                     environment.terminate(signal: SIGKILL)
