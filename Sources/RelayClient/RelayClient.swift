@@ -25,7 +25,11 @@ public struct RelayClient: Sendable {
         self.httpClient = httpClient
     }
 
-    /// `POST /v1/jobs`.
+    /// `POST /v1/jobs`: queues a job and returns its id, events URL and (retrieve mode) image key.
+    ///
+    /// ```swift
+    /// let job = try await client.createJob(CreateJobRequest(function: "map-render", params: ["seed": .number(7)]))
+    /// ```
     public func createJob(_ request: CreateJobRequest) async throws -> JobCreated {
         var http = HTTPClientRequest(url: "\(baseURL)/v1/jobs")
         http.method = .POST
@@ -34,12 +38,12 @@ public struct RelayClient: Sendable {
         return try await send(http, expecting: JobCreated.self)
     }
 
-    /// `GET /v1/jobs/{id}`.
+    /// `GET /v1/jobs/{id}`: the job's state, position, progress and digest (`try await client.job(id).state`).
     public func job(_ id: String) async throws -> JobStatus {
         try await send(HTTPClientRequest(url: "\(baseURL)/v1/jobs/\(id)"), expecting: JobStatus.self)
     }
 
-    /// `DELETE /v1/jobs/{id}`.
+    /// `DELETE /v1/jobs/{id}`: cancels a queued or running job; its function is stopped (`try await client.cancel(id)`).
     public func cancel(_ id: String) async throws -> JobStatus {
         var http = HTTPClientRequest(url: "\(baseURL)/v1/jobs/\(id)")
         http.method = .DELETE
@@ -47,11 +51,22 @@ public struct RelayClient: Sendable {
     }
 
     /// The job's events, pushed by the gateway; reconnects with `Last-Event-ID` when the connection drops.
+    ///
+    /// ```swift
+    /// for try await event in client.events(job.id) {
+    ///     if case .queued(let position) = event { print("position \(position)") }
+    ///     if event.isFinal { break }
+    /// }
+    /// ```
     public func events(_ id: String, lastEventID: String? = nil, maximumReconnects: Int = 5) -> JobEventStream {
         JobEventStream(url: "\(baseURL)/v1/jobs/\(id)/events", httpClient: httpClient, lastEventID: lastEventID, maximumReconnects: maximumReconnects)
     }
 
     /// Follows a retrieve-mode job until its image is ready; throws `RelayClientError` when the job fails.
+    ///
+    /// ```swift
+    /// let status = try await client.waitUntilReady(job.id) { event in print(event) }
+    /// ```
     public func waitUntilReady(_ id: String, onEvent: @Sendable (JobEvent) -> Void = { _ in }) async throws -> JobStatus {
         for try await event in events(id) {
             onEvent(event)
@@ -63,11 +78,17 @@ public struct RelayClient: Sendable {
 
     /// Follows a stream-mode job and writes its chunks to `file` as they arrive, resuming after a dropped
     /// connection; the file appears only once the whole image's SHA-256 matched the `done` event.
+    ///
+    /// ```swift
+    /// let job = try await client.createJob(CreateJobRequest(function: "map-render", delivery: .stream))
+    /// let image = try await client.streamImage(job.id, to: URL(fileURLWithPath: "map.png"))
+    /// ```
     public func streamImage(_ id: String, to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }) async throws -> RetrievedImage {
         try await receive(events(id), to: file, onEvent: onEvent)
     }
 
-    /// `GET /v1/functions`: the functions jobs can name, with their Function URLs.
+    /// `GET /v1/functions`: the functions jobs can name, with their Function URLs
+    /// (`try await client.functions().map(\.name)`).
     public func functions() async throws -> [FunctionSummary] {
         try await send(HTTPClientRequest(url: "\(baseURL)/v1/functions"), expecting: FunctionList.self).functions
     }
@@ -151,6 +172,11 @@ public struct RelayClient: Sendable {
 
     /// Downloads a one-shot image to `file`, resuming with `Range` if the connection breaks, and checks
     /// its SHA-256 against `expectedSHA256` (the job's digest). The file appears only when it verified.
+    ///
+    /// ```swift
+    /// let status = try await client.waitUntilReady(job.id)
+    /// let image = try await client.retrieve(imagePath: job.image!, expectedSHA256: status.sha256!, to: file)
+    /// ```
     public func retrieve(imagePath: String, expectedSHA256: String, to file: URL, maximumResumes: Int = 3) async throws -> RetrievedImage {
         let partial = FilePath(file.path + ".partial")
         var hasher = SHA256()
@@ -202,9 +228,28 @@ public struct RelayClient: Sendable {
         return RetrievedImage(file: file, bytes: written, sha256: actual, contentType: contentType)
     }
 
+    /// The common case in one call: creates a job for `function`, follows it, and writes the verified
+    /// image to `file`; `onEvent` sees each event (queue position, progress, chunks).
+    ///
+    /// ```swift
+    /// let image = try await client.generate("map-render", params: ["width": .number(512)], delivery: .stream, to: file) { event in
+    ///     if case .progress(let chunks, _) = event { print("\(chunks) chunks") }
+    /// }
+    /// ```
+    public func generate(
+        _ function: String, params: [String: JSONValue] = [:], delivery: DeliveryMode = .retrieve, to file: URL,
+        onEvent: @Sendable (JobEvent) -> Void = { _ in }
+    ) async throws -> RetrievedImage {
+        try await generate(CreateJobRequest(function: function, params: params, delivery: delivery), to: file, onEvent: onEvent)
+    }
+
     /// Creates a job, follows it, and writes the verified image to `file`, by either delivery mode.
     ///
     /// Cancelling the calling task cancels the job (`DELETE`), so its function stops.
+    ///
+    /// ```swift
+    /// let image = try await client.generate(CreateJobRequest(function: "map-render"), to: URL(fileURLWithPath: "map.png"))
+    /// ```
     public func generate(
         _ request: CreateJobRequest, to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }
     ) async throws -> RetrievedImage {

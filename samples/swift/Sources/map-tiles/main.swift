@@ -32,11 +32,11 @@ do {
     let images = try await withThrowingTaskGroup(of: (Tile, RetrievedImage).self) { group in
         for tile in tiles {
             group.addTask {
-                let request = CreateJobRequest(
-                    function: "map-render", params: ["width": .number(Double(size)), "height": .number(Double(size)), "seed": .number(Double(tile.seed))],
-                    delivery: tile.delivery
+                let image = try await relay.generate(
+                    "map-render", params: ["width": .number(Double(size)), "height": .number(Double(size)), "seed": .number(Double(tile.seed))],
+                    delivery: tile.delivery, to: directory.appendingPathComponent(tile.file)
                 )
-                return (tile, try await relay.generate(request, to: directory.appendingPathComponent(tile.file)))
+                return (tile, image)
             }
         }
         var images: [(Tile, RetrievedImage)] = []

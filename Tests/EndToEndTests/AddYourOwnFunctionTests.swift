@@ -1,0 +1,27 @@
+import Foundation
+import TestSupport
+import Testing
+
+extension EndToEnd {
+    /// README's "Add your own function", followed to the letter by `.ci/add-your-own-function.py`: the
+    /// files README shows, written where it says, and its commands, which must print what it says.
+    /// The Python recipe runs here; the Swift one adds a target to Package.swift and builds it, which
+    /// a nested `swift build` cannot do under `swift test`, so `.ci/run` runs it after the tests.
+    @Suite(.timeLimit(.minutes(5))) struct AddYourOwnFunctionTests {
+        @Test func thePythonRecipeWorksAsWritten() async throws {
+            try await withScratchDirectory("add-function") { root in
+                let result = try await run([
+                    "python3", repositoryRoot.appendingPathComponent(".ci/add-your-own-function.py").path,
+                    "--language", "python", "--root", root.path, "--chunkrelay", ServeProcess.binary.path, "--keep",
+                ])
+                #expect(result.status == 0, "\(result.output)")
+                #expect(result.output.contains("README's python recipe: 2 commands and 2 fixture files, all as README says"), "\(result.output)")
+                // What README's recipe wrote is a working function: its recorded fixture names a real image.
+                let fixture = root.appendingPathComponent("functions/hello-py/fixtures/red-square.json")
+                let recorded = try JSONDecoder().decode(FixtureCommandTests.Recorded.self, from: Data(contentsOf: fixture))
+                #expect(recorded.expect.contentType == "image/png")
+                #expect(recorded.expect.bytes ?? 0 > 64 * 64 * 3, "a 64×64 RGB PNG stored uncompressed")
+            }
+        }
+    }
+}
