@@ -79,7 +79,7 @@ extension Gateway {
     /// The queue moved and this job was waiting: only its place can have changed, and that is known in
     /// memory. A job no longer in the queue is read again in full (its own change wakes it as well).
     private func emitPosition(jobId: String, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws -> Bool {
-        guard let position = lifecycle.store.queue.position(of: jobId) else {
+        guard let position = try await lifecycle.store.queuedPosition(of: jobId) else {
             return try await emitPending(jobId: jobId, cursor: &cursor, writer: &writer)
         }
         if cursor.position != position {

@@ -23,7 +23,7 @@ public final class Gateway: Sendable {
     /// The gateway server's open connections.
     let connections: ConnectionLimiter
 
-    private init(configuration: GatewayConfiguration, store: JobStore, spool: Spool, invoker: any Invoker, logger: Logger) {
+    private init(configuration: GatewayConfiguration, store: any JobStore, spool: Spool, invoker: any Invoker, logger: Logger) {
         self.configuration = configuration
         self.invoker = invoker
         self.logger = logger
@@ -39,14 +39,23 @@ public final class Gateway: Sendable {
     public static func open(configuration: GatewayConfiguration, invoker: any Invoker, logger: Logger) async throws -> Gateway {
         try configuration.validate()
         try FileManager.default.createDirectory(at: configuration.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let store = try JobStore(path: configuration.stateDirectory.appendingPathComponent("ledger.sqlite").path)
         let spool = Spool(stateDirectory: configuration.stateDirectory)
         try await spool.prepare()
-        let gateway = Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
-        let requeued = try await gateway.lifecycle.requeueRunning()
-        if requeued > 0 { logger.notice("recovered \(requeued) running job(s) to the front of the queue") }
-        try await gateway.removeOrphanedFiles()
-        return gateway
+        switch configuration.store {
+        case .sqlite:
+            let store = try SQLiteJobStore(path: configuration.stateDirectory.appendingPathComponent("ledger.sqlite").path)
+            let gateway = Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
+            let requeued = try await gateway.lifecycle.requeueRunning()
+            if requeued > 0 { logger.notice("recovered \(requeued) running job(s) to the front of the queue") }
+            try await gateway.removeOrphanedFiles()
+            return gateway
+        case .postgres(let url):
+            // The pool runs with the gateway's services; what opening needs is done on a connection of its own.
+            let (store, requeued) = try await PostgresJobStore.open(url: url, logger: logger)
+            if !requeued.isEmpty { logger.notice("recovered \(requeued.count) running job(s) to the front of the queue") }
+            logger.notice("jobs, queue and chunk ledger in PostgreSQL (\(PostgresURL.redacted(url)))")
+            return Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
+        }
     }
 
     /// After a crash, files the ledger no longer stands behind: spool files of attempts that will not
@@ -76,7 +85,8 @@ public final class Gateway: Sendable {
     public var services: [any Service] {
         // A service group stops services in reverse order: the dispatcher first (it lets running
         // invocations finish), then the janitor and the heartbeats.
-        [
+        // The store's own (PostgreSQL's pool) come first, so they stop last.
+        lifecycle.store.services + [
             JobFeed.HeartbeatRunner(feed: lifecycle.feed, interval: configuration.heartbeatInterval), Janitor.Runner(gateway: self),
             AdmissionQueue.Runner(gateway: self),
         ]

@@ -37,6 +37,16 @@ public struct GatewayConfiguration: Sendable {
     public var shutdownGrace: Duration = .seconds(10)
     /// Connection limits of the gateway's HTTP server.
     public var connections = ConnectionLimits()
+    /// Where jobs, the queue and the chunk ledger live.
+    public var store: Store = .sqlite
+
+    /// The ledger's home: SQLite in the state directory (one instance), or a PostgreSQL database.
+    public enum Store: Sendable, Hashable {
+        /// `ledger.sqlite` in the state directory.
+        case sqlite
+        /// A PostgreSQL database, `postgres://USER@HOST:PORT/DATABASE`.
+        case postgres(String)
+    }
 
     /// The defaults.
     public init() {}

@@ -33,6 +33,8 @@ extension Gateway {
             for job in try await lifecycle.store.expiredReadyJobs(now: now) {
                 _ = try await lifecycle.expireImage(job)
             }
+        } catch is CancellationError {
+            // Shutting down: the pass ends with the janitor.
         } catch {
             logger.error("janitor pass failed: \(error)")
         }
@@ -46,6 +48,8 @@ extension Gateway {
                 if lifecycle.feed.presence(job.id).watching { continue }
                 try await lifecycle.expireStream(job)
             }
+        } catch is CancellationError {
+            // Shutting down: the pass ends with the janitor.
         } catch {
             logger.error("janitor pass failed: \(error)")
         }
@@ -66,6 +70,8 @@ extension Gateway {
                     logger.notice("job \(job.id): cancelled, its stream client is gone")
                 }
             }
+        } catch is CancellationError {
+            // Shutting down: the pass ends with the janitor.
         } catch {
             logger.error("janitor pass failed: \(error)")
         }
@@ -77,6 +83,8 @@ extension Gateway {
         do {
             let forgotten = try await lifecycle.forgetFinished(before: now - configuration.finishedRetention.inSeconds)
             if forgotten > 0 { logger.debug("forgot \(forgotten) finished job(s)") }
+        } catch is CancellationError {
+            // Shutting down: the pass ends with the janitor.
         } catch {
             logger.error("janitor pass failed: \(error)")
         }

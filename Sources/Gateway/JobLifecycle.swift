@@ -13,7 +13,7 @@ import Synchronization
 /// cancellation — in forms that are released however the request ends.
 final class JobLifecycle: Sendable {
     /// The ledger (reads are free for anyone; writes happen only here).
-    let store: JobStore
+    let store: any JobStore
     /// Spool and image files.
     let spool: Spool
     /// Event-stream subscribers and their change signals.
@@ -29,7 +29,7 @@ final class JobLifecycle: Sendable {
     /// The whole-image digest of each running job's current attempt, hashed as its chunks arrive.
     private let digests = Mutex<[String: AttemptDigest]>([:])
 
-    init(store: JobStore, spool: Spool, feed: JobFeed, admission: AdmissionQueue, logger: Logger) {
+    init(store: any JobStore, spool: Spool, feed: JobFeed, admission: AdmissionQueue, logger: Logger) {
         self.store = store
         self.spool = spool
         self.feed = feed
@@ -59,7 +59,7 @@ final class JobLifecycle: Sendable {
 
     /// Writes a verified chunk to its attempt's spool at `index × cap` and records it if the attempt is
     /// still current; a late chunk of an abandoned attempt takes its spool file with it.
-    func storeChunk(_ body: ByteBuffer, digest: ContentDigest, index: Int, of job: JobRecord) async throws -> JobStore.ChunkInsert {
+    func storeChunk(_ body: ByteBuffer, digest: ContentDigest, index: Int, of job: JobRecord) async throws -> ChunkInsert {
         try await spool.write(body, jobId: job.id, attempt: job.attempt, offset: Int64(index) * Int64(job.chunkSize))
         let record = ChunkRecord(jobId: job.id, attempt: job.attempt, idx: index, size: body.readableBytes, sha256: digest.hex)
         let outcome = try await store.insertChunk(record, chunkSize: job.chunkSize)

@@ -52,6 +52,8 @@ struct ServeCommand: AsyncParsableCommand {
     var maxPendingEvents = 1000
     @Option(name: .customLong("env-vars"), help: "SAM CLI's environment file (JSON: \"Parameters\" for every function, a section per function name), merged over function.json's environment.")
     var environmentFile: String?
+    @Option(help: "Where jobs, the queue and the chunk ledger live: sqlite (in --state-dir) or postgres://USER@HOST:PORT/DB[?search_path=SCHEMA].")
+    var store = "sqlite"
     @Flag(help: "Rebuild a function when its sources change and retire its warm environments: the next invocation runs the new code.")
     var watch = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
@@ -94,6 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
         configuration.environmentFile = environmentFile.map { URL(fileURLWithPath: $0) }
         configuration.watch = watch
+        configuration.gateway.store = store == "sqlite" ? .sqlite : .postgres(store)
         let server: ChunkRelayServer
         do {
             server = try await ChunkRelayServer.build(configuration, logger: logger)

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import NIOHTTP1
+import PostgresNIO
 import RelayProtocol
 import Synchronization
 import TestSupport
@@ -145,6 +146,27 @@ struct GatewayHarness: Sendable {
         let invoker = FakeInvoker()
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .warning
+        // With PostgreSQL, a schema per harness named after its state folder (a test that reopens the
+        // folder reopens the ledger too), dropped with the folder. Schemas, not databases: creating a
+        // database copies a template and checkpoints, which stalled the tests running beside it.
+        let schema = "gw_" + directory.lastPathComponent.lowercased().filter { $0.isLetter || $0.isNumber }
+        if let admin = Self.postgres {
+            var url = URLComponents(string: admin)!
+            url.queryItems = [URLQueryItem(name: "search_path", value: schema)]
+            configuration.store = .postgres(url.string!)
+        }
+        do {
+            try await serve(configuration, invoker: invoker, directory: directory, logger: logger, body)
+        } catch {
+            if let admin = Self.postgres, stateDirectory == nil { await Self.dropSchema(schema, admin: admin, logger: logger) }
+            throw error
+        }
+        if let admin = Self.postgres, stateDirectory == nil { await Self.dropSchema(schema, admin: admin, logger: logger) }
+    }
+
+    private static func serve(
+        _ configuration: GatewayConfiguration, invoker: FakeInvoker, directory: URL, logger: Logger, _ body: @Sendable (GatewayHarness) async throws -> Void
+    ) async throws {
         let gateway = try await Gateway.open(configuration: configuration, invoker: invoker, logger: logger)
         var app = Application(router: gateway.buildRouter(), server: gateway.httpServer(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         app.addServices(gateway.services)
@@ -153,6 +175,30 @@ struct GatewayHarness: Sendable {
             gateway.setBaseURL(url)
             try await body(GatewayHarness(gateway: gateway, invoker: invoker, baseURL: url, stateDirectory: directory))
         }
+    }
+
+    /// `CHUNKRELAY_TEST_POSTGRES=postgres://USER@HOST:PORT/DB`: the suite runs against the PostgreSQL
+    /// store in that database, a schema per harness. `.ci/run` runs it both ways.
+    static let postgres = ProcessInfo.processInfo.environment["CHUNKRELAY_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 }
+
+    /// Whether this run's ledger is SQLite (the default) rather than PostgreSQL.
+    static var usesSQLite: Bool { postgres == nil }
+
+    static func dropSchema(_ name: String, admin: String, logger: Logger) async {
+        try? await withAdminConnection(admin, logger: logger) { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(name) CASCADE"), logger: logger)
+        }
+    }
+
+    private static func withAdminConnection(_ admin: String, logger: Logger, _ body: (PostgresConnection) async throws -> Void) async throws {
+        let connection = try await PostgresConnection.connect(configuration: try PostgresURL(admin).configuration, id: 1, logger: logger)
+        do {
+            try await body(connection)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
     }
 
     // MARK: HTTP
