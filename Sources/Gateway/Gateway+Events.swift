@@ -160,7 +160,7 @@ extension Gateway {
         // One read of the ledger for everything after the cursor, then the run that follows it without a gap.
         for chunk in try await lifecycle.store.chunks(jobId: job.id, attempt: job.attempt, after: cursor.lastChunk) {
             guard chunk.idx == cursor.lastChunk + 1 else { break }
-            let bytes = try await lifecycle.spool.readChunk(jobId: job.id, attempt: job.attempt, offset: Int64(chunk.idx) * Int64(job.chunkSize), length: chunk.size)
+            let bytes = try await lifecycle.spool.readChunk(jobId: job.id, attempt: job.attempt, index: chunk.idx, chunkSize: job.chunkSize, length: chunk.size)
             let id = ChunkEventID(attempt: job.attempt, index: chunk.idx).description
             let length = ServerSentEvent.base64EventLength(event: JobEventContract.Name.chunk.rawValue, id: id, payloadCount: bytes.readableBytes)
             var event = ByteBuffer()

@@ -63,7 +63,7 @@ extension Gateway {
             claim.release()
             throw GatewayError(.gone, "image_consumed", "this image was already retrieved")
         }
-        let path = lifecycle.spool.imagePath(jobId: job.id)
+        let storage = lifecycle.spool
         let consumesKey = range.upperBound == size
         let bytes = range
         // Looked up now: once the connection closes, its handlers are gone.
@@ -73,8 +73,7 @@ extension Gateway {
         let body = ResponseBody(contentLength: Int(range.count)) { [self] writer in
             defer { claim.release() }
             do {
-                // Zero-copy: the kernel sends the file's pages; a broken connection fails the write.
-                try await FileTransfer.send(path: path.string, range: bytes, on: context.channel)
+                try await storage.sendImage(of: current, range: bytes, on: context.channel, to: &writer)
                 try await writer.finish(nil)
             } catch {
                 connection?.markReset()

@@ -23,7 +23,7 @@ public final class Gateway: Sendable {
     /// The gateway server's open connections.
     let connections: ConnectionLimiter
 
-    private init(configuration: GatewayConfiguration, store: any JobStore, spool: Spool, invoker: any Invoker, logger: Logger) {
+    private init(configuration: GatewayConfiguration, store: any JobStore, spool: any ChunkStorage, invoker: any Invoker, logger: Logger) {
         self.configuration = configuration
         self.invoker = invoker
         self.logger = logger
@@ -39,22 +39,24 @@ public final class Gateway: Sendable {
     public static func open(configuration: GatewayConfiguration, invoker: any Invoker, logger: Logger) async throws -> Gateway {
         try configuration.validate()
         try FileManager.default.createDirectory(at: configuration.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let spool = Spool(stateDirectory: configuration.stateDirectory)
-        try await spool.prepare()
         switch configuration.store {
         case .sqlite:
+            let spool = Spool(stateDirectory: configuration.stateDirectory)
+            try await spool.prepare()
             let store = try SQLiteJobStore(path: configuration.stateDirectory.appendingPathComponent("ledger.sqlite").path)
             let gateway = Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
             let requeued = try await gateway.lifecycle.requeueRunning()
             if requeued > 0 { logger.notice("recovered \(requeued) running job(s) to the front of the queue") }
-            try await gateway.removeOrphanedFiles()
+            try await gateway.removeOrphanedFiles(in: spool)
             return gateway
         case .postgres(let url):
             // The pool runs with the gateway's services; what opening needs is done on a connection of its own.
+            // Bytes of attempts that will not go on are swept by the janitor (`sweep`).
             let (store, requeued) = try await PostgresJobStore.open(url: url, logger: logger)
             if !requeued.isEmpty { logger.notice("recovered \(requeued.count) running job(s) to the front of the queue") }
-            logger.notice("jobs, queue and chunk ledger in PostgreSQL (\(PostgresURL.redacted(url)))")
-            return Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
+            logger.notice("jobs, queue, chunk ledger and chunk bytes in PostgreSQL (\(PostgresURL.redacted(url)))")
+            let storage = PostgresChunkStorage(client: store.client, logger: logger)
+            return Gateway(configuration: configuration, store: store, spool: storage, invoker: invoker, logger: logger)
         }
     }
 
@@ -62,9 +64,9 @@ public final class Gateway: Sendable {
     /// go on (the requeued jobs start a new attempt), and images of jobs that are not `ready` (a crash
     /// between recording a retrieval and deleting its file, or between writing an image and recording it).
     /// A finished stream keeps its spool for clients that resume.
-    func removeOrphanedFiles() async throws {
+    func removeOrphanedFiles(in spool: Spool) async throws {
         var removed = 0
-        let (store, spool) = (lifecycle.store, lifecycle.spool)
+        let store = lifecycle.store
         for file in spool.files() {
             let job = try await store.job(id: file.jobId)
             let keep: Bool

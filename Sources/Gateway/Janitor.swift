@@ -19,6 +19,7 @@ struct Janitor: Sendable {
                     await gateway.sweepFinishedStreams()
                     await gateway.cancelAbandonedStreams()
                     await gateway.forgetFinishedJobs()
+                    await gateway.lifecycle.spool.sweep()
                     try? await Task.sleep(for: gateway.janitor.interval)
                 }
             }

@@ -15,7 +15,7 @@ final class JobLifecycle: Sendable {
     /// The ledger (reads are free for anyone; writes happen only here).
     let store: any JobStore
     /// Spool and image files.
-    let spool: Spool
+    let spool: any ChunkStorage
     /// Event-stream subscribers and their change signals.
     let feed: JobFeed
     /// Cancellation of running attempts, recorded so a late waiter still sees it.
@@ -29,7 +29,7 @@ final class JobLifecycle: Sendable {
     /// The whole-image digest of each running job's current attempt, hashed as its chunks arrive.
     private let digests = Mutex<[String: AttemptDigest]>([:])
 
-    init(store: any JobStore, spool: Spool, feed: JobFeed, admission: AdmissionQueue, logger: Logger) {
+    init(store: any JobStore, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, logger: Logger) {
         self.store = store
         self.spool = spool
         self.feed = feed
@@ -60,7 +60,7 @@ final class JobLifecycle: Sendable {
     /// Writes a verified chunk to its attempt's spool at `index × cap` and records it if the attempt is
     /// still current; a late chunk of an abandoned attempt takes its spool file with it.
     func storeChunk(_ body: ByteBuffer, digest: ContentDigest, index: Int, of job: JobRecord) async throws -> ChunkInsert {
-        try await spool.write(body, jobId: job.id, attempt: job.attempt, offset: Int64(index) * Int64(job.chunkSize))
+        try await spool.write(body, jobId: job.id, attempt: job.attempt, index: index, chunkSize: job.chunkSize)
         let record = ChunkRecord(jobId: job.id, attempt: job.attempt, idx: index, size: body.readableBytes, sha256: digest.hex)
         let outcome = try await store.insertChunk(record, chunkSize: job.chunkSize)
         switch outcome {
@@ -85,7 +85,7 @@ final class JobLifecycle: Sendable {
             throw GatewayError(.unprocessableContent, "size_mismatch", "\(manifest.bytes) bytes announced, \(summary.bytes) stored")
         }
         let progress = currentDigest(of: job)?.progress()
-        let (actual, readBack) = try await spool.sealSpool(
+        let (actual, readBack) = try await spool.seal(
             jobId: job.id, attempt: job.attempt, length: manifest.bytes, chunkSize: job.chunkSize, progress: progress)
         if readBack > 0 { logger.debug("job \(job.id): \(readBack) bytes read back to finish the image digest") }
         guard actual == declared else {

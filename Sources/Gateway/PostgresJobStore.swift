@@ -73,6 +73,14 @@ struct PostgresJobStore: JobStore {
             job_id text NOT NULL REFERENCES chunkrelay_job (id) ON DELETE CASCADE, attempt bigint NOT NULL, idx bigint NOT NULL,
             size bigint NOT NULL, sha256 text NOT NULL, PRIMARY KEY (job_id, attempt, idx))
         """,
+        // Chunk bytes apart from the ledger's rows: the ledger is read often, the bytes once or twice.
+        """
+        CREATE TABLE IF NOT EXISTS chunkrelay_chunk_data (
+            job_id text NOT NULL REFERENCES chunkrelay_job (id) ON DELETE CASCADE, attempt bigint NOT NULL, idx bigint NOT NULL,
+            bytes bytea NOT NULL, PRIMARY KEY (job_id, attempt, idx))
+        """,
+        // The bytes are written once and never compressed well (images): no TOAST compression attempts.
+        "ALTER TABLE chunkrelay_chunk_data ALTER COLUMN bytes SET STORAGE EXTERNAL",
     ]
 
     static var now: Double { Date().timeIntervalSince1970 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Hummingbird
 import NIOCore
 import NIOFileSystem
 import RelayProtocol
@@ -9,7 +10,7 @@ import RelayProtocol
 ///
 /// A new attempt writes a new file, so a late chunk from an abandoned attempt can never land in
 /// the bytes of its retry. Names are built only from well-formed tokens, never from raw input.
-struct Spool: Sendable {
+struct Spool: ChunkStorage {
     let spoolDirectory: FilePath
     let imageDirectory: FilePath
     private let fileSystem = FileSystem.shared
@@ -36,8 +37,9 @@ struct Spool: Sendable {
         return imageDirectory.appending("\(jobId).img")
     }
 
-    /// Writes a verified chunk at its offset.
-    func write(_ chunk: ByteBuffer, jobId: String, attempt: Int, offset: Int64) async throws {
+    /// Writes a verified chunk at its offset, `index × cap`.
+    func write(_ chunk: ByteBuffer, jobId: String, attempt: Int, index: Int, chunkSize: Int) async throws {
+        let offset = Int64(index) * Int64(chunkSize)
         _ = try await fileSystem.withFileHandle(
             forWritingAt: spoolPath(jobId: jobId, attempt: attempt),
             options: .modifyFile(createIfNecessary: true, permissions: .ownerReadWrite)
@@ -50,7 +52,7 @@ struct Spool: Sendable {
     /// arrived (`progress`; nil after a restart), reading back only the chunks that were not; truncates
     /// the file to `length`, flushes it to disk and returns the digest (the caller compares it before
     /// marking the job ready) and how many bytes had to be read back.
-    func sealSpool(jobId: String, attempt: Int, length: Int64, chunkSize: Int, progress: AttemptDigest.Progress?) async throws -> (digest: ContentDigest, readBack: Int64) {
+    func seal(jobId: String, attempt: Int, length: Int64, chunkSize: Int, progress: AttemptDigest.Progress?) async throws -> (digest: ContentDigest, readBack: Int64) {
         let path = spoolPath(jobId: jobId, attempt: attempt)
         if length == 0 {
             _ = try await fileSystem.withFileHandle(forWritingAt: path, options: .modifyFile(createIfNecessary: true, permissions: .ownerReadWrite)) { _ in 0 }
@@ -92,11 +94,19 @@ struct Spool: Sendable {
     }
 
     /// Reads one chunk back from an attempt's spool file.
-    func readChunk(jobId: String, attempt: Int, offset: Int64, length: Int) async throws -> ByteBuffer {
+    func readChunk(jobId: String, attempt: Int, index: Int, chunkSize: Int, length: Int) async throws -> ByteBuffer {
         try await fileSystem.withFileHandle(forReadingAt: spoolPath(jobId: jobId, attempt: attempt)) { handle in
-            try await handle.readChunk(fromAbsoluteOffset: offset, length: .bytes(Int64(length)))
+            try await handle.readChunk(fromAbsoluteOffset: Int64(index) * Int64(chunkSize), length: .bytes(Int64(length)))
         }
     }
+
+    /// Zero-copy: the kernel sends the image file's pages; a broken connection fails the write.
+    func sendImage(of job: JobRecord, range: Range<Int64>, on channel: any Channel, to writer: inout any ResponseBodyWriter) async throws {
+        try await FileTransfer.send(path: imagePath(jobId: job.id).string, range: range, on: channel)
+    }
+
+    /// Nothing to do: every file is removed by the transition that ends its use.
+    func sweep() async {}
 
     /// Whether an attempt's spool file is still there.
     func exists(jobId: String, attempt: Int) async -> Bool {

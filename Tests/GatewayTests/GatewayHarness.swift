@@ -201,6 +201,34 @@ struct GatewayHarness: Sendable {
         try await connection.close()
     }
 
+    /// What the spool holds: attempt files (`JOB.ATTEMPT.part`), or with PostgreSQL the attempts whose
+    /// chunk rows are kept, named alike; a retrieve-mode job's sealed image counts under `keptImages`.
+    func keptSpool() async throws -> [String] {
+        try await kept(images: false)
+    }
+
+    /// The images kept for retrieval (`JOB.img`): files, or a sealed retrieve-mode attempt's rows.
+    func keptImages() async throws -> [String] {
+        try await kept(images: true)
+    }
+
+    private func kept(images: Bool) async throws -> [String] {
+        guard let storage = gateway.lifecycle.spool as? PostgresChunkStorage else {
+            let folder = stateDirectory.appendingPathComponent(images ? "images" : "spool").path
+            return try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+        }
+        var names: [String] = []
+        let rows = try await storage.client.query(
+            """
+            SELECT DISTINCT d.job_id, d.attempt, (j.delivery = 'retrieve' AND j.total_bytes IS NOT NULL AND d.attempt = j.attempt)
+            FROM chunkrelay_chunk_data d JOIN chunkrelay_job j ON j.id = d.job_id
+            """)
+        for try await (job, attempt, isImage) in rows.decode((String, Int, Bool).self) where isImage == images {
+            names.append(images ? "\(job).img" : "\(job).\(attempt).part")
+        }
+        return names.sorted()
+    }
+
     // MARK: HTTP
 
     func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil) async throws -> HTTPResult {

@@ -190,8 +190,7 @@ import Testing
             try await h.eventually("the job to fail") { try await h.job(created.id).state == .failed }
             let status = try await h.job(created.id)
             #expect(status.error == JobError(code: "function_error", message: "Chaos.Error: boom"))
-            let spool = try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.appendingPathComponent("spool").path)
-            #expect(spool.isEmpty)
+            #expect(try await h.keptSpool().isEmpty)
             #expect(try await h.putChunk(event, index: 1, bytes: GatewayHarness.pattern(4096, seed: 2)).status == 401)
             let image = try await h.request(.GET, try #require(created.image))
             #expect(image.status == 410 && image.errorCode == "image_unavailable")

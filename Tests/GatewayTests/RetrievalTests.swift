@@ -33,8 +33,7 @@ import Testing
             #expect(try await h.request(.HEAD, path).status == 410)
             #expect(try await h.job(created.id).state == .done)
             // The file is gone from disk, not just hidden.
-            let images = try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.appendingPathComponent("images").path)
-            #expect(images.isEmpty)
+            #expect(try await h.keptImages().isEmpty)
         }
     }
 
@@ -160,8 +159,7 @@ import Testing
     @Test func unclaimedImagesExpireAndTheirFilesGo() async throws {
         try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.imageTTL = .seconds(60) }) { h in
             let (created, _) = try await h.readyImage(bytes: 5000)
-            let images = h.stateDirectory.appendingPathComponent("images").path
-            #expect(try FileManager.default.contentsOfDirectory(atPath: images).count == 1)
+            #expect(try await h.keptImages().count == 1)
             await h.gateway.sweepExpiredImages(now: Date().timeIntervalSince1970 + 30)
             #expect(try await h.job(created.id).state == .ready)
             await h.gateway.sweepExpiredImages(now: Date().timeIntervalSince1970 + 61)
@@ -169,7 +167,7 @@ import Testing
             let response = try await h.request(.GET, try #require(created.image))
             #expect(response.status == 410)
             #expect(response.errorCode == "image_expired")
-            #expect(try FileManager.default.contentsOfDirectory(atPath: images).isEmpty)
+            #expect(try await h.keptImages().isEmpty)
         }
     }
 

@@ -187,8 +187,7 @@ import Testing
             let gone = try await h.request(.GET, "/v1/jobs/\(created.id)/events", headers: [("Last-Event-ID", "0")])
             #expect(gone.status == 410)
             #expect(gone.errorCode == "stream_expired")
-            let spool = try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.appendingPathComponent("spool").path)
-            #expect(spool.isEmpty)
+            #expect(try await h.keptSpool().isEmpty)
         }
     }
 
@@ -200,7 +199,7 @@ import Testing
             #expect(delivered == image)
             try await h.eventually("the spool to go once nobody reads") {
                 await h.gateway.sweepFinishedStreams(now: Date().timeIntervalSince1970 + 60)
-                return try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.appendingPathComponent("spool").path).isEmpty
+                return try await h.keptSpool().isEmpty
             }
         }
     }
@@ -301,8 +300,7 @@ import Testing
             let status = try await h.job(created.id)
             #expect(status.attempts == 2 && status.chunks == 0 && status.state == .running)
             #expect(status.error?.code == "function_crashed")
-            let spool = try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.appendingPathComponent("spool").path)
-            #expect(!spool.contains { $0.hasSuffix(".1.part") })
+            #expect(!(try await h.keptSpool()).contains { $0.hasSuffix(".1.part") })
 
             try await h.uploadImage(second, for: attempt2)
             let rest = try await reader.read { $0.event == "done" }
