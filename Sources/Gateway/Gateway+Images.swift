@@ -6,6 +6,10 @@ import NIOFileSystem
 import RelayProtocol
 
 extension Gateway {
+    /// How long a transfer holds an image against other instances at most; one instance's own
+    /// transfers hold it in memory for as long as they run.
+    static let transferClaimSeconds: Double = 120
+
     /// `GET` / `HEAD /v1/images/{key}`: the image once.
     ///
     /// The key is consumed only once the client's TCP has acknowledged the last byte; a transfer that
@@ -62,6 +66,12 @@ extension Gateway {
         guard let current = try await lifecycle.store.job(imageKey: key), current.jobState == .ready else {
             claim.release()
             throw GatewayError(.gone, "image_consumed", "this image was already retrieved")
+        }
+        // Instances sharing a store: one transfer among them all (a killed instance's claim runs out).
+        let until = Date().timeIntervalSince1970 + Self.transferClaimSeconds
+        guard try await lifecycle.store.claimTransfer(jobId: current.id, owner: lifecycle.instance, until: until) else {
+            claim.release()
+            throw GatewayError(.conflict, "image_in_flight", "another transfer of this image is in progress", headers: [.retryAfter: "1"])
         }
         let storage = lifecycle.spool
         let consumesKey = range.upperBound == size

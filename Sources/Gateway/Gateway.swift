@@ -22,6 +22,8 @@ public final class Gateway: Sendable {
     let draining = Atomic<Bool>(false)
     /// The gateway server's open connections.
     let connections: ConnectionLimiter
+    /// With PostgreSQL: the link that carries feed notices between instances.
+    let bridge: PostgresFeedBridge?
 
     private init(configuration: GatewayConfiguration, store: any JobStore, spool: any ChunkStorage, invoker: any Invoker, logger: Logger) {
         self.configuration = configuration
@@ -29,7 +31,21 @@ public final class Gateway: Sendable {
         self.logger = logger
         let admission = AdmissionQueue(maxConcurrency: configuration.maxConcurrency, logger: logger)
         self.admission = admission
-        self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, logger: logger)
+        let instance = RandomToken.make()
+        if let postgres = store as? PostgresJobStore {
+            // Several instances may share the store: what one notices, the others hear, and a transfer
+            // claim taken in the store is ended there.
+            let (notices, outbox) = AsyncStream.makeStream(of: FeedNotice.self)
+            let (releases, releaseOutbox) = AsyncStream.makeStream(of: String.self)
+            let feed = JobFeed(outbox: outbox)
+            bridge = PostgresFeedBridge(
+                instance: instance, notices: notices, transferReleases: releases, store: postgres, feed: feed, admission: admission, logger: logger)
+            self.lifecycle = JobLifecycle(
+                store: store, spool: spool, feed: feed, admission: admission, instance: instance, transferReleases: releaseOutbox, logger: logger)
+        } else {
+            bridge = nil
+            self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, instance: instance, logger: logger)
+        }
         self.janitor = Janitor(interval: configuration.janitorInterval)
         self.connections = ConnectionLimiter(limit: configuration.connections.maxConnections)
     }
@@ -88,7 +104,7 @@ public final class Gateway: Sendable {
         // A service group stops services in reverse order: the dispatcher first (it lets running
         // invocations finish), then the janitor and the heartbeats.
         // The store's own (PostgreSQL's pool) come first, so they stop last.
-        lifecycle.store.services + [
+        lifecycle.store.services + (bridge.map { [$0] } ?? []) + [
             JobFeed.HeartbeatRunner(feed: lifecycle.feed, interval: configuration.heartbeatInterval), Janitor.Runner(gateway: self),
             AdmissionQueue.Runner(gateway: self),
         ]

@@ -50,6 +50,26 @@ final class JobFeed: Sendable {
     private let state = Mutex(State())
     /// When this gateway started: a job nobody has watched since counts as seen then.
     let startedAt = Date().timeIntervalSince1970
+    /// Where this instance's notices go for the other instances to hear (PostgreSQL's NOTIFY); nil alone.
+    private let outbox: AsyncStream<FeedNotice>.Continuation?
+
+    /// A feed; with `outbox`, every notice is also handed on for other instances.
+    init(outbox: AsyncStream<FeedNotice>.Continuation? = nil) {
+        self.outbox = outbox
+    }
+
+    /// A notice from another instance: woken here only, never handed on again.
+    func deliver(_ notice: FeedNotice) {
+        switch notice {
+        case .changed(let jobId): wake(jobId)
+        case .queue: broadcast(.queue)
+        }
+    }
+
+    /// After the link to the other instances was down: every subscriber looks again at everything.
+    func wakeEveryone() {
+        broadcast([.changed, .queue])
+    }
 
     /// Registers a subscriber of `jobId`.
     func subscribe(_ jobId: String) -> Subscription {
@@ -89,6 +109,11 @@ final class JobFeed: Sendable {
 
     /// Something about `jobId` changed.
     func notify(_ jobId: String) {
+        wake(jobId)
+        outbox?.yield(.changed(jobId))
+    }
+
+    private func wake(_ jobId: String) {
         let continuations = state.withLock { state in
             state.subscribers[jobId] == nil ? [] : Self.mark(&state.subscribers[jobId]!, with: .changed)
         }
@@ -98,6 +123,7 @@ final class JobFeed: Sendable {
     /// The queue changed (a job was queued, started, finished or cancelled): every queued job's position may have moved.
     func notifyQueue() {
         broadcast(.queue)
+        outbox?.yield(.queue)
     }
 
     /// Tells every stream to write a heartbeat comment.

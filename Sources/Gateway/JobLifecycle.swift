@@ -29,7 +29,17 @@ final class JobLifecycle: Sendable {
     /// The whole-image digest of each running job's current attempt, hashed as its chunks arrive.
     private let digests = Mutex<[String: AttemptDigest]>([:])
 
-    init(store: any JobStore, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, logger: Logger) {
+    /// This instance's name among those sharing a store (transfer claims).
+    let instance: String
+    /// Where released transfer claims go to be ended in a shared store; nil alone.
+    private let transferReleases: AsyncStream<String>.Continuation?
+
+    init(
+        store: any JobStore, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, instance: String = RandomToken.make(),
+        transferReleases: AsyncStream<String>.Continuation? = nil, logger: Logger
+    ) {
+        self.instance = instance
+        self.transferReleases = transferReleases
         self.store = store
         self.spool = spool
         self.feed = feed
@@ -242,6 +252,8 @@ final class JobLifecycle: Sendable {
     func releaseClaim(key: String, jobId: String) {
         let givenUp = claims.withLock { $0.removeValue(forKey: key) } ?? false
         if givenUp { spool.removeImageNow(jobId: jobId) }
+        // Ended in the shared store by the bridge (this may run in a `deinit`, which cannot wait for a query).
+        transferReleases?.yield(jobId)
     }
 
     /// Runs `body` with a subscription to `jobId`'s change signals, unsubscribed when it returns or throws.

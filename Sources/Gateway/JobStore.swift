@@ -51,10 +51,20 @@ protocol JobStore: Sendable {
     func rowCounts() async throws -> (jobs: Int, chunks: Int)
     /// Jobs by state, for `/metrics`.
     func countsByState() async throws -> [String: Int]
+    /// Takes the one transfer of a ready image among instances sharing the store, until `until` at the
+    /// latest; false when another instance holds it.
+    func claimTransfer(jobId: String, owner: String, until: Double) async throws -> Bool
+    /// Ends `owner`'s transfer claim.
+    func releaseTransfer(jobId: String, owner: String) async throws
 }
 
 extension JobStore {
     var services: [any Service] { [] }
+
+    /// One instance: the gateway's own claim in memory is the whole story.
+    func claimTransfer(jobId: String, owner: String, until: Double) async throws -> Bool { true }
+
+    func releaseTransfer(jobId: String, owner: String) async throws {}
 
     /// Ends a job without an error.
     @discardableResult

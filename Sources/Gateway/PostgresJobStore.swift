@@ -12,6 +12,8 @@ import ServiceLifecycle
 struct PostgresJobStore: JobStore {
     /// The connection pool; a `Service` the gateway runs (queries wait until it runs).
     let client: PostgresClient
+    /// Settings for connections of their own (the feed's `LISTEN`).
+    let connectionConfiguration: PostgresConnection.Configuration
     private let logger: Logger
 
     /// The pool, run beside the gateway's other services.
@@ -52,7 +54,8 @@ struct PostgresJobStore: JobStore {
         )
         poolConfiguration.options.maximumConnections = 20
         poolConfiguration.options.additionalStartupParameters = configuration.options.additionalStartupParameters
-        return (PostgresJobStore(client: PostgresClient(configuration: poolConfiguration, backgroundLogger: logger), logger: logger), requeued)
+        let client = PostgresClient(configuration: poolConfiguration, backgroundLogger: logger)
+        return (PostgresJobStore(client: client, connectionConfiguration: configuration, logger: logger), requeued)
     }
 
     static let schema = [
@@ -81,6 +84,8 @@ struct PostgresJobStore: JobStore {
         """,
         // The bytes are written once and never compressed well (images): no TOAST compression attempts.
         "ALTER TABLE chunkrelay_chunk_data ALTER COLUMN bytes SET STORAGE EXTERNAL",
+        // Which instance is sending a ready image, until when (a killed instance's claim runs out).
+        "ALTER TABLE chunkrelay_job ADD COLUMN IF NOT EXISTS claim_owner text, ADD COLUMN IF NOT EXISTS claim_until double precision",
     ]
 
     static var now: Double { Date().timeIntervalSince1970 }
@@ -248,6 +253,7 @@ struct PostgresJobStore: JobStore {
             UPDATE chunkrelay_job SET state = \(state.rawValue), error_code = \(error?.code), error_message = \(error?.message),
                 finished_at = \(Self.now), upload_token = NULL
             WHERE id = \(jobId) AND state = ANY(\(states))
+                AND (\(state != .expired) OR claim_owner IS NULL OR claim_until < \(Self.now))
             RETURNING id
             """, logger: logger)
         return try await Self.count(rows: rows) > 0
@@ -317,6 +323,21 @@ struct PostgresJobStore: JobStore {
             counts[state] = count
         }
         return counts
+    }
+
+    func claimTransfer(jobId: String, owner: String, until: Double) async throws -> Bool {
+        let rows = try await client.query(
+            """
+            UPDATE chunkrelay_job SET claim_owner = \(owner), claim_until = \(until)
+            WHERE id = \(jobId) AND state = 'ready' AND (claim_owner IS NULL OR claim_owner = \(owner) OR claim_until < \(Self.now))
+            RETURNING id
+            """, logger: logger)
+        return try await Self.count(rows: rows) > 0
+    }
+
+    func releaseTransfer(jobId: String, owner: String) async throws {
+        try await client.query(
+            "UPDATE chunkrelay_job SET claim_owner = NULL, claim_until = NULL WHERE id = \(jobId) AND claim_owner = \(owner)", logger: logger)
     }
 
     // MARK: - Rows

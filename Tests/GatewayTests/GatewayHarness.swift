@@ -81,6 +81,11 @@ final class FakeInvoker: Invoker {
         }
     }
 
+    /// The next invocation if there is one now.
+    func takeEvent() -> InvocationEvent? {
+        state.withLock { $0.events.isEmpty ? nil : $0.events.removeFirst() }
+    }
+
     /// Ends an invocation.
     func finish(_ event: InvocationEvent, _ outcome: InvocationOutcome) {
         let continuation = state.withLock { $0.outcomes.removeValue(forKey: "\(event.jobId)/\(event.attempt)") }
@@ -145,7 +150,7 @@ struct GatewayHarness: Sendable {
         configure(&configuration)
         let invoker = FakeInvoker()
         var logger = Logger(label: "gateway-test")
-        logger.logLevel = .warning
+        logger.logLevel = Self.logLevel
         // With PostgreSQL, a schema per harness named after its state folder (a test that reopens the
         // folder reopens the ledger too), dropped with the folder. Schemas, not databases: creating a
         // database copies a template and checkpoints, which stalled the tests running beside it.
@@ -164,6 +169,18 @@ struct GatewayHarness: Sendable {
         if let admin = Self.postgres, stateDirectory == nil { await Self.dropSchema(schema, admin: admin, logger: logger) }
     }
 
+    /// A second gateway on the same PostgreSQL store as `other` (its own state folder, fake invoker and
+    /// port): another instance behind the same load balancer.
+    static func run(sharingStoreOf other: GatewayHarness, _ body: @Sendable (GatewayHarness) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var configuration = other.gateway.configuration
+        configuration.stateDirectory = directory
+        var logger = Logger(label: "gateway-test-b")
+        logger.logLevel = Self.logLevel
+        try await serve(configuration, invoker: FakeInvoker(), directory: directory, logger: logger, body)
+    }
+
     private static func serve(
         _ configuration: GatewayConfiguration, invoker: FakeInvoker, directory: URL, logger: Logger, _ body: @Sendable (GatewayHarness) async throws -> Void
     ) async throws {
@@ -180,6 +197,9 @@ struct GatewayHarness: Sendable {
     /// `CHUNKRELAY_TEST_POSTGRES=postgres://USER@HOST:PORT/DB`: the suite runs against the PostgreSQL
     /// store in that database, a schema per harness. `.ci/run` runs it both ways.
     static let postgres = ProcessInfo.processInfo.environment["CHUNKRELAY_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 }
+
+    /// `CHUNKRELAY_TEST_LOG_LEVEL` (debug, info…) for a look at what the gateways did; warnings otherwise.
+    static let logLevel = ProcessInfo.processInfo.environment["CHUNKRELAY_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
 
     /// Whether this run's ledger is SQLite (the default) rather than PostgreSQL.
     static var usesSQLite: Bool { postgres == nil }

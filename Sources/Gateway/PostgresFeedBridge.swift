@@ -1,0 +1,81 @@
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Carries feed notices between gateway instances that share a PostgreSQL store: this instance's go
+/// out with `NOTIFY chunkrelay`, the others' come in on a connection that `LISTEN`s, and wake the
+/// event streams and the dispatcher here. Notices carry ids only; after the link was down, every
+/// subscriber and the dispatcher look at the tables again, so nothing depends on a notice arriving.
+/// It also ends, in the store, the transfer claims this instance lets go.
+struct PostgresFeedBridge: Service {
+    /// This instance's name in payloads, so it ignores its own notices.
+    let instance: String
+    let notices: AsyncStream<FeedNotice>
+    /// Jobs whose transfer claim this instance released.
+    let transferReleases: AsyncStream<String>
+    let store: PostgresJobStore
+    let feed: JobFeed
+    let admission: AdmissionQueue
+    let logger: Logger
+
+    static let channel = "chunkrelay"
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await send() }
+                group.addTask { await listen() }
+                group.addTask { await releaseTransfers() }
+            }
+        }
+    }
+
+    private func send() async {
+        for await notice in notices {
+            do {
+                try await store.client.query("SELECT pg_notify(\(Self.channel), \(notice.payload(from: instance)))", logger: logger)
+            } catch {
+                // The other instances read the tables after a missed notice (their next look, or a reconnect).
+                if !Task.isCancelled { logger.warning("could not notify the other instances: \(PostgresURL.describe(error))") }
+            }
+        }
+    }
+
+    private func releaseTransfers() async {
+        for await jobId in transferReleases {
+            // One that fails runs out at its `claim_until`.
+            try? await store.releaseTransfer(jobId: jobId, owner: instance)
+        }
+    }
+
+    private func listen() async {
+        var pause = Duration.milliseconds(200)
+        while !Task.isCancelled {
+            do {
+                let connection = try await PostgresConnection.connect(configuration: store.connectionConfiguration, id: 2, logger: logger)
+                do {
+                    try await connection.listen(on: Self.channel) { incoming in
+                        // Listening from now on: whatever happened before is in the tables; look again.
+                        feed.wakeEveryone()
+                        admission.wake()
+                        pause = .milliseconds(200)
+                        for try await notification in incoming {
+                            guard FeedNotice.sender(of: notification.payload) != instance, let notice = FeedNotice(payload: notification.payload) else { continue }
+                            feed.deliver(notice)
+                            if notice == .queue { admission.wake() }
+                        }
+                    }
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+            } catch {
+                guard !Task.isCancelled else { return }
+                logger.warning("lost the link to the other instances (\(PostgresURL.describe(error))); reconnecting in \(pause)")
+            }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(5))
+        }
+    }
+}
