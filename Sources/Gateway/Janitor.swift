@@ -61,10 +61,16 @@ extension Gateway {
     func cancelAbandonedStreams(now: Double = Date().timeIntervalSince1970) async {
         let grace = configuration.clientGrace.inSeconds
         do {
-            for job in try await lifecycle.store.unfinishedStreamJobs() {
+            let jobs = try await lifecycle.store.unfinishedStreamJobs()
+            // Instances sharing a store: each says in the store which jobs it has clients of, so that
+            // another instance's janitor does not take a watched job for abandoned.
+            let watchedHere = jobs.map(\.id).filter { lifecycle.feed.presence($0).watching }
+            try await lifecycle.store.markWatched(watchedHere, at: now)
+            let watchedAnywhere = try await lifecycle.store.lastWatched(jobs.map(\.id).filter { !watchedHere.contains($0) })
+            for job in jobs {
                 let presence = lifecycle.feed.presence(job.id)
                 guard !presence.watching else { continue }
-                let since = max(presence.lastSeen ?? job.createdAt, lifecycle.feed.startedAt)
+                let since = max(presence.lastSeen ?? job.createdAt, lifecycle.feed.startedAt, watchedAnywhere[job.id] ?? 0)
                 guard now - since > grace else { continue }
                 let error = JobError(code: "client_gone", message: "no client watched this stream job for \(Int(grace)) s")
                 if try await lifecycle.cancel(job, from: [.queued, .running], error: error) {

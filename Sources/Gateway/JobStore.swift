@@ -56,6 +56,10 @@ protocol JobStore: Sendable {
     func claimTransfer(jobId: String, owner: String, until: Double) async throws -> Bool
     /// Ends `owner`'s transfer claim.
     func releaseTransfer(jobId: String, owner: String) async throws
+    /// Records that this instance has clients watching these stream jobs now.
+    func markWatched(_ jobIds: [String], at time: Double) async throws
+    /// When any instance last recorded a client watching each of these jobs.
+    func lastWatched(_ jobIds: [String]) async throws -> [String: Double]
 }
 
 extension JobStore {
@@ -65,6 +69,11 @@ extension JobStore {
     func claimTransfer(jobId: String, owner: String, until: Double) async throws -> Bool { true }
 
     func releaseTransfer(jobId: String, owner: String) async throws {}
+
+    /// One instance: the feed's own presence is the whole story.
+    func markWatched(_ jobIds: [String], at time: Double) async throws {}
+
+    func lastWatched(_ jobIds: [String]) async throws -> [String: Double] { [:] }
 
     /// Ends a job without an error.
     @discardableResult

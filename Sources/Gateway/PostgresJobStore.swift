@@ -86,6 +86,8 @@ struct PostgresJobStore: JobStore {
         "ALTER TABLE chunkrelay_chunk_data ALTER COLUMN bytes SET STORAGE EXTERNAL",
         // Which instance is sending a ready image, until when (a killed instance's claim runs out).
         "ALTER TABLE chunkrelay_job ADD COLUMN IF NOT EXISTS claim_owner text, ADD COLUMN IF NOT EXISTS claim_until double precision",
+        // When some instance last had a client of a stream job (its janitor writes it every pass).
+        "ALTER TABLE chunkrelay_job ADD COLUMN IF NOT EXISTS watched_at double precision",
     ]
 
     static var now: Double { Date().timeIntervalSince1970 }
@@ -338,6 +340,20 @@ struct PostgresJobStore: JobStore {
     func releaseTransfer(jobId: String, owner: String) async throws {
         try await client.query(
             "UPDATE chunkrelay_job SET claim_owner = NULL, claim_until = NULL WHERE id = \(jobId) AND claim_owner = \(owner)", logger: logger)
+    }
+
+    func markWatched(_ jobIds: [String], at time: Double) async throws {
+        guard !jobIds.isEmpty else { return }
+        try await client.query("UPDATE chunkrelay_job SET watched_at = \(time) WHERE id = ANY(\(jobIds))", logger: logger)
+    }
+
+    func lastWatched(_ jobIds: [String]) async throws -> [String: Double] {
+        guard !jobIds.isEmpty else { return [:] }
+        var seen: [String: Double] = [:]
+        let rows = try await client.query(
+            "SELECT id, watched_at FROM chunkrelay_job WHERE id = ANY(\(jobIds)) AND watched_at IS NOT NULL", logger: logger)
+        for try await (id, time) in rows.decode((String, Double).self) { seen[id] = time }
+        return seen
     }
 
     // MARK: - Rows

@@ -102,6 +102,24 @@ struct ScaleOutTests {
         }
     }
 
+    @Test func aStreamWatchedOnOneInstanceIsNotTakenForAbandonedByTheOther() async throws {
+        try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.clientGrace = .seconds(1); $0.janitorInterval = .milliseconds(100) }) { a in
+            try await GatewayHarness.run(sharingStoreOf: a) { b in
+                let created = try await a.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
+                let (event, _) = try await Self.invocation(a, b)
+                var reader = try await EventStreamReader(b, jobId: created.id)
+                _ = try await reader.read { $0.event == "started" }
+                // Well past the grace, with A's janitor running every 100 ms: B's client keeps the job alive.
+                let watchedUntil = ContinuousClock.now + .seconds(3)
+                while ContinuousClock.now < watchedUntil {
+                    #expect(try await a.job(created.id).state == .running)
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                #expect(event.jobId == created.id)
+            }
+        }
+    }
+
     @Test func positionsAreTheSameWhicheverInstanceIsAsked() async throws {
         try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.maxConcurrency = 1 }) { a in
             try await GatewayHarness.run(sharingStoreOf: a) { b in
