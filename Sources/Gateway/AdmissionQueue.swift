@@ -56,7 +56,7 @@ final class AdmissionQueue: Sendable {
                         guard total < maxConcurrency else { break }
                         let job: JobRecord?
                         do {
-                            job = try await gateway.lifecycle.startNextAttempt(excluding: busy)
+                            job = try await gateway.lifecycle.startNextAttempt(excluding: busy, limit: maxConcurrency)
                         } catch {
                             logger.error("could not take the next job from the ledger: \(error)")
                             break

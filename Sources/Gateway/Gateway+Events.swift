@@ -43,7 +43,11 @@ extension Gateway {
             // Subscribed only here, where the stream runs: a client that resets before the response head never
             // gets this far, and leaving this scope in any way (reset mid-stream included) unsubscribes, so the
             // janitor's "nobody is watching" is always true to the connections.
+            let channel = context.channel
             try await lifecycle.withSubscription(to: job.id) { subscription in
+                // A client that resets while its stream is idle is noticed when the connection closes, not
+                // at the next write (a heartbeat, seconds later): the janitor must not count it as watching.
+                channel.closeFuture.whenComplete { _ in subscription.end() }
                 var cursor = EventCursor(startedAttempt: resumeFrom?.attempt ?? 0, lastChunk: resumeFrom?.index ?? -1)
                 try await writer.write(ByteBuffer(string: "retry: \(configuration.reconnectMilliseconds)\n\n"))
                 var finished = try await emitPending(jobId: job.id, cursor: &cursor, writer: &writer)

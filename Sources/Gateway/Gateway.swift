@@ -31,20 +31,23 @@ public final class Gateway: Sendable {
         self.logger = logger
         let admission = AdmissionQueue(maxConcurrency: configuration.maxConcurrency, logger: logger)
         self.admission = admission
-        let instance = RandomToken.make()
         if let postgres = store as? PostgresJobStore {
+            let instance = postgres.owner
             // Several instances may share the store: what one notices, the others hear, and a transfer
             // claim taken in the store is ended there.
             let (notices, outbox) = AsyncStream.makeStream(of: FeedNotice.self)
             let (releases, releaseOutbox) = AsyncStream.makeStream(of: String.self)
             let feed = JobFeed(outbox: outbox)
+            let cancellations = JobCancellation()
             bridge = PostgresFeedBridge(
-                instance: instance, notices: notices, transferReleases: releases, store: postgres, feed: feed, admission: admission, logger: logger)
+                instance: instance, notices: notices, transferReleases: releases, store: postgres, feed: feed, admission: admission,
+                cancellations: cancellations, logger: logger)
             self.lifecycle = JobLifecycle(
-                store: store, spool: spool, feed: feed, admission: admission, instance: instance, transferReleases: releaseOutbox, logger: logger)
+                store: store, spool: spool, feed: feed, admission: admission, instance: instance, cancellations: cancellations,
+                transferReleases: releaseOutbox, logger: logger)
         } else {
             bridge = nil
-            self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, instance: instance, logger: logger)
+            self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, logger: logger)
         }
         self.janitor = Janitor(interval: configuration.janitorInterval)
         self.connections = ConnectionLimiter(limit: configuration.connections.maxConnections)
@@ -68,7 +71,9 @@ public final class Gateway: Sendable {
         case .postgres(let url):
             // The pool runs with the gateway's services; what opening needs is done on a connection of its own.
             // Bytes of attempts that will not go on are swept by the janitor (`sweep`).
-            let (store, requeued) = try await PostgresJobStore.open(url: url, logger: logger)
+            let instance = RandomToken.make()
+            let lease = max(configuration.janitorInterval.inSeconds * 6, 10)
+            let (store, requeued) = try await PostgresJobStore.open(url: url, owner: instance, leaseSeconds: lease, logger: logger)
             if !requeued.isEmpty { logger.notice("recovered \(requeued.count) running job(s) to the front of the queue") }
             logger.notice("jobs, queue, chunk ledger and chunk bytes in PostgreSQL (\(PostgresURL.redacted(url)))")
             let storage = PostgresChunkStorage(client: store.client, logger: logger)

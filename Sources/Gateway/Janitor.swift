@@ -19,6 +19,7 @@ struct Janitor: Sendable {
                     await gateway.sweepFinishedStreams()
                     await gateway.cancelAbandonedStreams()
                     await gateway.forgetFinishedJobs()
+                    await gateway.tendLeases()
                     await gateway.lifecycle.spool.sweep()
                     try? await Task.sleep(for: gateway.janitor.interval)
                 }
@@ -51,6 +52,18 @@ extension Gateway {
             }
         } catch is CancellationError {
             // Shutting down: the pass ends with the janitor.
+        } catch {
+            logger.error("janitor pass failed: \(error)")
+        }
+    }
+
+    /// Renews this instance's leases and takes over the running jobs of an instance that was killed.
+    func tendLeases() async {
+        do {
+            let requeued = try await lifecycle.tendLeases()
+            if requeued > 0 { logger.notice("took over \(requeued) job(s) whose instance stopped renewing its lease: back at the front of the queue") }
+        } catch is CancellationError {
+            // Shutting down.
         } catch {
             logger.error("janitor pass failed: \(error)")
         }

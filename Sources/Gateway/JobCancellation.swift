@@ -19,6 +19,11 @@ final class JobCancellation: Sendable {
         scopes.withLock { $0[jobId] }?.set(())
     }
 
+    /// Whether an attempt of `jobId` runs here.
+    func isRunning(_ jobId: String) -> Bool {
+        scopes.withLock { $0[jobId] != nil }
+    }
+
     /// Attempts that can be cancelled now.
     var count: Int { scopes.withLock { $0.count } }
 }

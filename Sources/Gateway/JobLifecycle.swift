@@ -19,7 +19,7 @@ final class JobLifecycle: Sendable {
     /// Event-stream subscribers and their change signals.
     let feed: JobFeed
     /// Cancellation of running attempts, recorded so a late waiter still sees it.
-    let cancellations = JobCancellation()
+    let cancellations: JobCancellation
     private let admission: AdmissionQueue
     private let logger: Logger
     /// Image keys under transfer, and whether the image was given up meanwhile (its file goes at release).
@@ -36,9 +36,10 @@ final class JobLifecycle: Sendable {
 
     init(
         store: any JobStore, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, instance: String = RandomToken.make(),
-        transferReleases: AsyncStream<String>.Continuation? = nil, logger: Logger
+        cancellations: JobCancellation = JobCancellation(), transferReleases: AsyncStream<String>.Continuation? = nil, logger: Logger
     ) {
         self.instance = instance
+        self.cancellations = cancellations
         self.transferReleases = transferReleases
         self.store = store
         self.spool = spool
@@ -59,8 +60,8 @@ final class JobLifecycle: Sendable {
     }
 
     /// The first queued job (passing over `busyFunctions`) as a new running attempt; the queue hears it moved.
-    func startNextAttempt(excluding busyFunctions: Set<String>) async throws -> JobRecord? {
-        guard let job = try await store.startNextAttempt(excluding: busyFunctions) else { return nil }
+    func startNextAttempt(excluding busyFunctions: Set<String>, limit: Int) async throws -> JobRecord? {
+        guard let job = try await store.startNextAttempt(excluding: busyFunctions, limit: limit) else { return nil }
         beginDigest(of: job)
         feed.notify(job.id)  // its subscribers hear `started`
         feed.notifyQueue()  // the others their new place
@@ -184,7 +185,8 @@ final class JobLifecycle: Sendable {
     }
 
     /// Puts jobs that were running back at the front of the queue, in their old order (at start after a
-    /// crash, and at shutdown for what did not finish in the grace); returns how many.
+    /// crash, and at shutdown for what did not finish in the grace; with a shared store, only this
+    /// instance's); returns how many.
     func requeueRunning() async throws -> Int {
         let ids = try await store.requeueRunningJobs()
         for id in ids {
@@ -192,6 +194,22 @@ final class JobLifecycle: Sendable {
             feed.notify(id)
         }
         if !ids.isEmpty { feed.notifyQueue() }
+        return ids.count
+    }
+
+    /// Keeps this instance's running jobs leased, and takes back those of an instance that stopped
+    /// renewing (killed): they go to the front of the queue for a new attempt, as after a crash.
+    func tendLeases() async throws -> Int {
+        try await store.renewLeases()
+        let ids = try await store.requeueExpiredLeases()
+        for id in ids {
+            dropDigest(of: id)
+            feed.notify(id)
+        }
+        if !ids.isEmpty {
+            admission.wake()
+            feed.notifyQueue()
+        }
         return ids.count
     }
 

@@ -18,8 +18,9 @@ protocol JobStore: Sendable {
     func queuedPosition(of jobId: String) async throws -> Int?
     /// 1-based place in the queue of a job read as queued (counted anew if it has left since).
     func position(of job: JobRecord) async throws -> Int
-    /// Takes the first queued job, passing over those of `busyFunctions`, and starts its next attempt.
-    func startNextAttempt(excluding busyFunctions: Set<String>) async throws -> JobRecord?
+    /// Takes the first queued job, passing over those of `busyFunctions`, and starts its next attempt;
+    /// nil when none waits, or when `limit` jobs already run (among every instance sharing the store).
+    func startNextAttempt(excluding busyFunctions: Set<String>, limit: Int) async throws -> JobRecord?
     /// Starts the next attempt of a running job whose attempt `attempt` failed; nil if it moved on.
     func startRetry(jobId: String, after attempt: Int, failure: JobError) async throws -> JobRecord?
     /// The stored chunk at an index of an attempt.
@@ -60,6 +61,11 @@ protocol JobStore: Sendable {
     func markWatched(_ jobIds: [String], at time: Double) async throws
     /// When any instance last recorded a client watching each of these jobs.
     func lastWatched(_ jobIds: [String]) async throws -> [String: Double]
+    /// Extends the leases of the jobs this instance runs.
+    func renewLeases() async throws
+    /// Running jobs whose instance stopped renewing their lease (it was killed) go back to the front
+    /// of the queue; returns their ids.
+    func requeueExpiredLeases() async throws -> [String]
 }
 
 extension JobStore {
@@ -75,6 +81,11 @@ extension JobStore {
 
     func lastWatched(_ jobIds: [String]) async throws -> [String: Double] { [:] }
 
+    /// One instance: what runs is this process's, and a crash is recovered at the next start.
+    func renewLeases() async throws {}
+
+    func requeueExpiredLeases() async throws -> [String] { [] }
+
     /// Ends a job without an error.
     @discardableResult
     func finish(jobId: String, from allowed: Set<JobState>, to state: JobState) async throws -> Bool {
@@ -83,7 +94,7 @@ extension JobStore {
 
     /// Takes the first queued job of any function.
     func startNextAttempt() async throws -> JobRecord? {
-        try await startNextAttempt(excluding: [])
+        try await startNextAttempt(excluding: [], limit: .max)
     }
 }
 

@@ -16,6 +16,8 @@ struct PostgresFeedBridge: Service {
     let store: PostgresJobStore
     let feed: JobFeed
     let admission: AdmissionQueue
+    /// The attempts running here, to stop one that another instance cancelled.
+    let cancellations: JobCancellation
     let logger: Logger
 
     static let channel = "chunkrelay"
@@ -62,7 +64,12 @@ struct PostgresFeedBridge: Service {
                         for try await notification in incoming {
                             guard FeedNotice.sender(of: notification.payload) != instance, let notice = FeedNotice(payload: notification.payload) else { continue }
                             feed.deliver(notice)
-                            if notice == .queue { admission.wake() }
+                            // A job queued, started or ended elsewhere may free a place under the shared limit.
+                            admission.wake()
+                            if case .changed(let jobId) = notice, cancellations.isRunning(jobId) {
+                                // Cancelled through another instance: the attempt running here stops.
+                                if let job = try? await store.job(id: jobId), job.jobState == .cancelled { cancellations.cancel(jobId) }
+                            }
                         }
                     }
                 } catch {

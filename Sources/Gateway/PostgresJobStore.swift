@@ -14,15 +14,19 @@ struct PostgresJobStore: JobStore {
     let client: PostgresClient
     /// Settings for connections of their own (the feed's `LISTEN`).
     let connectionConfiguration: PostgresConnection.Configuration
+    /// This instance, as it signs its leases and transfer claims.
+    let owner: String
+    /// How long a running job stays this instance's without a renewal (the janitor renews every pass).
+    let leaseSeconds: Double
     private let logger: Logger
 
     /// The pool, run beside the gateway's other services.
     var services: [any Service] { [client] }
 
-    /// Connects once to create or upgrade the tables and to put jobs that were running back in the
-    /// queue (one instance: whatever was running died with the last process), then returns the store
-    /// and the requeued jobs' ids. The pool serves from when the gateway's services run.
-    static func open(url: String, logger: Logger) async throws -> (store: PostgresJobStore, requeued: [String]) {
+    /// Connects once to create or upgrade the tables and to put running jobs whose lease ran out back
+    /// in the queue (their instance is gone), then returns the store and the requeued jobs' ids. The
+    /// pool serves from when the gateway's services run.
+    static func open(url: String, owner: String, leaseSeconds: Double, logger: Logger) async throws -> (store: PostgresJobStore, requeued: [String]) {
         let location = try PostgresURL(url)
         let configuration = location.configuration
         let connection: PostgresConnection
@@ -36,12 +40,15 @@ struct PostgresJobStore: JobStore {
         do {
             requeued = try await connection.withTransaction(logger: logger) { connection in
                 // One instance at a time creates the tables.
-                try await connection.query("SELECT pg_advisory_xact_lock(4242001)", logger: logger)
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(hashtext('chunkrelay-schema:' || current_setting('search_path')))", logger: logger)
                 if let schema = location.schema {
                     try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
                 }
                 for statement in Self.schema { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                return try await Self.requeueRunning(on: connection, logger: logger)
+                return try await Self.requeueRunning(
+                    "SELECT * FROM chunkrelay_job WHERE state = 'running' AND (lease_until IS NULL OR lease_until < \(Self.now)) ORDER BY queue_order FOR UPDATE SKIP LOCKED",
+                    on: connection, logger: logger)
             }
         } catch {
             try? await connection.close()
@@ -55,7 +62,7 @@ struct PostgresJobStore: JobStore {
         poolConfiguration.options.maximumConnections = 20
         poolConfiguration.options.additionalStartupParameters = configuration.options.additionalStartupParameters
         let client = PostgresClient(configuration: poolConfiguration, backgroundLogger: logger)
-        return (PostgresJobStore(client: client, connectionConfiguration: configuration, logger: logger), requeued)
+        return (PostgresJobStore(client: client, connectionConfiguration: configuration, owner: owner, leaseSeconds: leaseSeconds, logger: logger), requeued)
     }
 
     static let schema = [
@@ -88,6 +95,8 @@ struct PostgresJobStore: JobStore {
         "ALTER TABLE chunkrelay_job ADD COLUMN IF NOT EXISTS claim_owner text, ADD COLUMN IF NOT EXISTS claim_until double precision",
         // When some instance last had a client of a stream job (its janitor writes it every pass).
         "ALTER TABLE chunkrelay_job ADD COLUMN IF NOT EXISTS watched_at double precision",
+        // Which instance runs a job, until when unless it renews.
+        "ALTER TABLE chunkrelay_job ADD COLUMN IF NOT EXISTS lease_owner text, ADD COLUMN IF NOT EXISTS lease_until double precision",
     ]
 
     static var now: Double { Date().timeIntervalSince1970 }
@@ -129,16 +138,22 @@ struct PostgresJobStore: JobStore {
         return 1
     }
 
-    func startNextAttempt(excluding busyFunctions: Set<String>) async throws -> JobRecord? {
+    func startNextAttempt(excluding busyFunctions: Set<String>, limit: Int) async throws -> JobRecord? {
         let busy = Array(busyFunctions)
         return try await client.withTransaction(logger: logger) { connection in
+            // Claims take turns, so that the count of running jobs holds across instances (per schema:
+            // emulators in other schemas of the database do not wait for these).
+            try await connection.query(
+                "SELECT pg_advisory_xact_lock(hashtext('chunkrelay-claim:' || current_setting('search_path')))", logger: logger)
+            let running = try await Self.count(connection.query("SELECT COUNT(*) FROM chunkrelay_job WHERE state = 'running'", logger: logger))
+            guard running < limit else { return nil }
             let rows = try await connection.query(
                 """
                 SELECT * FROM chunkrelay_job WHERE state = 'queued' AND function <> ALL(\(busy))
                 ORDER BY queue_order LIMIT 1 FOR UPDATE SKIP LOCKED
                 """, logger: logger)
             guard let job = try await Self.one(rows) else { return nil }
-            return try await Self.beginAttempt(job.id, state: .running, error: nil, on: connection, logger: logger)
+            return try await beginAttempt(job.id, error: nil, on: connection)
         }
     }
 
@@ -147,23 +162,22 @@ struct PostgresJobStore: JobStore {
             guard let job = try await Self.locked(jobId, on: connection, logger: logger), job.jobState == .running, job.attempt == attempt else {
                 return nil
             }
-            return try await Self.beginAttempt(job.id, state: .running, error: failure, on: connection, logger: logger)
+            return try await beginAttempt(job.id, error: failure, on: connection)
         }
     }
 
-    /// A new attempt of a locked job: the next number, a fresh token, the earlier attempts' chunks forgotten.
-    private static func beginAttempt(
-        _ id: String, state: JobState, error: JobError?, on connection: PostgresConnection, logger: Logger
-    ) async throws -> JobRecord {
+    /// A new attempt of a locked job, leased to this instance: the next number, a fresh token, the
+    /// earlier attempts' chunks forgotten.
+    private func beginAttempt(_ id: String, error: JobError?, on connection: PostgresConnection) async throws -> JobRecord {
         let token = RandomToken.make()
         let rows = try await connection.query(
             """
-            UPDATE chunkrelay_job SET state = \(state.rawValue), attempt = attempt + 1, upload_token = \(token),
-                stored_chunks = 0, stored_bytes = 0,
+            UPDATE chunkrelay_job SET state = 'running', attempt = attempt + 1, upload_token = \(token),
+                stored_chunks = 0, stored_bytes = 0, lease_owner = \(owner), lease_until = \(Self.now + leaseSeconds),
                 error_code = COALESCE(\(error?.code), error_code), error_message = COALESCE(\(error?.message), error_message)
             WHERE id = \(id) RETURNING *
             """, logger: logger)
-        let job = try await one(rows)!
+        let job = try await Self.one(rows)!
         try await connection.query("DELETE FROM chunkrelay_chunk WHERE job_id = \(id) AND attempt < \(job.attempt)", logger: logger)
         return job
     }
@@ -247,6 +261,8 @@ struct PostgresJobStore: JobStore {
         return try await Self.count(rows: rows) > 0
     }
 
+    /// An expiry leaves an image another instance is sending; a failure is recorded only by the instance
+    /// that holds the job's lease (one whose lease ran out, and whose job was taken over, reports late).
     @discardableResult
     func finish(jobId: String, from allowed: Set<JobState>, to state: JobState, error: JobError?) async throws -> Bool {
         let states = allowed.map(\.rawValue)
@@ -256,6 +272,7 @@ struct PostgresJobStore: JobStore {
                 finished_at = \(Self.now), upload_token = NULL
             WHERE id = \(jobId) AND state = ANY(\(states))
                 AND (\(state != .expired) OR claim_owner IS NULL OR claim_until < \(Self.now))
+                AND (\(state != .failed) OR lease_owner IS NULL OR lease_owner = \(owner))
             RETURNING id
             """, logger: logger)
         return try await Self.count(rows: rows) > 0
@@ -279,20 +296,39 @@ struct PostgresJobStore: JobStore {
             "SELECT * FROM chunkrelay_job WHERE delivery = 'stream' AND state IN ('queued', 'running')", logger: logger))
     }
 
+    /// This instance's running jobs (the others' are theirs).
     func requeueRunningJobs() async throws -> [String] {
-        try await client.withTransaction(logger: logger) { connection in try await Self.requeueRunning(on: connection, logger: logger) }
+        try await client.withTransaction(logger: logger) { connection in
+            try await Self.requeueRunning(
+                "SELECT * FROM chunkrelay_job WHERE state = 'running' AND lease_owner = \(owner) ORDER BY queue_order FOR UPDATE SKIP LOCKED",
+                on: connection, logger: logger)
+        }
     }
 
-    /// Running jobs back to the front of the queue, in their order, inside the caller's transaction.
-    private static func requeueRunning(on connection: PostgresConnection, logger: Logger) async throws -> [String] {
-        let running = try await all(connection.query(
-            "SELECT * FROM chunkrelay_job WHERE state = 'running' ORDER BY queue_order FOR UPDATE", logger: logger))
+    func renewLeases() async throws {
+        try await client.query(
+            "UPDATE chunkrelay_job SET lease_until = \(Self.now + leaseSeconds) WHERE state = 'running' AND lease_owner = \(owner)", logger: logger)
+    }
+
+    func requeueExpiredLeases() async throws -> [String] {
+        try await client.withTransaction(logger: logger) { connection in
+            try await Self.requeueRunning(
+                "SELECT * FROM chunkrelay_job WHERE state = 'running' AND lease_until < \(Self.now) ORDER BY queue_order FOR UPDATE SKIP LOCKED",
+                on: connection, logger: logger)
+        }
+    }
+
+    /// The running jobs `select` finds (locked, in queue order) back to the front of the queue, inside
+    /// the caller's transaction.
+    private static func requeueRunning(_ select: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> [String] {
+        let running = try await all(connection.query(select, logger: logger))
         guard !running.isEmpty else { return [] }
         let first = try await count(connection.query("SELECT COALESCE(MIN(queue_order), 0) FROM chunkrelay_job", logger: logger))
         for (offset, job) in running.enumerated() {
             let order = Int64(first) - Int64(running.count) + Int64(offset)
             try await connection.query(
-                "UPDATE chunkrelay_job SET state = 'queued', queue_order = \(order), upload_token = NULL WHERE id = \(job.id)", logger: logger)
+                "UPDATE chunkrelay_job SET state = 'queued', queue_order = \(order), upload_token = NULL, lease_owner = NULL, lease_until = NULL WHERE id = \(job.id)",
+                logger: logger)
         }
         return running.map(\.id)
     }

@@ -134,7 +134,8 @@ struct SQLiteJobStore: JobStore {
     /// Takes the first queued job and starts a new attempt: state `running`, a fresh token,
     /// and the previous attempts' chunks forgotten.
     /// Jobs of `busyFunctions` (at their own concurrency limit) are passed over, keeping their place.
-    func startNextAttempt(excluding busyFunctions: Set<String> = []) async throws -> JobRecord? {
+    /// One instance: the dispatcher's own count is the limit, so `limit` is not counted again here.
+    func startNextAttempt(excluding busyFunctions: Set<String>, limit: Int) async throws -> JobRecord? {
         try await database.write { db in
             let placeholders = busyFunctions.map { _ in "?" }.joined(separator: ",")
             let filter = busyFunctions.isEmpty ? "" : "AND function NOT IN (\(placeholders))"

@@ -81,6 +81,9 @@ final class FakeInvoker: Invoker {
         }
     }
 
+    /// Invocations made and not yet taken by the test.
+    var pendingCount: Int { state.withLock { $0.events.count } }
+
     /// The next invocation if there is one now.
     func takeEvent() -> InvocationEvent? {
         state.withLock { $0.events.isEmpty ? nil : $0.events.removeFirst() }

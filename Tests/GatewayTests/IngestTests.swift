@@ -190,7 +190,8 @@ import Testing
             try await h.eventually("the job to fail") { try await h.job(created.id).state == .failed }
             let status = try await h.job(created.id)
             #expect(status.error == JobError(code: "function_error", message: "Chaos.Error: boom"))
-            #expect(try await h.keptSpool().isEmpty)
+            // The failure is recorded first; its chunks go right after.
+            try await h.eventually("the failed attempt's chunks to go") { try await h.keptSpool().isEmpty }
             #expect(try await h.putChunk(event, index: 1, bytes: GatewayHarness.pattern(4096, seed: 2)).status == 401)
             let image = try await h.request(.GET, try #require(created.image))
             #expect(image.status == 410 && image.errorCode == "image_unavailable")
