@@ -18,6 +18,8 @@ public struct ServeConfiguration: Sendable {
     public var environmentFile: URL?
     /// `--watch`: rebuild a function when its sources change and retire its warm environments.
     public var watch = false
+    /// `--public-url`: the address functions post chunks to (a load balancer's), instead of this gateway's own.
+    public var publicURL: String?
 
     /// The defaults `serve` starts with.
     public init() {}
@@ -83,7 +85,8 @@ public final class ChunkRelayServer: Service, Sendable {
                 // Functions run on this machine: a wildcard bind is reached through loopback.
                 let host = gatewayHost == "0.0.0.0" || gatewayHost == "::" ? "127.0.0.1" : gatewayHost
                 let url = "http://\(host):\(port)"
-                gateway.setBaseURL(url)
+                // Behind a load balancer, functions post their chunks through it: any instance takes them.
+                gateway.setBaseURL(configuration.publicURL ?? url)
                 addresses.set(gateway: url)
                 logger.notice("gateway listening on \(url)")
             },

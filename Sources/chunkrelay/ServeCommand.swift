@@ -54,6 +54,8 @@ struct ServeCommand: AsyncParsableCommand {
     var environmentFile: String?
     @Option(help: "Where jobs, the queue and the chunk ledger live: sqlite (in --state-dir) or postgres://USER@HOST:PORT/DB[?search_path=SCHEMA].")
     var store = "sqlite"
+    @Option(name: .customLong("public-url"), help: "The URL functions post chunks to, when it is not this gateway's own (a load balancer in front of several).")
+    var publicURL: String?
     @Flag(help: "Rebuild a function when its sources change and retire its warm environments: the next invocation runs the new code.")
     var watch = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
@@ -96,6 +98,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
         configuration.environmentFile = environmentFile.map { URL(fileURLWithPath: $0) }
         configuration.watch = watch
+        configuration.publicURL = publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         configuration.gateway.store = store == "sqlite" ? .sqlite : .postgres(store)
         let server: ChunkRelayServer
         do {
