@@ -284,6 +284,9 @@ def main():
                 done = (name, json.loads(data))
                 break
         whole = b"".join(chunks[i] for i in sorted(chunks))
+        streams = [line.split()[-1] for line in (scratch / "nginx-access.log").read_text().splitlines()
+                   if line.startswith(f"GET /v1/jobs/{job['id']}/events ")]
+        check(len(streams) == 2 and streams[0] != streams[1], f"stream: the resume went to another instance ({' then '.join(streams)})")
         check(done is not None and done[0] == "done" and repeated == 0 and sorted(chunks) == list(range(done[1]["chunks"]))
               and hashlib.sha256(whole).hexdigest() == DEFAULT_MAP,
               f"stream: resumed after 5 of {len(chunks)} chunks with Last-Event-ID, {repeated} repeated, digest as the fixture")

@@ -59,7 +59,10 @@ struct PostgresJobStore: JobStore {
             host: configuration.host ?? "127.0.0.1", port: configuration.port ?? 5432, username: configuration.username,
             password: configuration.password, database: configuration.database, tls: .disable
         )
-        poolConfiguration.options.maximumConnections = 20
+        // Queries are short and the event streams take turns; idle connections go back soon, so that many
+        // instances (or a test suite's dozens of gateways) stay within the server's max_connections.
+        poolConfiguration.options.maximumConnections = 10
+        poolConfiguration.options.connectionIdleTimeout = .seconds(10)
         poolConfiguration.options.additionalStartupParameters = configuration.options.additionalStartupParameters
         let client = PostgresClient(configuration: poolConfiguration, backgroundLogger: logger)
         return (PostgresJobStore(client: client, connectionConfiguration: configuration, owner: owner, leaseSeconds: leaseSeconds, logger: logger), requeued)
