@@ -47,12 +47,6 @@ public struct FixtureReport: Sendable {
         }
     }
 
-    /// The whole table.
-    public var table: String {
-        let widths = Self.widths(for: results.map(\.fixture))
-        return ([Self.line(Self.header, widths: widths)] + results.map { Self.line(Self.cells($0), widths: widths) }).joined(separator: "\n")
-    }
-
     private static func time(_ duration: Duration) -> String { String(format: "%.2f s", duration.inSeconds) }
 
     /// One line per failure, `FAILED function/case (delivery): why`, then a count.

@@ -41,7 +41,8 @@ public struct FixtureRunner: Sendable {
             let deliveries = fixture.content.deliveries
                 ?? (functionURL == nil || fixture.content.expect?.error != nil ? [.retrieve, .stream] : [.retrieve, .stream, .direct])
             for delivery in deliveries {
-                let file = scratch.appendingPathComponent("\(fixture.function)-\(fixture.name)-\(delivery.rawValue)")
+                let name = "\(fixture.function)-\(fixture.name)-\(delivery.rawValue)"
+                let file = scratch.appendingPathComponent(name)
                 let started = ContinuousClock.now
                 let outcome = await produce(fixture, delivery, functionURL: functionURL, to: file)
                 let duration = ContinuousClock.now - started
@@ -61,7 +62,7 @@ public struct FixtureRunner: Sendable {
                 } else {
                     problems = ["no expectations yet: run with --record to fill them in"]
                 }
-                let kept = keep(outcome, as: "\(fixture.function)-\(fixture.name)-\(delivery.rawValue)")
+                let kept = keep(outcome, as: name)
                 let result = FixtureResult(fixture: fixture, delivery: delivery, outcome: kept, problems: problems, recorded: recorded, duration: duration)
                 onResult(result)
                 results.append(result)

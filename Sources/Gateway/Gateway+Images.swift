@@ -69,7 +69,7 @@ extension Gateway {
         }
         // Instances sharing a store: one transfer among them all (a killed instance's claim runs out).
         let until = Date().timeIntervalSince1970 + Self.transferClaimSeconds
-        guard try await lifecycle.store.claimTransfer(jobId: current.id, owner: lifecycle.instance, until: until) else {
+        guard try await lifecycle.store.claimTransfer(jobId: current.id, until: until) else {
             claim.release()
             throw GatewayError(.conflict, "image_in_flight", "another transfer of this image is in progress", headers: [.retryAfter: "1"])
         }

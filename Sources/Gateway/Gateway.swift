@@ -32,7 +32,6 @@ public final class Gateway: Sendable {
         let admission = AdmissionQueue(maxConcurrency: configuration.maxConcurrency, logger: logger)
         self.admission = admission
         if let postgres = store as? PostgresJobStore {
-            let instance = postgres.owner
             // Several instances may share the store: what one notices, the others hear, and a transfer
             // claim taken in the store is ended there.
             let (notices, outbox) = AsyncStream.makeStream(of: FeedNotice.self)
@@ -40,11 +39,11 @@ public final class Gateway: Sendable {
             let feed = JobFeed(outbox: outbox)
             let cancellations = JobCancellation()
             bridge = PostgresFeedBridge(
-                instance: instance, notices: notices, transferReleases: releases, store: postgres, feed: feed, admission: admission,
-                cancellations: cancellations, logger: logger)
+                notices: notices, transferReleases: releases, store: postgres, feed: feed, admission: admission, cancellations: cancellations,
+                logger: logger)
             self.lifecycle = JobLifecycle(
-                store: store, spool: spool, feed: feed, admission: admission, instance: instance, cancellations: cancellations,
-                transferReleases: releaseOutbox, logger: logger)
+                store: store, spool: spool, feed: feed, admission: admission, cancellations: cancellations, transferReleases: releaseOutbox,
+                logger: logger)
         } else {
             bridge = nil
             self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, logger: logger)

@@ -77,8 +77,8 @@ extension Gateway {
             let jobs = try await lifecycle.store.unfinishedStreamJobs()
             // Instances sharing a store: each says in the store which jobs it has clients of, so that
             // another instance's janitor does not take a watched job for abandoned.
-            let watchedHere = jobs.map(\.id).filter { lifecycle.feed.presence($0).watching }
-            try await lifecycle.store.markWatched(watchedHere, at: now)
+            let watchedHere = Set(jobs.map(\.id).filter { lifecycle.feed.presence($0).watching })
+            try await lifecycle.store.markWatched(Array(watchedHere), at: now)
             let watchedAnywhere = try await lifecycle.store.lastWatched(jobs.map(\.id).filter { !watchedHere.contains($0) })
             for job in jobs {
                 let presence = lifecycle.feed.presence(job.id)

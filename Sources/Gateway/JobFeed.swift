@@ -31,7 +31,8 @@ final class JobFeed: Sendable {
         /// Takes the reasons pending since the last call.
         func reasons() -> Reasons { feed.take(jobId, id: id) }
 
-        /// Ends the wake-ups (graceful shutdown); the subscriber stays registered until it unsubscribes.
+        /// Ends the wake-ups (graceful shutdown, or the client's connection closed); the subscriber stays
+        /// registered until it unsubscribes.
         func end() { feed.end(jobId, id: id) }
     }
 

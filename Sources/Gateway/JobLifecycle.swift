@@ -29,16 +29,13 @@ final class JobLifecycle: Sendable {
     /// The whole-image digest of each running job's current attempt, hashed as its chunks arrive.
     private let digests = Mutex<[String: AttemptDigest]>([:])
 
-    /// This instance's name among those sharing a store (transfer claims).
-    let instance: String
     /// Where released transfer claims go to be ended in a shared store; nil alone.
     private let transferReleases: AsyncStream<String>.Continuation?
 
     init(
-        store: any JobStore, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, instance: String = RandomToken.make(),
+        store: any JobStore, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue,
         cancellations: JobCancellation = JobCancellation(), transferReleases: AsyncStream<String>.Continuation? = nil, logger: Logger
     ) {
-        self.instance = instance
         self.cancellations = cancellations
         self.transferReleases = transferReleases
         self.store = store
@@ -189,11 +186,7 @@ final class JobLifecycle: Sendable {
     /// instance's); returns how many.
     func requeueRunning() async throws -> Int {
         let ids = try await store.requeueRunningJobs()
-        for id in ids {
-            dropDigest(of: id)
-            feed.notify(id)
-        }
-        if !ids.isEmpty { feed.notifyQueue() }
+        returnedToQueue(ids)
         return ids.count
     }
 
@@ -202,15 +195,20 @@ final class JobLifecycle: Sendable {
     func tendLeases() async throws -> Int {
         try await store.renewLeases()
         let ids = try await store.requeueExpiredLeases()
+        returnedToQueue(ids)
+        return ids.count
+    }
+
+    /// Running jobs went back to the front of the queue: their attempts' digests go, their clients and
+    /// the queue hear it, and the dispatcher looks again.
+    private func returnedToQueue(_ ids: [String]) {
+        guard !ids.isEmpty else { return }
         for id in ids {
             dropDigest(of: id)
             feed.notify(id)
         }
-        if !ids.isEmpty {
-            admission.wake()
-            feed.notifyQueue()
-        }
-        return ids.count
+        admission.wake()
+        feed.notifyQueue()
     }
 
     /// Deletes the rows of jobs finished before `cutoff` (their chunk rows go with them); a key then

@@ -54,9 +54,9 @@ protocol JobStore: Sendable {
     func countsByState() async throws -> [String: Int]
     /// Takes the one transfer of a ready image among instances sharing the store, until `until` at the
     /// latest; false when another instance holds it.
-    func claimTransfer(jobId: String, owner: String, until: Double) async throws -> Bool
-    /// Ends `owner`'s transfer claim.
-    func releaseTransfer(jobId: String, owner: String) async throws
+    func claimTransfer(jobId: String, until: Double) async throws -> Bool
+    /// Ends this instance's transfer claim.
+    func releaseTransfer(jobId: String) async throws
     /// Records that this instance has clients watching these stream jobs now.
     func markWatched(_ jobIds: [String], at time: Double) async throws
     /// When any instance last recorded a client watching each of these jobs.
@@ -72,9 +72,9 @@ extension JobStore {
     var services: [any Service] { [] }
 
     /// One instance: the gateway's own claim in memory is the whole story.
-    func claimTransfer(jobId: String, owner: String, until: Double) async throws -> Bool { true }
+    func claimTransfer(jobId: String, until: Double) async throws -> Bool { true }
 
-    func releaseTransfer(jobId: String, owner: String) async throws {}
+    func releaseTransfer(jobId: String) async throws {}
 
     /// One instance: the feed's own presence is the whole story.
     func markWatched(_ jobIds: [String], at time: Double) async throws {}
@@ -92,10 +92,6 @@ extension JobStore {
         try await finish(jobId: jobId, from: allowed, to: state, error: nil)
     }
 
-    /// Takes the first queued job of any function.
-    func startNextAttempt() async throws -> JobRecord? {
-        try await startNextAttempt(excluding: [], limit: .max)
-    }
 }
 
 /// Outcome of recording a chunk.

@@ -8,10 +8,9 @@ import ServiceLifecycle
 /// subscriber and the dispatcher look at the tables again, so nothing depends on a notice arriving.
 /// It also ends, in the store, the transfer claims this instance lets go.
 struct PostgresFeedBridge: Service {
-    /// This instance's name in payloads, so it ignores its own notices.
-    let instance: String
     let notices: AsyncStream<FeedNotice>
-    /// Jobs whose transfer claim this instance released.
+    /// Jobs whose transfer claim this instance released (the store's `owner` names this instance in
+    /// payloads too, so it ignores its own notices).
     let transferReleases: AsyncStream<String>
     let store: PostgresJobStore
     let feed: JobFeed
@@ -35,7 +34,7 @@ struct PostgresFeedBridge: Service {
     private func send() async {
         for await notice in notices {
             do {
-                try await store.client.query("SELECT pg_notify(\(Self.channel), \(notice.payload(from: instance)))", logger: logger)
+                try await store.client.query("SELECT pg_notify(\(Self.channel), \(notice.payload(from: store.owner)))", logger: logger)
             } catch {
                 // The other instances read the tables after a missed notice (their next look, or a reconnect).
                 if !Task.isCancelled { logger.warning("could not notify the other instances: \(PostgresURL.describe(error))") }
@@ -46,7 +45,7 @@ struct PostgresFeedBridge: Service {
     private func releaseTransfers() async {
         for await jobId in transferReleases {
             // One that fails runs out at its `claim_until`.
-            try? await store.releaseTransfer(jobId: jobId, owner: instance)
+            try? await store.releaseTransfer(jobId: jobId)
         }
     }
 
@@ -62,7 +61,7 @@ struct PostgresFeedBridge: Service {
                         admission.wake()
                         pause = .milliseconds(200)
                         for try await notification in incoming {
-                            guard FeedNotice.sender(of: notification.payload) != instance, let notice = FeedNotice(payload: notification.payload) else { continue }
+                            guard FeedNotice.sender(of: notification.payload) != store.owner, let notice = FeedNotice(payload: notification.payload) else { continue }
                             feed.deliver(notice)
                             // A job queued, started or ended elsewhere may free a place under the shared limit.
                             admission.wake()

@@ -148,7 +148,7 @@ struct PostgresJobStore: JobStore {
             // emulators in other schemas of the database do not wait for these).
             try await connection.query(
                 "SELECT pg_advisory_xact_lock(hashtext('chunkrelay-claim:' || current_setting('search_path')))", logger: logger)
-            let running = try await Self.count(connection.query("SELECT COUNT(*) FROM chunkrelay_job WHERE state = 'running'", logger: logger))
+            let running = try await Self.scalar(connection.query("SELECT COUNT(*) FROM chunkrelay_job WHERE state = 'running'", logger: logger))
             guard running < limit else { return nil }
             let rows = try await connection.query(
                 """
@@ -214,12 +214,12 @@ struct PostgresJobStore: JobStore {
             if let existing { return existing.sha256 == chunk.sha256 ? .duplicate : .conflict(existing: existing.sha256) }
             // Offsets are index × cap, so only the last chunk may be short.
             if chunk.size < chunkSize {
-                let later = try await Self.count(connection.query(
+                let later = try await Self.scalar(connection.query(
                     "SELECT COUNT(*) FROM chunkrelay_chunk WHERE job_id = \(chunk.jobId) AND attempt = \(chunk.attempt) AND idx > \(chunk.idx)",
                     logger: logger))
                 if later > 0 { return .shortChunkNotLast }
             }
-            let shortEarlier = try await Self.count(connection.query(
+            let shortEarlier = try await Self.scalar(connection.query(
                 """
                 SELECT COUNT(*) FROM chunkrelay_chunk WHERE job_id = \(chunk.jobId) AND attempt = \(chunk.attempt)
                 AND idx < \(chunk.idx) AND size < \(chunkSize)
@@ -261,7 +261,7 @@ struct PostgresJobStore: JobStore {
             WHERE id = \(jobId) AND state = 'running' AND attempt = \(attempt)
             RETURNING id
             """, logger: logger)
-        return try await Self.count(rows: rows) > 0
+        return try await Self.rowCount(rows) > 0
     }
 
     /// An expiry leaves an image another instance is sending; a failure is recorded only by the instance
@@ -278,7 +278,7 @@ struct PostgresJobStore: JobStore {
                 AND (\(state != .failed) OR lease_owner IS NULL OR lease_owner = \(owner))
             RETURNING id
             """, logger: logger)
-        return try await Self.count(rows: rows) > 0
+        return try await Self.rowCount(rows) > 0
     }
 
     func expiredReadyJobs(now: Double) async throws -> [JobRecord] {
@@ -326,7 +326,7 @@ struct PostgresJobStore: JobStore {
     private static func requeueRunning(_ select: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> [String] {
         let running = try await all(connection.query(select, logger: logger))
         guard !running.isEmpty else { return [] }
-        let first = try await count(connection.query("SELECT COALESCE(MIN(queue_order), 0) FROM chunkrelay_job", logger: logger))
+        let first = try await scalar(connection.query("SELECT COALESCE(MIN(queue_order), 0) FROM chunkrelay_job", logger: logger))
         for (offset, job) in running.enumerated() {
             let order = Int64(first) - Int64(running.count) + Int64(offset)
             try await connection.query(
@@ -366,17 +366,17 @@ struct PostgresJobStore: JobStore {
         return counts
     }
 
-    func claimTransfer(jobId: String, owner: String, until: Double) async throws -> Bool {
+    func claimTransfer(jobId: String, until: Double) async throws -> Bool {
         let rows = try await client.query(
             """
             UPDATE chunkrelay_job SET claim_owner = \(owner), claim_until = \(until)
             WHERE id = \(jobId) AND state = 'ready' AND (claim_owner IS NULL OR claim_owner = \(owner) OR claim_until < \(Self.now))
             RETURNING id
             """, logger: logger)
-        return try await Self.count(rows: rows) > 0
+        return try await Self.rowCount(rows) > 0
     }
 
-    func releaseTransfer(jobId: String, owner: String) async throws {
+    func releaseTransfer(jobId: String) async throws {
         try await client.query(
             "UPDATE chunkrelay_job SET claim_owner = NULL, claim_until = NULL WHERE id = \(jobId) AND claim_owner = \(owner)", logger: logger)
     }
@@ -420,12 +420,14 @@ struct PostgresJobStore: JobStore {
         return chunks
     }
 
-    private static func count(_ rows: PostgresRowSequence) async throws -> Int {
+    /// The one integer a query like `SELECT COUNT(*)` answers.
+    private static func scalar(_ rows: PostgresRowSequence) async throws -> Int {
         for try await (value) in rows.decode(Int.self) { return value }
         return 0
     }
 
-    private static func count(rows: PostgresRowSequence) async throws -> Int {
+    /// How many rows a query answered (`UPDATE … RETURNING id`: how many it changed).
+    private static func rowCount(_ rows: PostgresRowSequence) async throws -> Int {
         var count = 0
         for try await _ in rows { count += 1 }
         return count
