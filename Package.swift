@@ -50,6 +50,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "RelayProtocol",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -25,28 +25,32 @@ public final class Gateway: Sendable {
     /// With PostgreSQL: the link that carries feed notices between instances.
     let bridge: PostgresFeedBridge?
 
-    private init(configuration: GatewayConfiguration, store: any JobStore, spool: any ChunkStorage, invoker: any Invoker, logger: Logger) {
+    /// `cluster`: the PostgreSQL store when instances may share it (it is the ledger and the coordination).
+    private init(
+        configuration: GatewayConfiguration, store: any JobLedger, cluster: PostgresJobStore? = nil, spool: any ChunkStorage, invoker: any Invoker,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.invoker = invoker
         self.logger = logger
         let admission = AdmissionQueue(maxConcurrency: configuration.maxConcurrency, logger: logger)
         self.admission = admission
-        if let postgres = store as? PostgresJobStore {
+        // A reader another instance saw within a client grace (and the janitor pass that records it) still reads.
+        let presenceWindow = configuration.clientGrace.inSeconds + 2 * configuration.janitorInterval.inSeconds
+        if let postgres = cluster {
             // Several instances may share the store: what one notices, the others hear, and a transfer
-            // claim taken in the store is ended there.
+            // dropped before its body ran is ended in the ledger by the bridge.
             let (notices, outbox) = AsyncStream.makeStream(of: FeedNotice.self)
-            let (releases, releaseOutbox) = AsyncStream.makeStream(of: String.self)
-            let feed = JobFeed(outbox: outbox)
-            let cancellations = JobCancellation()
+            let (dropped, droppedOutbox) = AsyncStream.makeStream(of: String.self)
+            let lifecycle = JobLifecycle(
+                store: store, spool: spool, feed: JobFeed(outbox: outbox), admission: admission, coordination: postgres,
+                droppedTransfers: droppedOutbox, presenceWindow: presenceWindow, logger: logger)
+            self.lifecycle = lifecycle
             bridge = PostgresFeedBridge(
-                notices: notices, transferReleases: releases, store: postgres, feed: feed, admission: admission, cancellations: cancellations,
-                logger: logger)
-            self.lifecycle = JobLifecycle(
-                store: store, spool: spool, feed: feed, admission: admission, cancellations: cancellations, transferReleases: releaseOutbox,
-                logger: logger)
+                notices: notices, droppedTransfers: dropped, store: postgres, lifecycle: lifecycle, admission: admission, logger: logger)
         } else {
             bridge = nil
-            self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, logger: logger)
+            self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, presenceWindow: presenceWindow, logger: logger)
         }
         self.janitor = Janitor(interval: configuration.janitorInterval)
         self.connections = ConnectionLimiter(limit: configuration.connections.maxConnections)
@@ -63,20 +67,19 @@ public final class Gateway: Sendable {
             try await spool.prepare()
             let store = try SQLiteJobStore(path: configuration.stateDirectory.appendingPathComponent("ledger.sqlite").path)
             let gateway = Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
-            let requeued = try await gateway.lifecycle.requeueRunning()
+            let requeued = try await gateway.lifecycle.returnRunningToQueue()
             if requeued > 0 { logger.notice("recovered \(requeued) running job(s) to the front of the queue") }
             try await gateway.removeOrphanedFiles(in: spool)
             return gateway
         case .postgres(let url):
             // The pool runs with the gateway's services; what opening needs is done on a connection of its own.
-            // Bytes of attempts that will not go on are swept by the janitor (`sweep`).
-            let instance = RandomToken.make()
-            let lease = max(configuration.janitorInterval.inSeconds * 6, 10)
-            let (store, requeued) = try await PostgresJobStore.open(url: url, owner: instance, leaseSeconds: lease, logger: logger)
-            if !requeued.isEmpty { logger.notice("recovered \(requeued.count) running job(s) to the front of the queue") }
+            // Bytes of attempts that will not go on are swept by the janitor (`sweep`), and the running jobs
+            // of an instance that is gone are taken over at its first pass, once their leases have run out.
+            let lease = configuration.lease?.inSeconds ?? max(configuration.janitorInterval.inSeconds * 6, 10)
+            let store = try await PostgresJobStore.open(url: url, instance: RandomToken.make(), leaseSeconds: lease, logger: logger)
             logger.notice("jobs, queue, chunk ledger and chunk bytes in PostgreSQL (\(PostgresURL.redacted(url)))")
             let storage = PostgresChunkStorage(client: store.client, logger: logger)
-            return Gateway(configuration: configuration, store: store, spool: storage, invoker: invoker, logger: logger)
+            return Gateway(configuration: configuration, store: store, cluster: store, spool: storage, invoker: invoker, logger: logger)
         }
     }
 
@@ -91,9 +94,9 @@ public final class Gateway: Sendable {
             let job = try await store.job(id: file.jobId)
             let keep: Bool
             if let attempt = file.attempt {
-                keep = job.map { $0.attempt == attempt && $0.jobState == .done && $0.deliveryMode == .stream } ?? false
+                keep = job.map { $0.attempt == attempt && $0.state == .done && $0.delivery == .stream && $0.expiresAt != nil } ?? false
             } else {
-                keep = job?.jobState == .ready
+                keep = job?.state == .ready
             }
             if !keep {
                 await spool.remove(file.path)
@@ -126,7 +129,7 @@ public final class Gateway: Sendable {
 
     /// The JSON status of a job.
     func status(of job: JobRecord) async throws -> JobStatus {
-        let state = job.jobState
+        let state = job.state
         var chunks = job.totalChunks ?? 0
         var bytes = job.totalBytes ?? 0
         if state == .running {
@@ -135,7 +138,7 @@ public final class Gateway: Sendable {
         }
         let error = job.errorCode.map { JobError(code: $0, message: job.errorMessage ?? "") }
         return JobStatus(
-            id: job.id, function: job.function, delivery: job.deliveryMode, state: state,
+            id: job.id, function: job.function, delivery: job.delivery, state: state,
             position: state == .queued ? try await lifecycle.store.position(of: job) : nil,
             chunks: chunks, bytes: bytes, sha256: job.sha256, contentType: job.contentType, attempts: job.attempt,
             error: error, events: "/v1/jobs/\(job.id)/events", image: job.imageKey.map { "/v1/images/\($0)" }

@@ -17,6 +17,10 @@ public struct GatewayConfiguration: Sendable {
     public var imageTTL: Duration = .seconds(600)
     /// How often the janitor looks for expired images, finished streams and abandoned stream jobs.
     public var janitorInterval: Duration = .seconds(5)
+    /// Several instances: how long a running job stays an instance's without a renewal (renewed every
+    /// janitor pass; a killed instance's jobs are taken over after it); a transfer claim lasts two.
+    /// Nil: six janitor passes, at least 10 s.
+    public var lease: Duration? = nil
     /// A `:` comment on every open event stream this often, so proxies keep idle connections.
     public var heartbeatInterval: Duration = .seconds(15)
     /// The `retry:` (milliseconds) event streams tell clients to wait before reconnecting.

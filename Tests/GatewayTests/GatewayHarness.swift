@@ -338,6 +338,19 @@ struct GatewayHarness: Sendable {
         }
     }
 
+    /// A GET of an image as a download manager makes its requests one after another: a transfer's claim
+    /// is let go just after its client has the last byte, so the next request may find it still held
+    /// (409 `image_in_flight`) for a moment, and is made again.
+    func download(_ path: String, range: String? = nil) async throws -> HTTPResult {
+        let headers = range.map { [("Range", $0)] } ?? []
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let result = try await request(.GET, path, headers: headers)
+            guard result.errorCode == "image_in_flight", ContinuousClock.now < deadline else { return result }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     /// Polls until `condition` holds (state changes made by other tasks), failing after `timeout`.
     func eventually(_ what: @autoclosure () -> String, timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool) async throws {
         try await TestSupport.eventually(what(), within: timeout, condition)

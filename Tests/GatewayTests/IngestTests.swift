@@ -23,6 +23,44 @@ import Testing
         }
     }
 
+    /// A renderer that is not deterministic, retrying a chunk while its first try is still in flight:
+    /// two bodies for one index at the same moment, each with a valid digest. The ledger gives the index
+    /// to one of them before any byte is written; the other gets 409 and writes nothing, so the image
+    /// served is the one whose digest `complete` verified, in every round.
+    @Test func concurrentConflictingUploadsOfOneIndexServeTheLedgersBytes() async throws {
+        let cap = 64 << 10
+        let chunks = 16
+        try await GatewayHarness.run(configure: { $0.chunkSize = cap }) { h in
+            for round in 0..<12 {
+                let (created, event) = try await h.createJob()
+                let bodies = (0..<chunks).map { index in
+                    (0..<2).map { GatewayHarness.pattern(cap, seed: UInt8(truncatingIfNeeded: round * 64 + index * 2 + $0)) }
+                }
+                let statuses = try await withThrowingTaskGroup(of: (Int, Int, Int).self) { group in
+                    for index in 0..<chunks {
+                        for variant in 0..<2 {
+                            group.addTask { (index, variant, try await h.putChunk(event, index: index, bytes: bodies[index][variant]).status) }
+                        }
+                    }
+                    var statuses = [[Int]](repeating: [0, 0], count: chunks)
+                    for try await (index, variant, status) in group { statuses[index][variant] = status }
+                    return statuses
+                }
+                var image: [UInt8] = []
+                for index in 0..<chunks {
+                    #expect(statuses[index].sorted() == [201, 409], "round \(round), chunk \(index): \(statuses[index])")
+                    image += bodies[index][statuses[index][0] == 201 ? 0 : 1]
+                }
+                let completed = try await h.complete(event, chunks: chunks, bytes: image.count, sha256: ContentDigest(of: image).hex)
+                #expect(completed.status == 200, "round \(round): \(completed.text)")
+                h.invoker.finish(event, .succeeded)
+                let fetched = try await h.request(.GET, try #require(created.image))
+                #expect(fetched.status == 200)
+                #expect(ContentDigest(of: Array(fetched.body.readableBytesView)) == ContentDigest(of: image), "round \(round): the bytes served are not the bytes verified")
+            }
+        }
+    }
+
     /// The whole-image digest is hashed as chunks arrive; chunks ahead of a gap wait in memory up to two
     /// caps, the rest are read back at `complete`. Uploaded backwards, all three paths meet in one image,
     /// and a wrong declared digest is still caught by what they computed.

@@ -49,7 +49,7 @@ import Testing
         }
     }
 
-    @Test func rangesResumeAndOnlyTheLastByteConsumes() async throws {
+    @Test func rangesAreServedAndIgnoredAsRFC9110Says() async throws {
         try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, image) = try await h.readyImage(bytes: 10_000)
             let path = try #require(created.image)
@@ -59,18 +59,55 @@ import Testing
             #expect(Array(middle.body.readableBytesView) == Array(image[100..<200]))
             let unsatisfiable = try await h.request(.GET, path, headers: [("Range", "bytes=20000-")])
             #expect(unsatisfiable.status == 416)
+            #expect(unsatisfiable.headers["content-range"] == "bytes */10000")
             // Several ranges (not served here) or a malformed one: ignored, the whole image (RFC 9110 §14.2).
             for ignored in ["bytes=0-1,5-6", "bytes=4089-8494,-1", "items=0-1", "bytes=x-"] {
                 let whole = try await h.request(.HEAD, path, headers: [("Range", ignored)])
                 #expect(whole.status == 200, "\(ignored)")
                 #expect(whole.headers["content-length"] == "10000", "\(ignored)")
             }
-            #expect(unsatisfiable.headers["content-range"] == "bytes */10000")
-            // Not consumed yet: a range that ends before the last byte leaves the key valid.
-            let tail = try await h.request(.GET, path, headers: [("Range", "bytes=200-")])
+        }
+    }
+
+    /// A download manager fetches segments in any order (its last segment may finish first): the key is
+    /// consumed only when the segments together delivered the whole image, never by one of them alone.
+    @Test func rangesInAnyOrderConsumeTheKeyOnlyWhenTogetherTheyCoverTheImage() async throws {
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
+            let (created, image) = try await h.readyImage(bytes: 10_000)
+            let path = try #require(created.image)
+            // The case: the last 100 bytes, then the first 100, then the whole image: each is served.
+            let tail = try await h.download(path, range: "bytes=-100")
             #expect(tail.status == 206)
-            #expect(Array(tail.body.readableBytesView) == Array(image[200...]))
-            #expect(try await h.request(.GET, path).status == 410)
+            #expect(Array(tail.body.readableBytesView) == Array(image[9_900...]))
+            #expect(try await h.request(.HEAD, path).status == 200, "the last bytes alone consumed the key")
+            let head = try await h.download(path, range: "bytes=0-99")
+            #expect(Array(head.body.readableBytesView) == Array(image[..<100]))
+            #expect(try await h.request(.HEAD, path).status == 200, "two ranges with a gap consumed the key")
+            // Segments that close the gap out of order: 5000-9899 first, then 100-4999.
+            let later = try await h.download(path, range: "bytes=5000-9899")
+            #expect(later.status == 206)
+            #expect(try await h.request(.HEAD, path).status == 200)
+            let last = try await h.download(path, range: "bytes=100-4999")
+            #expect(last.status == 206)
+            let reassembled = Array(head.body.readableBytesView) + Array(last.body.readableBytesView) + Array(later.body.readableBytesView)
+                + Array(tail.body.readableBytesView)
+            #expect(reassembled == image)
+            try await h.eventually("the covered key to be consumed") { try await h.request(.HEAD, path).status == 410 }
+            #expect(try await h.request(.GET, path).errorCode == "image_consumed")
+            #expect(try await h.keptImages().isEmpty, "the consumed image's bytes are gone")
+        }
+    }
+
+    @Test func aWholeTransferAfterRangesConsumesTheKey() async throws {
+        try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
+            let (created, image) = try await h.readyImage(bytes: 10_000)
+            let path = try #require(created.image)
+            #expect(try await h.download(path, range: "bytes=-100").status == 206)
+            #expect(try await h.download(path, range: "bytes=0-99").status == 206)
+            let whole = try await h.download(path)
+            #expect(whole.status == 200)
+            #expect(Array(whole.body.readableBytesView) == image)
+            try await h.eventually("the key to be consumed") { try await h.request(.HEAD, path).status == 410 }
         }
     }
 

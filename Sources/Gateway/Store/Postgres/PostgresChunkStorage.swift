@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -14,7 +15,8 @@ struct PostgresChunkStorage: ChunkStorage {
 
     func prepare() async throws {}
 
-    /// A repeated upload of a stored index keeps the first bytes, as the ledger keeps the first digest.
+    /// Only the digest the ledger gave the index to writes here, so a second write of an index brings the
+    /// same bytes (a retry racing its first try): the first stays.
     func write(_ chunk: ByteBuffer, jobId: String, attempt: Int, index: Int, chunkSize: Int) async throws {
         try await client.query(
             """
@@ -120,13 +122,15 @@ struct PostgresChunkStorage: ChunkStorage {
     }
 
     /// Deletes the bytes of attempts that will not go on and of jobs that no longer need theirs: retrieved,
-    /// expired, failed or cancelled jobs, and finished streams past their resume grace.
+    /// expired, failed or cancelled jobs, and finished streams past their resume grace. An image that
+    /// some instance is still sending stays until its claim ends or runs out.
     func sweep() async {
         _ = try? await client.query(
             """
             DELETE FROM chunkrelay_chunk_data d USING chunkrelay_job j WHERE d.job_id = j.id AND (
-                d.attempt < j.attempt OR j.state IN ('failed', 'cancelled', 'expired')
-                OR (j.state = 'done' AND (j.delivery = 'retrieve' OR j.expires_at IS NULL)))
+                d.attempt < j.attempt
+                OR ((j.state IN ('failed', 'cancelled', 'expired') OR (j.state = 'done' AND (j.delivery = 'retrieve' OR j.expires_at IS NULL)))
+                    AND (j.claim_owner IS NULL OR j.claim_until < \(Date().timeIntervalSince1970))))
             """, logger: logger)
     }
 }

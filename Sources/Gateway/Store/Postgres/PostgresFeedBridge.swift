@@ -6,18 +6,18 @@ import ServiceLifecycle
 /// out with `NOTIFY chunkrelay`, the others' come in on a connection that `LISTEN`s, and wake the
 /// event streams and the dispatcher here. Notices carry ids only; after the link was down, every
 /// subscriber and the dispatcher look at the tables again, so nothing depends on a notice arriving.
-/// It also ends, in the store, the transfer claims this instance lets go.
+/// It also ends, in the ledger, the transfers this instance dropped before their body ran.
 struct PostgresFeedBridge: Service {
     let notices: AsyncStream<FeedNotice>
-    /// Jobs whose transfer claim this instance released (the store's `owner` names this instance in
-    /// payloads too, so it ignores its own notices).
-    let transferReleases: AsyncStream<String>
+    /// Jobs whose transfer this instance dropped before its body ran.
+    let droppedTransfers: AsyncStream<String>
+    /// The store (its `instance` names this instance in payloads too, so it ignores its own notices).
     let store: PostgresJobStore
-    let feed: JobFeed
+    let lifecycle: JobLifecycle
     let admission: AdmissionQueue
-    /// The attempts running here, to stop one that another instance cancelled.
-    let cancellations: JobCancellation
     let logger: Logger
+
+    private var feed: JobFeed { lifecycle.feed }
 
     static let channel = "chunkrelay"
 
@@ -26,7 +26,7 @@ struct PostgresFeedBridge: Service {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await send() }
                 group.addTask { await listen() }
-                group.addTask { await releaseTransfers() }
+                group.addTask { await endDroppedTransfers() }
             }
         }
     }
@@ -34,7 +34,7 @@ struct PostgresFeedBridge: Service {
     private func send() async {
         for await notice in notices {
             do {
-                try await store.client.query("SELECT pg_notify(\(Self.channel), \(notice.payload(from: store.owner)))", logger: logger)
+                try await store.client.query("SELECT pg_notify(\(Self.channel), \(notice.payload(from: store.instance)))", logger: logger)
             } catch {
                 // The other instances read the tables after a missed notice (their next look, or a reconnect).
                 if !Task.isCancelled { logger.warning("could not notify the other instances: \(PostgresURL.describe(error))") }
@@ -42,10 +42,10 @@ struct PostgresFeedBridge: Service {
         }
     }
 
-    private func releaseTransfers() async {
-        for await jobId in transferReleases {
-            // One that fails runs out at its `claim_until`.
-            try? await store.releaseTransfer(jobId: jobId)
+    private func endDroppedTransfers() async {
+        for await jobId in droppedTransfers {
+            // One that cannot be recorded runs out at its `claim_until`.
+            await lifecycle.recordTransferEnd(jobId: jobId, acknowledged: nil)
         }
     }
 
@@ -61,14 +61,11 @@ struct PostgresFeedBridge: Service {
                         admission.wake()
                         pause = .milliseconds(200)
                         for try await notification in incoming {
-                            guard FeedNotice.sender(of: notification.payload) != store.owner, let notice = FeedNotice(payload: notification.payload) else { continue }
+                            guard FeedNotice.sender(of: notification.payload) != store.instance, let notice = FeedNotice(payload: notification.payload) else { continue }
                             feed.deliver(notice)
                             // A job queued, started or ended elsewhere may free a place under the shared limit.
                             admission.wake()
-                            if case .changed(let jobId) = notice, cancellations.isRunning(jobId) {
-                                // Cancelled through another instance: the attempt running here stops.
-                                if let job = try? await store.job(id: jobId), job.jobState == .cancelled { cancellations.cancel(jobId) }
-                            }
+                            if case .changed(let jobId) = notice { await lifecycle.changedElsewhere(jobId) }
                         }
                     }
                 } catch {

@@ -57,7 +57,8 @@ public struct GatewayError: HTTPResponseError, CustomStringConvertible, Sendable
     }
 }
 
-/// The one place errors become responses: `GatewayError`s as they are, Hummingbird's own
+/// The one place errors become responses: `GatewayError`s as they are, the state machine's refusals
+/// as `GatewayError(_: Refusal)` says, Hummingbird's own
 /// `HTTPError`s (unknown route, bad method) in the same JSON shape, anything else a 500 that
 /// hides its details from the client and logs them.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -66,6 +67,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as GatewayError {
             return try error.response(from: request, context: context)
+        } catch let refused as JobLifecycle.Refused {
+            return try GatewayError(refused.refusal).response(from: request, context: context)
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_\(error.status.code)"
             return try GatewayError(error.status, code, error.body ?? error.status.reasonPhrase, headers: error.headers)

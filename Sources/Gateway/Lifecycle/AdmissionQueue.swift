@@ -85,7 +85,7 @@ final class AdmissionQueue: Sendable {
         // What did not finish goes back to the front of the queue now (a restart would do it too, but
         // the ledger should say what is true while the gateway is down).
         do {
-            let requeued = try await gateway.lifecycle.requeueRunning()
+            let requeued = try await gateway.lifecycle.returnRunningToQueue()
             if requeued > 0 { logger.notice("put \(requeued) unfinished job(s) back at the front of the queue") }
         } catch {
             logger.error("could not put running jobs back in the queue: \(error)")
@@ -118,7 +118,7 @@ extension Gateway {
     /// cancel at any moment of dispatch stops the invocation (or keeps it from starting).
     func runAttempt(_ job: JobRecord, baseURL: String) async {
         await lifecycle.cancellations.withScope(job.id) { cancelled in
-            guard let current = try? await lifecycle.store.job(id: job.id), current.jobState == .running, current.attempt == job.attempt else {
+            guard let current = try? await lifecycle.store.job(id: job.id), current.state == .running, current.attempt == job.attempt else {
                 logger.info("job \(job.id): cancelled before its invocation started")
                 return
             }

@@ -112,7 +112,7 @@ extension Gateway {
         guard !draining.load(ordering: .relaxed) else { throw Self.shuttingDown }
         // A soft bound (two requests can both see one free place): it is there to keep a flood of
         // jobs from growing the ledger without end, not to count exactly.
-        guard (try await lifecycle.store.countsByState()[JobState.queued.rawValue] ?? 0) < configuration.maxQueueLength else {
+        guard (try await lifecycle.store.countsByState()[.queued] ?? 0) < configuration.maxQueueLength else {
             throw GatewayError(
                 .tooManyRequests, "queue_full", "\(configuration.maxQueueLength) jobs are already waiting; retry later",
                 headers: [.retryAfter: "5"]
@@ -129,9 +129,7 @@ extension Gateway {
 
     func cancelJob(_ context: GatewayRequestContext) async throws -> Response {
         let job = try await existingJob(context)
-        guard try await lifecycle.cancel(job, from: [.queued, .running, .ready]) else {
-            throw GatewayError(.conflict, "job_finished", "job \(job.id) is already \(job.jobState.rawValue)")
-        }
+        try await lifecycle.cancel(jobId: job.id)
         return try Self.json(try await status(of: try await existingJob(context)))
     }
 
@@ -139,7 +137,7 @@ extension Gateway {
         var lines = ["# HELP chunkrelay_jobs Jobs in the ledger by state.", "# TYPE chunkrelay_jobs gauge"]
         let counts = try await lifecycle.store.countsByState()
         for state in JobState.allCases {
-            lines.append("chunkrelay_jobs{state=\"\(state.rawValue)\"} \(counts[state.rawValue] ?? 0)")
+            lines.append("chunkrelay_jobs{state=\"\(state.rawValue)\"} \(counts[state] ?? 0)")
         }
         // The size of every structure that grows with clients or jobs, so a leak shows as a rising line.
         let held = lifecycle.gauges
@@ -148,7 +146,7 @@ extension Gateway {
             ("chunkrelay_open_connections", "Connections open to the gateway, those being refused over the limit included.", connections.count),
             ("chunkrelay_image_transfers", "Image claims held (transfers in progress).", held.claims),
             ("chunkrelay_event_subscribers", "Open job event streams.", lifecycle.feed.subscriberCount),
-            ("chunkrelay_chunk_uploads", "Chunk uploads being written.", held.chunkSlots),
+            ("chunkrelay_chunk_uploads", "Chunk uploads writing their bytes.", held.chunkWrites),
             ("chunkrelay_running_attempts", "Attempts running under a cancellation scope.", held.cancellationScopes),
             ("chunkrelay_ledger_job_rows", "Job rows in the ledger.", rows.jobs),
             ("chunkrelay_ledger_chunk_rows", "Chunk rows in the ledger.", rows.chunks),

@@ -1,28 +1,32 @@
-import Hummingbird
 import NIOCore
-
-/// The gateway's request context: Hummingbird's basic one plus the connection, so a one-shot
-/// download can learn when the client's TCP has acknowledged its last byte.
-public struct GatewayRequestContext: RequestContext {
-    /// Hummingbird's per-request storage.
-    public var coreContext: CoreRequestContextStorage
-    let channel: any Channel
-
-    /// Made by the server for each request.
-    public init(source: ApplicationRequestContextSource) {
-        self.coreContext = .init(source: source)
-        self.channel = source.channel
-    }
-}
 
 /// Whether the bytes written on a connection have reached the other side.
 enum Delivery {
     /// Linux's `struct tcp_info` as the kernel fills it (Glibc's declaration stops before the fields
-    /// needed here): `tcpi_unacked` at byte 24, `tcpi_notsent_bytes` at byte 144 (kernel 4.6+).
+    /// needed here): `tcpi_unacked` at byte 24, `tcpi_bytes_acked` at 120, `tcpi_notsent_bytes` at 144
+    /// (kernel 4.6+), `tcpi_bytes_sent` and `tcpi_bytes_retrans` at 200 and 208 (4.19+).
     struct TCPInfo: Sendable {
-        var words = InlineArray<48, UInt32>(repeating: 0)
+        var words = InlineArray<64, UInt32>(repeating: 0)
         var unackedSegments: UInt32 { words[6] }
         var unsentBytes: UInt32 { words[36] }
+        var bytesAcked: UInt64 { quad(30) }
+        /// Every byte the connection has handed to the kernel: sent once, or still waiting to be sent.
+        var bytesQueued: UInt64 { quad(50) &- quad(52) &+ UInt64(unsentBytes) }
+
+        private func quad(_ word: Int) -> UInt64 { UInt64(words[word]) | UInt64(words[word + 1]) << 32 }
+    }
+
+    /// The kernel's counters of a connection now; nil when it is closed (or not TCP on Linux).
+    static func tcpInfo(_ channel: any Channel) async -> TCPInfo? {
+        #if os(Linux)
+        guard let provider = channel as? any SocketOptionProvider else { return nil }
+        return try? await provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(NIOBSDSocket.OptionLevel.tcp.rawValue),
+            name: SocketOptionName(NIOBSDSocket.Option.tcp_info.rawValue)
+        ).get()
+        #else
+        return nil
+        #endif
     }
 
     /// Waits until nothing written on `channel` is unsent or unacknowledged: the client's TCP holds every
@@ -35,16 +39,11 @@ enum Delivery {
     static func waitUntilAcknowledged(_ channel: any Channel, connection: ConnectionState?, timeout: Duration) async -> Bool {
         func closedCleanly() -> Bool { !(connection?.wasReset ?? true) }
         #if os(Linux)
-        guard let provider = channel as? any SocketOptionProvider else { return channel.isActive }
+        guard channel is any SocketOptionProvider else { return channel.isActive }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard channel.isActive else { return closedCleanly() }
-            guard
-                let info: TCPInfo = try? await provider.unsafeGetSocketOption(
-                    level: SocketOptionLevel(NIOBSDSocket.OptionLevel.tcp.rawValue),
-                    name: SocketOptionName(NIOBSDSocket.Option.tcp_info.rawValue)
-                ).get()
-            else { return channel.isActive ? false : closedCleanly() }
+            guard let info = await tcpInfo(channel) else { return channel.isActive ? false : closedCleanly() }
             if info.unackedSegments == 0, info.unsentBytes == 0 { return true }
             try? await Task.sleep(for: .milliseconds(5))
         }

@@ -35,7 +35,7 @@ extension Gateway {
             }
             resume = parsed
         }
-        if job.deliveryMode == .stream, job.jobState == .done, await !lifecycle.spool.exists(jobId: job.id, attempt: job.attempt) {
+        if job.delivery == .stream, job.state == .done, await !lifecycle.spool.exists(jobId: job.id, attempt: job.attempt) {
             throw GatewayError(.gone, "stream_expired", "this stream finished and its chunks are no longer kept; it cannot be resumed")
         }
         let resumeFrom = resume
@@ -44,32 +44,15 @@ extension Gateway {
             // gets this far, and leaving this scope in any way (reset mid-stream included) unsubscribes, so the
             // janitor's "nobody is watching" is always true to the connections.
             let channel = context.channel
-            try await lifecycle.withSubscription(to: job.id) { subscription in
-                // A client that resets while its stream is idle is noticed when the connection closes, not
-                // at the next write (a heartbeat, seconds later): the janitor must not count it as watching.
-                channel.closeFuture.whenComplete { _ in subscription.end() }
-                var cursor = EventCursor(startedAttempt: resumeFrom?.attempt ?? 0, lastChunk: resumeFrom?.index ?? -1)
-                try await writer.write(ByteBuffer(string: "retry: \(configuration.reconnectMilliseconds)\n\n"))
-                var finished = try await emitPending(jobId: job.id, cursor: &cursor, writer: &writer)
-                if !finished {
-                    // Ends on graceful shutdown too, so an open stream never holds the server up: the feed
-                    // ends the wake-ups. (`cancelOnGracefulShutdown()` merged every stream with a shutdown
-                    // sequence, and that machinery was most of the CPU a move in a 10,000-client queue cost.)
-                    try await withGracefulShutdownHandler {
-                        for await _ in subscription.wakeups {
-                            let reasons = subscription.reasons()
-                            if reasons.contains(.heartbeat) { try await writer.write(ByteBuffer(string: ServerSentEvent.comment())) }
-                            if reasons.contains(.changed) {
-                                finished = try await emitPending(jobId: job.id, cursor: &cursor, writer: &writer)
-                            } else if reasons.contains(.queue), cursor.position != nil {
-                                finished = try await emitPosition(jobId: job.id, cursor: &cursor, writer: &writer)
-                            }
-                            if finished { break }
-                        }
-                    } onGracefulShutdown: {
-                        subscription.end()
-                    }
-                }
+            // A stream that ends for any reason but its job's end says so with a `failed` event, never a
+            // bare close (a client would take that for a dropped connection and resume into a 410).
+            do {
+                try await stream(job.id, resumeFrom: resumeFrom, channel: channel, writer: &writer)
+            } catch let error as GatewayError {
+                try await send(.failed, JobError(code: error.code, message: error.message), to: &writer)
+            } catch let refused as JobLifecycle.Refused {
+                let error = GatewayError(refused.refusal)
+                try await send(.failed, JobError(code: error.code, message: error.message), to: &writer)
             }
             try await writer.finish(nil)
         }
@@ -78,6 +61,37 @@ extension Gateway {
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
             body: body
         )
+    }
+
+    /// Writes the job's events until it ends, the client leaves or the server shuts down (then the
+    /// stream closes without a final event: the job goes on after a restart, and the client resumes).
+    private func stream(_ jobId: String, resumeFrom: ChunkEventID?, channel: any Channel, writer: inout any ResponseBodyWriter) async throws {
+        try await lifecycle.withSubscription(to: jobId) { subscription in
+            // A client that resets while its stream is idle is noticed when the connection closes, not
+            // at the next write (a heartbeat, seconds later): the janitor must not count it as watching.
+            channel.closeFuture.whenComplete { _ in subscription.end() }
+            var cursor = EventCursor(startedAttempt: resumeFrom?.attempt ?? 0, lastChunk: resumeFrom?.index ?? -1)
+            try await writer.write(ByteBuffer(string: "retry: \(configuration.reconnectMilliseconds)\n\n"))
+            var finished = try await emitPending(jobId: jobId, cursor: &cursor, writer: &writer)
+            guard !finished else { return }
+            // Ends on graceful shutdown too, so an open stream never holds the server up: the feed ends
+            // the wake-ups. (`cancelOnGracefulShutdown()` merged every stream with a shutdown sequence,
+            // and that machinery was most of the CPU a move in a 10,000-client queue cost.)
+            try await withGracefulShutdownHandler {
+                for await _ in subscription.wakeups {
+                    let reasons = subscription.reasons()
+                    if reasons.contains(.heartbeat) { try await writer.write(ByteBuffer(string: ServerSentEvent.comment())) }
+                    if reasons.contains(.changed) {
+                        finished = try await emitPending(jobId: jobId, cursor: &cursor, writer: &writer)
+                    } else if reasons.contains(.queue), cursor.position != nil {
+                        finished = try await emitPosition(jobId: jobId, cursor: &cursor, writer: &writer)
+                    }
+                    if finished { break }
+                }
+            } onGracefulShutdown: {
+                subscription.end()
+            }
+        }
     }
 
     /// The queue moved and this job was waiting: only its place can have changed, and that is known in
@@ -105,8 +119,8 @@ extension Gateway {
             try await send(.failed, JobError(code: "job_not_found", message: "the job is gone"), to: &writer)
             return true
         }
-        if job.jobState != .queued { cursor.position = nil }  // queue moves no longer concern it
-        switch job.jobState {
+        if job.state != .queued { cursor.position = nil }  // queue moves no longer concern it
+        switch job.state {
         case .queued:
             let position = try await lifecycle.store.position(of: job)
             if cursor.position != position {
@@ -116,7 +130,7 @@ extension Gateway {
             return false
         case .running:
             try await sendStarted(job, cursor: &cursor, writer: &writer)
-            if job.deliveryMode == .stream {
+            if job.delivery == .stream {
                 try await sendChunks(job, cursor: &cursor, writer: &writer)
             }
             if cursor.progress?.chunks != job.storedChunks || cursor.progress?.bytes != job.storedBytes {
@@ -131,7 +145,7 @@ extension Gateway {
             return true
         case .done:
             try await sendStarted(job, cursor: &cursor, writer: &writer)
-            if job.deliveryMode == .stream {
+            if job.delivery == .stream {
                 try await sendChunks(job, cursor: &cursor, writer: &writer)
             }
             let done = JobEventContract.Done(chunks: job.totalChunks ?? 0, bytes: job.totalBytes ?? 0, sha256: job.sha256 ?? "", contentType: job.contentType ?? "")
@@ -139,7 +153,7 @@ extension Gateway {
             return true
         case .failed, .cancelled, .expired:
             let error = job.errorCode.map { JobError(code: $0, message: job.errorMessage ?? "") }
-                ?? JobError(code: job.jobState.rawValue, message: "the job was \(job.jobState.rawValue)")
+                ?? JobError(code: job.state.rawValue, message: "the job was \(job.state.rawValue)")
             try await send(.failed, error, to: &writer)
             return true
         }
@@ -162,7 +176,7 @@ extension Gateway {
     /// chunk that arrived early waits for the ones before it).
     private func sendChunks(_ job: JobRecord, cursor: inout EventCursor, writer: inout any ResponseBodyWriter) async throws {
         // One read of the ledger for everything after the cursor, then the run that follows it without a gap.
-        for chunk in try await lifecycle.store.chunks(jobId: job.id, attempt: job.attempt, after: cursor.lastChunk) {
+        for chunk in try await lifecycle.store.writtenChunks(jobId: job.id, attempt: job.attempt, after: cursor.lastChunk) {
             guard chunk.idx == cursor.lastChunk + 1 else { break }
             let bytes = try await lifecycle.spool.readChunk(jobId: job.id, attempt: job.attempt, index: chunk.idx, chunkSize: job.chunkSize, length: chunk.size)
             let id = ChunkEventID(attempt: job.attempt, index: chunk.idx).description
@@ -180,7 +194,7 @@ extension Gateway {
     }
 
     /// Writes one event of the contract, its payload encoded with Codable.
-    private func send(_ name: JobEventContract.Name, _ payload: some Encodable, to writer: inout any ResponseBodyWriter) async throws {
+    func send(_ name: JobEventContract.Name, _ payload: some Encodable, to writer: inout any ResponseBodyWriter) async throws {
         try await writer.write(ByteBuffer(bytes: JobEventContract.encode(name, payload)))
     }
 }

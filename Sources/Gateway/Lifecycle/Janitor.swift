@@ -1,0 +1,119 @@
+import AsyncAlgorithms
+import Foundation
+import Logging
+import RelayProtocol
+import ServiceLifecycle
+
+/// Expires images nobody claimed within their time to live, deletes finished streams' chunks after
+/// their resume grace, cancels stream jobs whose client has gone away, forgets old jobs, and (several
+/// instances) tends leases and records which streams have readers here. It reports events; whether
+/// each one takes is `JobStateMachine`'s to say.
+struct Janitor: Sendable {
+    let interval: Duration
+
+    /// The `Service` that runs the janitor: a pass at once, then one per interval until shutdown.
+    struct Runner: Service {
+        let gateway: Gateway
+
+        func run() async throws {
+            await gateway.janitorPass()
+            for await _ in AsyncTimerSequence(interval: gateway.janitor.interval, clock: .continuous).cancelOnGracefulShutdown() {
+                await gateway.janitorPass()
+            }
+        }
+    }
+}
+
+extension Gateway {
+    /// One pass of everything the janitor does.
+    func janitorPass() async {
+        await recordWatchedStreams()
+        await sweepExpiredImages()
+        await sweepFinishedStreams()
+        await cancelAbandonedStreams()
+        await forgetFinishedJobs()
+        await tendLeases()
+        await lifecycle.spool.sweep()
+    }
+
+    /// Runs one part of a pass; a failure is logged and the next pass tries again.
+    private func janitorStep(_ body: () async throws -> Void) async {
+        do {
+            try await body()
+        } catch is CancellationError {
+            // Shutting down: the pass ends with the janitor.
+        } catch {
+            logger.error("janitor pass failed: \(error)")
+        }
+    }
+
+    /// Several instances: records in the store the stream jobs this instance has readers of, running or
+    /// finished, so that no other instance's janitor takes them for abandoned or drops their chunks.
+    func recordWatchedStreams(now: Double = Date().timeIntervalSince1970) async {
+        guard let coordination = lifecycle.coordination else { return }
+        await janitorStep {
+            let streams = try await lifecycle.store.jobs([
+                JobFilter(states: [.queued, .running], delivery: .stream), JobFilter(states: [.done], delivery: .stream, expiresBy: .infinity),
+            ])
+            try await coordination.markWatched(streams.map(\.id).filter { lifecycle.feed.presence($0).watching }, at: now)
+        }
+    }
+
+    /// Expires ready images past their TTL (never one being transferred).
+    func sweepExpiredImages(now: Double = Date().timeIntervalSince1970) async {
+        await janitorStep {
+            for job in try await lifecycle.store.jobs([JobFilter(states: [.ready], expiresBy: now)]) {
+                _ = try await lifecycle.expire(jobId: job.id)
+            }
+        }
+    }
+
+    /// Drops the chunks of streams finished longer ago than the resume grace (never while a reader on
+    /// any instance is still on the stream).
+    func sweepFinishedStreams(now: Double = Date().timeIntervalSince1970) async {
+        await janitorStep {
+            for job in try await lifecycle.store.jobs([JobFilter(states: [.done], delivery: .stream, expiresBy: now)]) {
+                _ = try await lifecycle.expire(jobId: job.id)
+            }
+        }
+    }
+
+    /// Several instances: renews this instance's leases and takes over the running jobs of an instance
+    /// that was killed.
+    func tendLeases() async {
+        await janitorStep {
+            let requeued = try await lifecycle.tendLeases()
+            if requeued > 0 { logger.notice("took over \(requeued) job(s) whose instance stopped renewing its lease: back at the front of the queue") }
+        }
+    }
+
+    /// Cancels stream-mode jobs nobody has watched, here or (several instances) anywhere, for longer than
+    /// the client grace: a stream has no one to deliver to once its client is gone.
+    func cancelAbandonedStreams(now: Double = Date().timeIntervalSince1970) async {
+        let grace = configuration.clientGrace.inSeconds
+        await janitorStep {
+            for job in try await lifecycle.store.jobs([JobFilter(states: [.queued, .running], delivery: .stream)]) {
+                let presence = lifecycle.feed.presence(job.id)
+                guard !presence.watching else { continue }
+                let since = max(presence.lastSeen ?? job.createdAt, lifecycle.feed.startedAt, job.cluster?.watchedAt ?? 0)
+                guard now - since > grace else { continue }
+                let error = JobError(code: "client_gone", message: "no client watched this stream job for \(Int(grace)) s")
+                do {
+                    try await lifecycle.cancel(jobId: job.id, error: error)
+                    logger.notice("job \(job.id): cancelled, its stream client is gone")
+                } catch is JobLifecycle.Refused {
+                    // It moved on meanwhile (finished, or cancelled by its client).
+                }
+            }
+        }
+    }
+
+    /// Deletes the ledger rows of jobs that ended longer ago than `finishedRetention`, so the ledger
+    /// stays the size of recent work however long the gateway runs.
+    func forgetFinishedJobs(now: Double = Date().timeIntervalSince1970) async {
+        await janitorStep {
+            let forgotten = try await lifecycle.forgetFinished(before: now - configuration.finishedRetention.inSeconds)
+            if forgotten > 0 { logger.debug("forgot \(forgotten) finished job(s)") }
+        }
+    }
+}
