@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import NIOCore
 import RelayProtocol
@@ -123,6 +124,123 @@ struct ScaleOutTests {
         }
     }
 
+    /// A stream finished on A, read through B at about 3 MB/s, long past its 1 s resume grace: B's
+    /// janitor records its reader in the store, so A's janitor keeps the chunks until the reader is done.
+    /// (Before: A deleted the chunk rows and B's stream closed bare after a few chunks.)
+    @Test func aSlowReaderThroughAnotherInstanceFinishesItsStream() async throws {
+        let cap = 256 << 10
+        try await GatewayHarness.run(configure: {
+            $0.chunkSize = cap
+            $0.streamGrace = .seconds(1)
+            $0.clientGrace = .seconds(3)
+            $0.janitorInterval = .milliseconds(100)
+        }) { a in
+            try await GatewayHarness.run(sharingStoreOf: a) { b in
+                let created = try await a.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
+                let (event, invoker) = try await Self.invocation(a, b)
+                // The client is there from the start (a stream job nobody watches is cancelled), and reads slowly.
+                let started = ContinuousClock.now
+                var reader = try await EventStreamReader(b, jobId: created.id)
+                let image = GatewayHarness.pattern(cap * 48, seed: 11)
+                for index in 0..<48 {
+                    let put = try await a.putChunk(event, index: index, bytes: a.chunk(image, index, size: cap))
+                    #expect(put.status == 201, "\(put.text)")
+                }
+                #expect(try await a.complete(event, chunks: 48, bytes: image.count, sha256: ContentDigest(of: image).hex).status == 200)
+                invoker.finish(event, .succeeded)
+                var received: [UInt8] = []
+                var last: ServerSentEvent?
+                while let next = try await reader.next() {
+                    last = next
+                    if next.event == "chunk" {
+                        received += next.chunkBytes
+                        try await Task.sleep(for: .milliseconds(100))  // about 3.5 MB/s of base64
+                    }
+                    if next.event == "done" || next.event == "failed" { break }
+                }
+                #expect(ContinuousClock.now - started > .seconds(3), "the reader took longer than the grace")
+                #expect(last?.event == "done", "\(last?.event ?? "nothing"): \(last?.data ?? "")")
+                #expect(ContentDigest(of: received) == ContentDigest(of: image), "\(received.count) of \(image.count) bytes")
+                #expect(last?.json["sha256"] as? String == ContentDigest(of: image).hex)
+                // The reader gone, the chunks go after all, and a resume is told so.
+                try await a.eventually("the finished stream's chunks to go", timeout: .seconds(20)) { try await a.keptSpool().isEmpty }
+                #expect(try await a.request(.GET, "/v1/jobs/\(created.id)/events").errorCode == "stream_expired")
+            }
+        }
+    }
+
+    /// A cancel through B of an image A is sending: the transfer goes on to the last byte, the bytes stay
+    /// while it runs, and go when it ends.
+    @Test func aCancelDuringAnotherInstancesTransferWaitsForIt() async throws {
+        let cap = 1 << 20
+        try await GatewayHarness.run(configure: { $0.chunkSize = cap }) { a in
+            try await GatewayHarness.run(sharingStoreOf: a) { b in
+                let (created, image) = try await Self.readyImage(on: a, b, chunks: 24, cap: cap)
+                let path = try #require(created.image)
+                let transfer = SlowDownload(url: a.baseURL + path)
+                try await transfer.start()
+                try await transfer.read(atLeast: 2 << 20)  // A is sending; the client pauses
+                #expect(try await b.request(.DELETE, "/v1/jobs/\(created.id)").status == 200)
+                #expect(try await b.job(created.id).state == .cancelled)
+                // Past a janitor pass of either instance (their sweeps included), the image is still kept.
+                try await Task.sleep(for: .milliseconds(300))
+                await a.gateway.janitorPass()
+                await b.gateway.janitorPass()
+                #expect(try await a.keptImages().count == 1, "the bytes under A's transfer were deleted")
+                let whole = try await transfer.finish()
+                #expect(whole.count == image.count)
+                #expect(ContentDigest(of: whole) == ContentDigest(of: image))
+                try await a.eventually("the cancelled image's bytes to go once the transfer ended") { try await a.keptImages().isEmpty }
+                #expect(try await b.request(.GET, path).errorCode == "image_unavailable")
+            }
+        }
+    }
+
+    /// A transfer that outlasts its claim's first term (two 2 s leases) renews it: no other instance
+    /// starts a second transfer meanwhile, and the key is consumed once.
+    @Test func aTransferLongerThanItsClaimsFirstTermHoldsTheImage() async throws {
+        let cap = 1 << 20
+        try await GatewayHarness.run(configure: { $0.chunkSize = cap; $0.lease = .seconds(2); $0.janitorInterval = .milliseconds(200) }) { a in
+            try await GatewayHarness.run(sharingStoreOf: a) { b in
+                let (created, image) = try await Self.readyImage(on: a, b, chunks: 24, cap: cap)
+                let path = try #require(created.image)
+                let transfer = SlowDownload(url: a.baseURL + path)
+                try await transfer.start()
+                let started = ContinuousClock.now
+                var received = 0
+                // About 2 MiB a second: twelve seconds, three times the claim's first term.
+                while received < image.count - (4 << 20) {
+                    received = try await transfer.read(atLeast: received + (256 << 10))
+                    try await Task.sleep(for: .milliseconds(125))
+                    if ContinuousClock.now - started > .seconds(5) {
+                        let other = try await b.request(.GET, path)
+                        #expect(other.status == 409, "B began a second transfer \(ContinuousClock.now - started) in")
+                        #expect(other.errorCode == "image_in_flight")
+                    }
+                }
+                #expect(ContinuousClock.now - started > .seconds(8))
+                let whole = try await transfer.finish()
+                #expect(ContentDigest(of: whole) == ContentDigest(of: image))
+                try await a.eventually("the key to be consumed") { try await b.request(.HEAD, path).status == 410 }
+            }
+        }
+    }
+
+    /// A retrieve-mode image uploaded through either instance and completed.
+    static func readyImage(on a: GatewayHarness, _ b: GatewayHarness, chunks: Int, cap: Int) async throws -> (JobCreated, [UInt8]) {
+        let created = try await a.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"retrieve"}"#).decode(JobCreated.self)
+        let (event, invoker) = try await Self.invocation(a, b)
+        let image = GatewayHarness.pattern(cap * chunks - 100, seed: 21)
+        for index in 0..<chunks {
+            let response = try await (index.isMultiple(of: 2) ? a : b).putChunk(event, index: index, bytes: a.chunk(image, index, size: cap))
+            guard response.status == 201 else { throw TestFailure("chunk \(index): \(response.status)") }
+        }
+        let completed = try await b.complete(event, chunks: chunks, bytes: image.count, sha256: ContentDigest(of: image).hex)
+        guard completed.status == 200 else { throw TestFailure("complete: \(completed.text)") }
+        invoker.finish(event, .succeeded)
+        return (created, image)
+    }
+
     @Test func aJobCancelledThroughOneInstanceStopsItsInvocationOnTheOther() async throws {
         try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { a in
             try await GatewayHarness.run(sharingStoreOf: a) { b in
@@ -191,6 +309,38 @@ struct ScaleOutTests {
                 #expect(a.invoker.pendingCount + b.invoker.pendingCount == 2, "two invocations in all")
             }
         }
+    }
+}
+
+/// A download read as slowly as the test says: the client's TCP takes only what the test has read, so
+/// the server's transfer lasts as long as the test makes it.
+final class SlowDownload: @unchecked Sendable {
+    let url: String
+    private var iterator: HTTPClientResponse.Body.AsyncIterator?
+    private var received: [UInt8] = []
+
+    init(url: String) { self.url = url }
+
+    func start() async throws {
+        let response = try await EventStreamReader.client.execute(HTTPClientRequest(url: url), deadline: .now() + .minutes(2))
+        guard response.status == .ok else { throw TestFailure("GET answered \(response.status)") }
+        iterator = response.body.makeAsyncIterator()
+    }
+
+    /// Reads until at least `count` bytes have arrived in all; returns how many have.
+    @discardableResult
+    func read(atLeast count: Int) async throws -> Int {
+        while received.count < count {
+            guard let part = try await iterator?.next() else { break }
+            received += part.readableBytesView
+        }
+        return received.count
+    }
+
+    /// Reads the rest.
+    func finish() async throws -> [UInt8] {
+        try await read(atLeast: .max)
+        return received
     }
 }
 

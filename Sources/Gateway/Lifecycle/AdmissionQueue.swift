@@ -58,8 +58,10 @@ final class AdmissionQueue: Sendable {
                         do {
                             job = try await gateway.lifecycle.startNextAttempt(excluding: busy, limit: maxConcurrency)
                         } catch {
-                            logger.error("could not take the next job from the ledger: \(error)")
-                            break
+                            // Nothing else may wake the dispatcher for the jobs already waiting: look again soon.
+                            logger.error("could not take the next job from the ledger (looking again in 1 s): \(error)")
+                            try? await Task.sleep(for: .seconds(1))
+                            continue
                         }
                         guard let job else { break }
                         self.running.withLock { $0[job.function, default: 0] += 1 }

@@ -310,8 +310,9 @@ final class JobLifecycle: Sendable {
     /// Ends a transfer whose client acknowledged `acknowledged` of the image: the key is consumed once
     /// its transfers together delivered every byte; an image given up meanwhile goes now.
     func endTransfer(key: String, jobId: String, acknowledged: Range<Int64>?) async {
-        _ = claims.withLock { $0.removeValue(forKey: key) }
+        // Recorded before the claim here goes: a GET that takes it next sees the key consumed.
         await recordTransferEnd(jobId: jobId, acknowledged: acknowledged)
+        _ = claims.withLock { $0.removeValue(forKey: key) }
     }
 
     /// The ledger's part of ending a transfer (the bridge's, for one dropped without its body running).
