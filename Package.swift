@@ -194,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MapRenderTests",
-            dependencies: ["MapRender"]
+            dependencies: ["MapRender", "RelayProtocol"]
         ),
         .testTarget(
             name: "FunctionKitTests",

@@ -58,11 +58,11 @@ public struct GatewayConfiguration: Sendable {
     /// Checks the values; the CLI reports the message.
     public func validate() throws(GatewayError) {
         guard (RelayLimits.minimumChunkSize...RelayLimits.maximumChunkSize).contains(chunkSize) else {
-            throw GatewayError(.badRequest, "invalid_configuration", "chunk size must be \(RelayLimits.minimumChunkSize)...\(RelayLimits.maximumChunkSize) bytes")
+            throw GatewayError(.badRequest, .invalidConfiguration, "chunk size must be \(RelayLimits.minimumChunkSize)...\(RelayLimits.maximumChunkSize) bytes")
         }
-        guard maxConcurrency >= 1 else { throw GatewayError(.badRequest, "invalid_configuration", "max concurrency must be at least 1") }
-        guard maxQueueLength >= 1 else { throw GatewayError(.badRequest, "invalid_configuration", "max queue length must be at least 1") }
-        guard connections.maxConnections >= 1 else { throw GatewayError(.badRequest, "invalid_configuration", "max connections must be at least 1") }
-        guard imageTTL > .zero else { throw GatewayError(.badRequest, "invalid_configuration", "image TTL must be positive") }
+        guard maxConcurrency >= 1 else { throw GatewayError(.badRequest, .invalidConfiguration, "max concurrency must be at least 1") }
+        guard maxQueueLength >= 1 else { throw GatewayError(.badRequest, .invalidConfiguration, "max queue length must be at least 1") }
+        guard connections.maxConnections >= 1 else { throw GatewayError(.badRequest, .invalidConfiguration, "max connections must be at least 1") }
+        guard imageTTL > .zero else { throw GatewayError(.badRequest, .invalidConfiguration, "image TTL must be positive") }
     }
 }

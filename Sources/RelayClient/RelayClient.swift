@@ -245,7 +245,8 @@ public struct RelayClient: Sendable {
 
     /// Creates a job, follows it, and writes the verified image to `file`, by either delivery mode.
     ///
-    /// Cancelling the calling task cancels the job (`DELETE`), so its function stops.
+    /// Cancelling the calling task cancels the job (`DELETE`), so its function stops, and throws
+    /// `CancellationError`.
     ///
     /// ```swift
     /// let image = try await client.generate(CreateJobRequest(function: "map-render"), to: URL(fileURLWithPath: "map.png"))
@@ -270,7 +271,8 @@ public struct RelayClient: Sendable {
             // runs in a task of its own (this one is cancelled, and would cancel it) and is awaited here.
             let id = created.id
             await Task.detached { [self] in _ = try? await cancel(id) }.value
-            throw error
+            // Whatever the transfer broke with, the caller is told what happened: it was cancelled.
+            throw CancellationError()
         }
     }
 

@@ -21,7 +21,7 @@ extension EndToEnd {
                 let task = Task { try await client.generate(sleeper, to: file) }
                 try await eventually("the job to run") { try await Self.metrics(gateway).contains(#"chunkrelay_jobs{state="running"} 1"#) }
                 task.cancel()
-                await #expect(throws: (any Error).self) { _ = try await task.value }
+                await #expect(throws: CancellationError.self) { _ = try await task.value }
                 // The job is cancelled (its function stopped), not left running for nobody.
                 try await eventually("the job to be cancelled") { try await Self.metrics(gateway).contains(#"chunkrelay_jobs{state="cancelled"} 1"#) }
                 #expect(try await Self.metrics(gateway).contains(#"chunkrelay_jobs{state="running"} 0"#))

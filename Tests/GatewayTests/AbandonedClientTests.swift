@@ -52,22 +52,23 @@ import Testing
 
     @Test(arguments: [false, true])
     func aStreamWhoseOnlyClientResetsIsCancelledWithinItsGrace(readFirst: Bool) async throws {
+        // Heartbeats an hour apart: a reset noticed only at the next write would leave the job running
+        // past the bound below, so its cancellation shows the reset was noticed as the connection closed.
         try await GatewayHarness.run(configure: {
             $0.clientGrace = .seconds(1)
             $0.janitorInterval = .milliseconds(100)
+            $0.heartbeatInterval = .seconds(3600)
         }) { h in
             let (created, event) = try await h.createStreamJob()
             let client = try RawClient(port: Self.port(h))
             client.sendGET(created.events)
             if readFirst { await client.read(atLeast: 20) }  // the head and `retry:` arrived: reset mid-stream
             client.reset()
-            let resetAt = ContinuousClock.now
-            try await eventually("the abandoned stream job to be cancelled", within: .seconds(10)) {
+            try await eventually("the abandoned stream job to be cancelled", within: .seconds(30)) {
                 try await h.job(created.id).state == .cancelled
             }
             let status = try await h.job(created.id)
             #expect(status.error?.code == "client_gone")
-            #expect(ContinuousClock.now - resetAt < .seconds(5), "cancelled within the 1 s grace and a janitor pass or two")
             try await eventually("the invocation to be stopped") { h.invoker.wasCancelled(event) }
             #expect(h.gateway.lifecycle.feed.subscriberCount == 0)
         }

@@ -327,14 +327,18 @@ import Testing
         }
     }
 
+    /// The runtime asks for a retry of an attempt whose job was cancelled meanwhile (its failure raced the
+    /// DELETE): the gateway refuses it, so no new attempt, token or invocation comes of it.
     @Test func aRetryOfACancelledJobIsRefused() async throws {
         try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, attempt1) = try await h.createJob()
             #expect(try await h.request(.DELETE, "/v1/jobs/\(created.id)").status == 200)
-            h.invoker.failAndRetry(attempt1, JobError(code: "function_error", message: "x"))
-            try await h.eventually("the invocation to end") { h.invoker.invocationCount == 1 }
-            #expect(try await h.job(created.id).state == .cancelled)
-            #expect(try await h.job(created.id).attempts == 1)
+            let retry = await h.gateway.prepareRetry(jobId: created.id, failure: JobError(code: "function_error", message: "x"), baseURL: h.baseURL)
+            #expect(retry == nil, "a cancelled job was given attempt \(retry?.attempt ?? 0)")
+            let status = try await h.job(created.id)
+            #expect(status.state == .cancelled)
+            #expect(status.attempts == 1)
+            #expect(try await h.putChunk(attempt1, index: 0, bytes: [1, 2, 3]).status == 401, "the cancelled attempt's token is dead")
         }
     }
 }

@@ -31,9 +31,8 @@ import Testing
     @Test func aTimeoutKillsTheEnvironmentWithLambdasMessage() async throws {
         try await RuntimeHarness.run([RuntimeHarness.chaos(timeout: 1)]) { runtime, _ in
             let first = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
-            let started = ContinuousClock.now
-            let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":30}"#))
-            #expect(ContinuousClock.now - started < .seconds(10))
+            // It would sleep far past the test's time limit: only the runtime's deadline ends it.
+            let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"sleep","seconds":3600}"#))
             #expect(result.status == .timedOut)
             #expect(result.errorMessage?.hasSuffix("\(result.requestID) Task timed out after 1.00 seconds") == true)
             let pid = try #require(first.json["pid"].flatMap { Int32($0) })
@@ -188,11 +187,12 @@ import Testing
             // chaos runs with 256 MB here.
             let fits = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"allocate","bytes":64,"seconds":0.2}"#))
             #expect(fits.status == .success, "\(fits.text)")
-            let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"allocate","bytes":400,"seconds":5}"#))
+            // It would hold the memory until its 5 s timeout: ending as out of memory, not timed out, means
+            // it was killed when it went over, not at the end.
+            let result = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"allocate","bytes":400,"seconds":3600}"#))
             #expect(result.status == .environmentFailure)
             #expect(result.errorType == "Runtime.OutOfMemory")
             #expect(result.errorMessage == "RequestId: \(result.requestID) Error: Runtime exited with error: signal: killed")
-            #expect(result.duration < .seconds(4), "killed when it went over, not at the end")
             #expect(PlatformLog.reportLine(result, memorySize: 256).contains("Max Memory Used: 256 MB"))
         }
     }

@@ -95,9 +95,11 @@ import Testing
 
     @Test func aCommandThatCannotStartIsAnError() async throws {
         let process = FunctionProcess()
-        await #expect(throws: (any Error).self) {
+        let error = await #expect(throws: RuntimeError.self) {
             try await process.run(commandLine: ["/nonexistent/function"], directory: nil, environment: [:], logger: Logger(label: "test"))
         }
+        #expect(error?.code == .startFailed)
+        #expect(error?.message.contains("/nonexistent/function") == true)
     }
 
     @Test func waitingEventInvocationsAreBoundedWithAWSThrottle() async throws {

@@ -68,7 +68,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if refused {
             if case .head = part {
                 refuse(
-                    context, status: .serviceUnavailable, code: "server_busy",
+                    context, status: .serviceUnavailable, code: .serverBusy,
                     message: "the server has \(limiter.limit) connections open; retry shortly", retryAfter: true
                 )
             }
@@ -130,13 +130,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch parserError {
         case .headerOverflow:
-            refuse(context, status: .requestHeaderFieldsTooLarge, code: "headers_too_large", message: "the request head is larger than the server accepts")
+            refuse(context, status: .requestHeaderFieldsTooLarge, code: .headersTooLarge, message: "the request head is larger than the server accepts")
         default:
-            refuse(context, status: .badRequest, code: "malformed_request", message: "the request is not valid HTTP/1.1 (\(parserError))")
+            refuse(context, status: .badRequest, code: .malformedRequest, message: "the request is not valid HTTP/1.1 (\(parserError))")
         }
     }
 
-    private func refuse(_ context: ChannelHandlerContext, status: HTTPResponse.Status, code: String, message: String, retryAfter: Bool = false) {
+    private func refuse(_ context: ChannelHandlerContext, status: HTTPResponse.Status, code: GatewayErrorCode, message: String, retryAfter: Bool = false) {
         let body = GatewayError(status, code, message).jsonBody
         var fields: HTTPFields = [.contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close"]
         if retryAfter { fields[.retryAfter] = "1" }

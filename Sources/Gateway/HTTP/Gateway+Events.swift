@@ -31,12 +31,12 @@ extension Gateway {
         for text in [request.uri.queryParameters.get("lastEventId"), request.headers[Self.lastEventIDHeader]] {
             guard let text, !text.isEmpty else { continue }
             guard let parsed = ChunkEventID(text) else {
-                throw GatewayError(.badRequest, "invalid_last_event_id", "Last-Event-ID must be a chunk event id (`n` or `attempt:n`)")
+                throw GatewayError(.badRequest, .invalidLastEventId, "Last-Event-ID must be a chunk event id (`n` or `attempt:n`)")
             }
             resume = parsed
         }
         if job.delivery == .stream, job.state == .done, await !lifecycle.spool.exists(jobId: job.id, attempt: job.attempt) {
-            throw GatewayError(.gone, "stream_expired", "this stream finished and its chunks are no longer kept; it cannot be resumed")
+            throw GatewayError(.gone, .streamExpired, "this stream finished and its chunks are no longer kept; it cannot be resumed")
         }
         let resumeFrom = resume
         let body = ResponseBody { [self] writer in
@@ -49,10 +49,10 @@ extension Gateway {
             do {
                 try await stream(job.id, resumeFrom: resumeFrom, channel: channel, writer: &writer)
             } catch let error as GatewayError {
-                try await send(.failed, JobError(code: error.code, message: error.message), to: &writer)
+                try await send(.failed, JobError(code: error.code.rawValue, message: error.message), to: &writer)
             } catch let refused as JobLifecycle.Refused {
                 let error = GatewayError(refused.refusal)
-                try await send(.failed, JobError(code: error.code, message: error.message), to: &writer)
+                try await send(.failed, JobError(code: error.code.rawValue, message: error.message), to: &writer)
             }
             try await writer.finish(nil)
         }

@@ -15,14 +15,14 @@ extension Gateway {
     func image(_ request: Request, context: GatewayRequestContext, head: Bool) async throws -> Response {
         let key = try context.parameters.require("key")
         guard RandomToken.isWellFormed(key), let job = try await lifecycle.store.job(imageKey: key) else {
-            throw GatewayError(.notFound, "image_not_found", "no image with this key")
+            throw GatewayError(.notFound, .imageNotFound, "no image with this key")
         }
         // Whether the image can be served is the state machine's word; a HEAD is not held up by a transfer.
         let facts = lifecycle.facts(of: job, now: Date().timeIntervalSince1970, countingLocalTransfers: false)
         if case .refused(let refusal, _) = JobStateMachine.decide(facts, .transferClaimed), refusal != .transferInProgress {
             throw JobLifecycle.Refused(refusal)
         }
-        guard let size = job.totalBytes else { throw GatewayError(.internalServerError, "internal_error", "ready job without a size") }
+        guard let size = job.totalBytes else { throw GatewayError(.internalServerError, .internalError, "ready job without a size") }
         let etag = "\"\(job.sha256 ?? "")\""
         var headers: HTTPFields = [
             .contentType: job.contentType ?? "application/octet-stream",
@@ -38,7 +38,7 @@ extension Gateway {
             request.headers[.ifRange].map({ $0 == etag }) ?? true
         {
             guard let requested = byteRange.resolve(size: size) else {
-                throw GatewayError(.rangeNotSatisfiable, "range_not_satisfiable", "the image has \(size) bytes", headers: [.contentRange: "bytes */\(size)"])
+                throw GatewayError(.rangeNotSatisfiable, .rangeNotSatisfiable, "the image has \(size) bytes", headers: [.contentRange: "bytes */\(size)"])
             }
             range = requested
             status = .partialContent

@@ -17,7 +17,7 @@ extension Gateway {
         // A finished job has no token: every upload to it is unauthorised rather than a conflict,
         // so a late chunk from an abandoned attempt learns nothing about the job.
         guard let token = job.uploadToken, Self.constantTimeEquals(presented, token) else {
-            throw GatewayError(.unauthorized, "invalid_token", "missing or wrong upload token for job \(job.id)", headers: [.wwwAuthenticate: "Bearer"])
+            throw GatewayError(.unauthorized, .invalidToken, "missing or wrong upload token for job \(job.id)", headers: [.wwwAuthenticate: "Bearer"])
         }
         return job
     }
@@ -48,14 +48,14 @@ extension Gateway {
         var hasher = SHA256()
         for try await part in request.body {
             guard body.readableBytes + part.readableBytes <= job.chunkSize else {
-                throw GatewayError(.contentTooLarge, "chunk_too_large", "a chunk may be at most \(job.chunkSize) bytes")
+                throw GatewayError(.contentTooLarge, .chunkTooLarge, "a chunk may be at most \(job.chunkSize) bytes")
             }
             part.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             body.writeImmutableBuffer(part)
         }
         let actual = ContentDigest(hasher.finalize())
         guard actual == declared else {
-            throw GatewayError(.unprocessableContent, "digest_mismatch", "chunk \(index) does not match its Content-Digest; nothing was stored")
+            throw GatewayError(.unprocessableContent, .digestMismatch, "chunk \(index) does not match its Content-Digest; nothing was stored")
         }
         // The ledger gives the index to the first digest offered before any byte is written: a conflicting
         // body never reaches the bytes the image is served from.

@@ -44,7 +44,7 @@ extension Gateway {
             let allow = known.map(\.rawValue).sorted().joined(separator: ", ")
             for method in methods where !known.contains(method) {
                 router.on(path, method: method) { request, _ -> Response in
-                    throw GatewayError(.methodNotAllowed, "method_not_allowed", "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
+                    throw GatewayError(.methodNotAllowed, .methodNotAllowed, "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
                 }
             }
         }
@@ -53,7 +53,7 @@ extension Gateway {
     /// The HTTP/1.1 server to run `buildRouter()` on: the connection limits and guard of `configuration.connections`.
     /// What a request that would start work (or a health check) gets while the gateway drains.
     static var shuttingDown: GatewayError {
-        GatewayError(.serviceUnavailable, "shutting_down", "the gateway is shutting down; retry when it is back", headers: [.retryAfter: "5"])
+        GatewayError(.serviceUnavailable, .shuttingDown, "the gateway is shutting down; retry when it is back", headers: [.retryAfter: "5"])
     }
 
     public func httpServer() -> HTTPServerBuilder {
@@ -74,47 +74,47 @@ extension Gateway {
         do {
             body = try await request.body.collect(upTo: RelayLimits.maximumJSONBody)
         } catch {
-            throw GatewayError(.contentTooLarge, "body_too_large", "a JSON body may be at most \(RelayLimits.maximumJSONBody) bytes")
+            throw GatewayError(.contentTooLarge, .bodyTooLarge, "a JSON body may be at most \(RelayLimits.maximumJSONBody) bytes")
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
         } catch let DecodingError.keyNotFound(key, _) {
-            throw GatewayError(.badRequest, "invalid_request", "missing field '\(key.stringValue)'")
+            throw GatewayError(.badRequest, .invalidRequest, "missing field '\(key.stringValue)'")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw GatewayError(.badRequest, "invalid_request", "wrong type for '\(path)'")
+            throw GatewayError(.badRequest, .invalidRequest, "wrong type for '\(path)'")
         } catch let DecodingError.dataCorrupted(context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw GatewayError(.badRequest, "invalid_request", path.isEmpty ? "the body is not valid JSON" : "invalid value for '\(path)'")
+            throw GatewayError(.badRequest, .invalidRequest, path.isEmpty ? "the body is not valid JSON" : "invalid value for '\(path)'")
         } catch {
-            throw GatewayError(.badRequest, "invalid_request", "the body is not valid JSON")
+            throw GatewayError(.badRequest, .invalidRequest, "the body is not valid JSON")
         }
     }
 
     /// A job id from the path, checked for shape before it reaches the ledger.
     static func jobID(_ context: GatewayRequestContext) throws -> String {
         let id = try context.parameters.require("id")
-        guard RandomToken.isWellFormed(id) else { throw GatewayError(.notFound, "job_not_found", "no job \(id)") }
+        guard RandomToken.isWellFormed(id) else { throw GatewayError(.notFound, .jobNotFound, "no job \(id)") }
         return id
     }
 
     func existingJob(_ context: GatewayRequestContext) async throws -> JobRecord {
         let id = try Self.jobID(context)
-        guard let job = try await lifecycle.store.job(id: id) else { throw GatewayError(.notFound, "job_not_found", "no job \(id)") }
+        guard let job = try await lifecycle.store.job(id: id) else { throw GatewayError(.notFound, .jobNotFound, "no job \(id)") }
         return job
     }
 
     func createJob(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let create = try await Self.decodeJSON(CreateJobRequest.self, from: request)
         guard invoker.hasFunction(named: create.function) else {
-            throw GatewayError(.notFound, "function_not_found", "no function named '\(create.function)'")
+            throw GatewayError(.notFound, .functionNotFound, "no function named '\(create.function)'")
         }
         guard !draining.load(ordering: .relaxed) else { throw Self.shuttingDown }
         // A soft bound (two requests can both see one free place): it is there to keep a flood of
         // jobs from growing the ledger without end, not to count exactly.
         guard (try await lifecycle.store.countsByState()[.queued] ?? 0) < configuration.maxQueueLength else {
             throw GatewayError(
-                .tooManyRequests, "queue_full", "\(configuration.maxQueueLength) jobs are already waiting; retry later",
+                .tooManyRequests, .queueFull, "\(configuration.maxQueueLength) jobs are already waiting; retry later",
                 headers: [.retryAfter: "5"]
             )
         }

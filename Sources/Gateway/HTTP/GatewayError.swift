@@ -9,14 +9,14 @@ public struct GatewayError: HTTPResponseError, CustomStringConvertible, Sendable
     /// HTTP status.
     public var status: HTTPResponse.Status
     /// Stable machine-readable code.
-    public var code: String
+    public var code: GatewayErrorCode
     /// Human-readable explanation.
     public var message: String
     /// Extra response headers (`Retry-After`, `Content-Range`).
     public var headers: HTTPFields
 
     /// Makes an error.
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) {
+    public init(_ status: HTTPResponse.Status, _ code: GatewayErrorCode, _ message: String, headers: HTTPFields = [:]) {
         self.status = status
         self.code = code
         self.message = message
@@ -27,15 +27,15 @@ public struct GatewayError: HTTPResponseError, CustomStringConvertible, Sendable
     init(_ error: IngestRequestError) {
         switch error {
         case .invalidIndex(let limit):
-            self.init(.badRequest, "invalid_index", "chunk index must be an integer 0...\(limit - 1)")
+            self.init(.badRequest, .invalidIndex, "chunk index must be an integer 0...\(limit - 1)")
         case .missingDigest:
-            self.init(.badRequest, "missing_digest", "Content-Digest: sha-256=:<base64>: is required")
+            self.init(.badRequest, .missingDigest, "Content-Digest: sha-256=:<base64>: is required")
         case .invalidDigest:
-            self.init(.badRequest, "invalid_digest", "Content-Digest must carry a sha-256 byte sequence (RFC 9530)")
+            self.init(.badRequest, .invalidDigest, "Content-Digest must carry a sha-256 byte sequence (RFC 9530)")
         case .chunkTooLarge(let cap, let length):
-            self.init(.contentTooLarge, "chunk_too_large", "a chunk may be at most \(cap) bytes; this one is \(length)")
+            self.init(.contentTooLarge, .chunkTooLarge, "a chunk may be at most \(cap) bytes; this one is \(length)")
         case .invalidManifest(let message):
-            self.init(.badRequest, "invalid_manifest", message)
+            self.init(.badRequest, .invalidManifest, message)
         }
     }
 
@@ -53,7 +53,7 @@ public struct GatewayError: HTTPResponseError, CustomStringConvertible, Sendable
     var jsonBody: ByteBuffer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return ByteBuffer(bytes: (try? encoder.encode(ErrorBody(code: code, message: message))) ?? Data())
+        return ByteBuffer(bytes: (try? encoder.encode(ErrorBody(code: code.rawValue, message: message))) ?? Data())
     }
 }
 
@@ -70,12 +70,12 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let refused as JobLifecycle.Refused {
             return try GatewayError(refused.refusal).response(from: request, context: context)
         } catch let error as HTTPError {
-            let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "http_\(error.status.code)"
+            let code: GatewayErrorCode = error.status == .notFound ? .notFound : error.status == .methodNotAllowed ? .methodNotAllowed : .http(error.status.code)
             return try GatewayError(error.status, code, error.body ?? error.status.reasonPhrase, headers: error.headers)
                 .response(from: request, context: context)
         } catch {
             context.logger.error("unhandled error: \(String(reflecting: error))")
-            return try GatewayError(.internalServerError, "internal_error", "the gateway failed; see its log")
+            return try GatewayError(.internalServerError, .internalError, "the gateway failed; see its log")
                 .response(from: request, context: context)
         }
     }

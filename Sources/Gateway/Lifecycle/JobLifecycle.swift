@@ -159,21 +159,21 @@ final class JobLifecycle: Sendable {
         let summary = try await store.chunkSummary(jobId: job.id, attempt: job.attempt, chunkSize: job.chunkSize)
         guard summary.unwritten == 0 else {
             throw GatewayError(
-                .serviceUnavailable, "chunk_in_flight", "\(summary.unwritten) chunk(s) of this attempt are still being written",
+                .serviceUnavailable, .chunkInFlight, "\(summary.unwritten) chunk(s) of this attempt are still being written",
                 headers: [.retryAfter: "1"])
         }
         guard summary.count == manifest.chunks, summary.maxIndex == manifest.chunks - 1 else {
-            throw GatewayError(.unprocessableContent, "incomplete", "\(manifest.chunks) chunks announced, \(summary.count) stored (indices 0...\(max(summary.maxIndex, 0)))")
+            throw GatewayError(.unprocessableContent, .incomplete, "\(manifest.chunks) chunks announced, \(summary.count) stored (indices 0...\(max(summary.maxIndex, 0)))")
         }
         guard summary.bytes == manifest.bytes, summary.shortBeforeLast == 0 else {
-            throw GatewayError(.unprocessableContent, "size_mismatch", "\(manifest.bytes) bytes announced, \(summary.bytes) stored")
+            throw GatewayError(.unprocessableContent, .sizeMismatch, "\(manifest.bytes) bytes announced, \(summary.bytes) stored")
         }
         let progress = currentDigest(of: job)?.progress()
         let (actual, readBack) = try await spool.seal(
             jobId: job.id, attempt: job.attempt, length: manifest.bytes, chunkSize: job.chunkSize, progress: progress)
         if readBack > 0 { logger.debug("job \(job.id): \(readBack) bytes read back to finish the image digest") }
         guard actual == declared else {
-            throw GatewayError(.unprocessableContent, "digest_mismatch", "the assembled image's SHA-256 is \(actual.hex), not \(declared.hex)")
+            throw GatewayError(.unprocessableContent, .digestMismatch, "the assembled image's SHA-256 is \(actual.hex), not \(declared.hex)")
         }
         if job.delivery == .retrieve {
             try await spool.promote(jobId: job.id, attempt: job.attempt)
@@ -380,7 +380,7 @@ final class JobLifecycle: Sendable {
         let transition = try await store.update(jobId: jobId, probe: probe) { [self] job, chunkFacts in
             decide(job, event(chunkFacts, job), facts: facts(of: job, now: inputs.now, countingLocalTransfers: countingLocalTransfers), inputs: inputs)
         }
-        guard let transition else { throw GatewayError(.notFound, "job_not_found", "no job \(jobId)") }
+        guard let transition else { throw GatewayError(.notFound, .jobNotFound, "no job \(jobId)") }
         await perform(transition.actions, on: transition, body: body)
         return transition
     }

@@ -107,7 +107,7 @@ final class FunctionProcess: Sendable {
             }
             // A started process ends this way only when the calling task was cancelled: swift-subprocess killed it.
             if started { return .signal(SIGKILL) }
-            throw error
+            throw RuntimeError(.startFailed, "cannot start \(commandLine[0]): \(error)")
         }
     }
 

@@ -21,6 +21,8 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable, Equatable,
         public static let tooManyRequests = Code(name: "TooManyRequestsException")
         /// The caller cancelled the invocation.
         public static let cancelled = Code(name: "Cancelled")
+        /// The function's process could not be started (no such executable, not executable).
+        public static let startFailed = Code(name: "Runtime.StartError")
         /// A parameter of the request is not one the API takes.
         public static let invalidParameter = Code(name: "InvalidParameterValueException")
         /// A parameter fails its API model's constraint (pattern, length).

@@ -46,7 +46,7 @@ struct PostgresChunkStorage: ChunkStorage {
                 continue
             }
             guard let (stored, bytes) = try await rows.next(), stored == index else {
-                throw GatewayError(.unprocessableContent, "incomplete", "chunk \(index) of attempt \(attempt) is not stored")
+                throw GatewayError(.unprocessableContent, .incomplete, "chunk \(index) of attempt \(attempt) is not stored")
             }
             bytes.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             readBack += Int64(bytes.readableBytes)
@@ -61,7 +61,7 @@ struct PostgresChunkStorage: ChunkStorage {
         let rows = try await client.query(
             "SELECT bytes FROM chunkrelay_chunk_data WHERE job_id = \(jobId) AND attempt = \(attempt) AND idx = \(index)", logger: logger)
         for try await (bytes) in rows.decode(ByteBuffer.self) { return bytes }
-        throw GatewayError(.gone, "stream_expired", "chunk \(index) of this stream is no longer kept")
+        throw GatewayError(.gone, .streamExpired, "chunk \(index) of this stream is no longer kept")
     }
 
     func exists(jobId: String, attempt: Int) async -> Bool {
@@ -117,7 +117,7 @@ struct PostgresChunkStorage: ChunkStorage {
             expected += 1
         }
         guard expected == lastIndex + 1 else {
-            throw GatewayError(.internalServerError, "internal_error", "chunk \(expected) of job \(job.id)'s image is missing")
+            throw GatewayError(.internalServerError, .internalError, "chunk \(expected) of job \(job.id)'s image is missing")
         }
     }
 

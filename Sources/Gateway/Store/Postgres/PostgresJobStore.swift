@@ -34,7 +34,7 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
             connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
         } catch {
             throw GatewayError(
-                .serviceUnavailable, "store_unavailable", "cannot connect to PostgreSQL at \(PostgresURL.redacted(url)): \(PostgresURL.describe(error))")
+                .serviceUnavailable, .storeUnavailable, "cannot connect to PostgreSQL at \(PostgresURL.redacted(url)): \(PostgresURL.describe(error))")
         }
         do {
             try await connection.withTransaction(logger: logger) { connection in
@@ -48,7 +48,7 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
             }
         } catch {
             try? await connection.close()
-            throw GatewayError(.serviceUnavailable, "store_unavailable", "preparing the tables in \(PostgresURL.redacted(url)) failed: \(PostgresURL.describe(error))")
+            throw GatewayError(.serviceUnavailable, .storeUnavailable, "preparing the tables in \(PostgresURL.redacted(url)) failed: \(PostgresURL.describe(error))")
         }
         try await connection.close()
         var poolConfiguration = PostgresClient.Configuration(
@@ -404,7 +404,7 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
     /// A state or delivery read back; one this build does not know is an error, never a guess.
     private static func known<T: RawRepresentable>(_ type: T.Type, _ raw: String) throws -> T where T.RawValue == String {
         guard let value = T(rawValue: raw) else {
-            throw GatewayError(.internalServerError, "internal_error", "the ledger holds '\(raw)', which is not a \(T.self) this build knows")
+            throw GatewayError(.internalServerError, .internalError, "the ledger holds '\(raw)', which is not a \(T.self) this build knows")
         }
         return value
     }

@@ -30,11 +30,11 @@ struct PostgresURL: Sendable {
         guard let url = URLComponents(string: text), url.scheme == "postgres" || url.scheme == "postgresql",
             let host = url.host, !host.isEmpty
         else {
-            throw GatewayError(.badRequest, "invalid_configuration", "--store takes sqlite or postgres://USER@HOST:PORT/DATABASE, got '\(text)'")
+            throw GatewayError(.badRequest, .invalidConfiguration, "--store takes sqlite or postgres://USER@HOST:PORT/DATABASE, got '\(text)'")
         }
         let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
         guard !database.isEmpty else {
-            throw GatewayError(.badRequest, "invalid_configuration", "\(text) names no database (postgres://USER@HOST:PORT/DATABASE)")
+            throw GatewayError(.badRequest, .invalidConfiguration, "\(text) names no database (postgres://USER@HOST:PORT/DATABASE)")
         }
         var configuration = PostgresConnection.Configuration(
             host: host, port: url.port ?? 5432, username: url.percentEncodedUser?.removingPercentEncoding ?? "postgres",
@@ -50,7 +50,7 @@ struct PostgresURL: Sendable {
             guard !schema.isEmpty, schema.count <= 63, schema.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }),
                 !(schema.first?.isNumber ?? true)
             else {
-                throw GatewayError(.badRequest, "invalid_configuration", "search_path must be a plain lowercase name (a-z, 0-9, _), got '\(schema)'")
+                throw GatewayError(.badRequest, .invalidConfiguration, "search_path must be a plain lowercase name (a-z, 0-9, _), got '\(schema)'")
             }
             configuration.options.additionalStartupParameters.append(("search_path", schema))
         }
