@@ -149,9 +149,31 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // `chunkrelay bench`: the benchmarks and their peers (nginx, nchan), apart from the CLI's commands.
+        .target(
+            name: "ChunkRelayBench",
+            dependencies: [
+                "ChunkRelayServer",
+                "Gateway",
+                "LocalRuntime",
+                "RelayClient",
+                "RelayProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "chunkrelay",
             dependencies: [
+                "ChunkRelayBench",
                 "ChunkRelayServer",
                 "ChunkRelayTesting",
                 "Gateway",
@@ -235,6 +257,7 @@ let package = Package(
             dependencies: [
                 "TestSupport",
                 "chunkrelay",
+                "ChunkRelayBench",
                 "ChunkRelayServer",
                 "ChunkRelayTesting",
                 "Gateway",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChunkRelayBench
 
 /// `chunkrelay`: the gateway, the local Lambda runtime and a client, in one executable.
 @main

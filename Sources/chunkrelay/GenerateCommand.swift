@@ -1,3 +1,4 @@
+import ChunkRelayServer
 import ArgumentParser
 import Foundation
 import RelayClient
@@ -158,11 +159,4 @@ final class ProgressDisplay: @unchecked Sendable {
             print(text)
         }
     }
-}
-
-
-/// An error printed as it is, with exit status 1.
-struct ExitMessage: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

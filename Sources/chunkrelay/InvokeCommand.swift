@@ -1,3 +1,4 @@
+import ChunkRelayServer
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation

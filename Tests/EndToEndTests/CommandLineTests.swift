@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+@testable import ChunkRelayBench
 @testable import chunkrelay
 import Foundation
 import TestSupport

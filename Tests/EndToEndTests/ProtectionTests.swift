@@ -3,6 +3,7 @@ import Gateway
 import TestSupport
 import Testing
 
+@testable import ChunkRelayBench
 @testable import chunkrelay
 
 extension EndToEnd {

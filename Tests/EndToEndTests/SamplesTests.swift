@@ -4,6 +4,7 @@ import RelayProtocol
 import TestSupport
 import Testing
 
+@testable import ChunkRelayBench
 @testable import chunkrelay
 
 extension EndToEnd {

@@ -3,6 +3,7 @@ import Foundation
 import RelayClient
 import TestSupport
 
+@testable import ChunkRelayBench
 @testable import chunkrelay
 
 /// The real `chunkrelay serve` as a child process, to be killed with `SIGKILL` and started again on

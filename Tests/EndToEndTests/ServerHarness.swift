@@ -6,6 +6,7 @@ import ServiceLifecycle
 import TestSupport
 import Testing
 
+@testable import ChunkRelayBench
 @testable import chunkrelay
 import ChunkRelayServer
 import ChunkRelayTesting

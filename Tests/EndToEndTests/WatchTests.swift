@@ -4,6 +4,7 @@ import NIOCore
 import TestSupport
 import Testing
 
+@testable import ChunkRelayBench
 @testable import chunkrelay
 
 extension EndToEnd {

@@ -14,6 +14,10 @@ final class AdmissionQueue: Sendable {
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     /// Invocations under way, by function.
     private let running = Mutex<[String: Int]>([:])
+    /// Set once no invocation runs after shutdown began.
+    private let idle = Latch<Void>()
+
+    private var runningCount: Int { running.withLock { $0.values.reduce(0, +) } }
 
     init(maxConcurrency: Int, logger: Logger) {
         self.maxConcurrency = maxConcurrency
@@ -68,6 +72,8 @@ final class AdmissionQueue: Sendable {
                         group.addTask {
                             await gateway.runAttempt(job, baseURL: baseURL)
                             self.running.withLock { $0[job.function, default: 1] -= 1 }
+                            // Stopping waits for the last invocation to end, no longer than the grace.
+                            if gateway.draining.load(ordering: .relaxed), self.runningCount == 0 { _ = self.idle.set(()) }
                             self.wake()
                         }
                     }
@@ -78,9 +84,12 @@ final class AdmissionQueue: Sendable {
             }
             // Stopping: running invocations may finish (their uploads still reach the gateway, whose
             // HTTP server stops after this) within the grace; the rest are cancelled, their processes killed.
-            let deadline = ContinuousClock.now + gateway.configuration.shutdownGrace
-            while ContinuousClock.now < deadline, self.running.withLock({ $0.values.reduce(0, +) }) > 0 {
-                try? await Task.sleep(for: .milliseconds(20))
+            await withTaskGroup(of: Void.self) { waiting in
+                waiting.addTask { try? await Task.sleep(for: gateway.configuration.shutdownGrace) }
+                waiting.addTask { _ = await self.idle.wait() }
+                if self.runningCount == 0 { _ = self.idle.set(()) }
+                await waiting.next()
+                waiting.cancelAll()
             }
             group.cancelAll()
         }

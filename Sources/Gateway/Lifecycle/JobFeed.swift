@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import ServiceLifecycle
 import Synchronization
@@ -170,11 +171,8 @@ final class JobFeed: Sendable {
         let interval: Duration
 
         func run() async throws {
-            await cancelWhenGracefulShutdown {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: interval)
-                    feed.heartbeat()
-                }
+            for await _ in AsyncTimerSequence(interval: interval, clock: .continuous).cancelOnGracefulShutdown() {
+                feed.heartbeat()
             }
         }
     }

@@ -1,3 +1,4 @@
+import ChunkRelayServer
 import Foundation
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,4 @@
+import ChunkRelayServer
 import ArgumentParser
 import AsyncHTTPClient
 import Crypto
@@ -7,12 +8,16 @@ import RelayClient
 import RelayProtocol
 
 /// `chunkrelay bench`: measurements to rerun, each printing a table.
-struct BenchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchCommand: AsyncParsableCommand {
+    /// The subcommands, one per benchmark.
+    public static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark and print a table (build with -c release for meaningful numbers).",
         subcommands: [DataPathBench.self, DeliveryBench.self, StreamMemoryBench.self, InvokeBench.self]
     )
+
+    /// Made by ArgumentParser.
+    public init() {}
 }
 
 /// The gateway's peak memory while it relays a large image to a slow stream reader.
