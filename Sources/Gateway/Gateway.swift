@@ -33,10 +33,13 @@ public final class Gateway: Sendable {
         self.configuration = configuration
         self.invoker = invoker
         self.logger = logger
-        let admission = AdmissionQueue(maxConcurrency: configuration.maxConcurrency, logger: logger)
+        let admission = AdmissionQueue(logger: logger)
         self.admission = admission
-        // A reader another instance saw within a client grace (and the janitor pass that records it) still reads.
-        let presenceWindow = configuration.clientGrace.inSeconds + 2 * configuration.janitorInterval.inSeconds
+        let policy = JobLifecycle.Policy(
+            clientGrace: configuration.clientGrace.inSeconds, finishedRetention: configuration.finishedRetention.inSeconds,
+            // A reader another instance saw within a client grace (and the janitor pass that records it) still reads.
+            presenceWindow: configuration.clientGrace.inSeconds + 2 * configuration.janitorInterval.inSeconds,
+            maxConcurrency: configuration.maxConcurrency)
         if let postgres = cluster {
             // Several instances may share the store: what one notices, the others hear, and a transfer
             // dropped before its body ran is ended in the ledger by the bridge.
@@ -44,13 +47,13 @@ public final class Gateway: Sendable {
             let (dropped, droppedOutbox) = AsyncStream.makeStream(of: String.self)
             let lifecycle = JobLifecycle(
                 store: store, spool: spool, feed: JobFeed(outbox: outbox), admission: admission, coordination: postgres,
-                droppedTransfers: droppedOutbox, presenceWindow: presenceWindow, logger: logger)
+                droppedTransfers: droppedOutbox, policy: policy, logger: logger)
             self.lifecycle = lifecycle
             bridge = PostgresFeedBridge(
                 notices: notices, droppedTransfers: dropped, store: postgres, lifecycle: lifecycle, admission: admission, logger: logger)
         } else {
             bridge = nil
-            self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, presenceWindow: presenceWindow, logger: logger)
+            self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, policy: policy, logger: logger)
         }
         self.janitor = Janitor(interval: configuration.janitorInterval)
         self.connections = ConnectionLimiter(limit: configuration.connections.maxConnections)

@@ -11,8 +11,9 @@ import Testing
 
     static let cap = 1024
 
+    /// A job in `state` whose times have come (expiry, retention), nothing else going on.
     static func facts(_ state: JobState, delivery: DeliveryMode = .retrieve) -> Machine.Facts {
-        Machine.Facts(state: state, delivery: delivery, attempt: 1, imageBytes: 100)
+        Machine.Facts(state: state, delivery: delivery, attempt: 1, imageBytes: 100, expiryDue: true, retentionOver: true)
     }
 
     static func offer(attempt: Int = 1, size: Int = cap, existing: (String, Bool)? = nil, later: Bool = false, shortBefore: Bool = false)
@@ -32,11 +33,12 @@ import Testing
         case .completed: .completed(attempt: 1)
         case .attemptFailed: .attemptFailed(attempt: 1, retry: false)
         case .cancelled: .cancelled
+        case .abandoned: .abandoned
         case .expired: .expired
         case .transferClaimed: .transferClaimed
         case .transferReleased: .transferReleased(acknowledged: 0..<100)
         case .forgotten: .forgotten
-        case .leaseLost: .leaseLost
+        case .leaseLost: .leaseLost(.stopping)
         }
     }
 
@@ -50,6 +52,7 @@ import Testing
                 .completed: .refused(.notRunning(state)),
                 .attemptFailed: .refused(.notRunning(state)),
                 .cancelled: .refused(.finished(state)),
+                .abandoned: .refused(.notThisDelivery),
                 .expired: .refused(.finished(state)),
                 .transferClaimed: .refused(.notReady(state)),
                 .transferReleased: .moved(to: state, state == .failed ? [.dropClaim] : [.dropClaim, .removeImage]),
@@ -65,6 +68,7 @@ import Testing
                 .completed: .refused(.notRunning(.queued)),
                 .attemptFailed: .refused(.notRunning(.queued)),
                 .cancelled: .moved(to: .cancelled, [.recordError, .forgetPresence, .signalJob, .signalQueue, .wakeDispatcher]),
+                .abandoned: .refused(.notThisDelivery),
                 .expired: .refused(.notReady(.queued)),
                 .transferClaimed: .refused(.notReady(.queued)),
                 .transferReleased: .moved(to: .queued, [.dropClaim]),
@@ -80,6 +84,7 @@ import Testing
                 .cancelled: .moved(
                     to: .cancelled,
                     [.recordError, .stopInvocation, .removeAllBytes, .dropDigest, .forgetPresence, .signalJob, .signalQueue, .wakeDispatcher]),
+                .abandoned: .refused(.notThisDelivery),
                 .expired: .refused(.notReady(.running)),
                 .transferClaimed: .refused(.notReady(.running)),
                 .transferReleased: .moved(to: .running, [.dropClaim]),
@@ -94,6 +99,7 @@ import Testing
                 .completed: .refused(.notRunning(.ready)),
                 .attemptFailed: .refused(.notRunning(.ready)),
                 .cancelled: .moved(to: .cancelled, [.recordError, .removeImage, .forgetPresence, .signalJob]),
+                .abandoned: .refused(.notThisDelivery),
                 .expired: .moved(to: .expired, [.removeImage, .signalJob]),
                 .transferClaimed: .moved(to: .ready, [.takeClaim]),
                 .transferReleased: .moved(to: .done, [.dropClaim, .recordDelivery, .removeImage, .signalJob]),
@@ -107,6 +113,7 @@ import Testing
                 .completed: .refused(.notRunning(.done)),
                 .attemptFailed: .refused(.notRunning(.done)),
                 .cancelled: .refused(.finished(.done)),
+                .abandoned: .refused(.notThisDelivery),
                 .expired: .refused(.finished(.done)),
                 .transferClaimed: .refused(.notReady(.done)),
                 .transferReleased: .moved(to: .done, [.dropClaim]),
@@ -132,6 +139,46 @@ import Testing
     @Test func aNewJobIsQueuedAndWakesTheDispatcher() {
         #expect(Machine.created.state == .queued)
         #expect(Machine.created.actions == [.signalQueue, .wakeDispatcher])
+    }
+
+    @Test func aJobStartsOnlyBelowTheConcurrencyLimit() {
+        var facts = Self.facts(.queued)
+        facts.atConcurrencyLimit = true
+        #expect(Machine.decide(facts, .attemptStarted) == .refused(.atConcurrencyLimit))
+    }
+
+    // MARK: Time
+
+    @Test func nothingExpiresOrIsForgottenBeforeItsTime() {
+        for state in JobState.allCases {
+            var facts = Self.facts(state, delivery: .stream)
+            facts.streamKept = true
+            facts.expiryDue = false
+            facts.retentionOver = false
+            if state.isFinished || state == .ready {
+                #expect(Machine.decide(facts, .expired) == .refused(.notDue), "\(state)")
+            }
+            if state.isFinished {
+                #expect(Machine.decide(facts, .forgotten) == .refused(.notDue), "\(state)")
+            }
+        }
+    }
+
+    @Test func aStreamJobIsAbandonedOnlyWhenNoReaderWasOnItForTheGrace() {
+        for state in [JobState.queued, .running] {
+            var facts = Self.facts(state, delivery: .stream)
+            facts.clientGrace = 30
+            facts.unwatchedFor = 31
+            #expect(Machine.decide(facts, .abandoned) == Machine.decide(facts, .cancelled), "\(state): abandoned is cancelled")
+            facts.unwatchedFor = 29
+            #expect(Machine.decide(facts, .abandoned) == .refused(.notDue), "\(state): within the grace")
+            facts.unwatchedFor = 31
+            facts.watched = true
+            #expect(Machine.decide(facts, .abandoned) == .refused(.notDue), "\(state): a reader elsewhere")
+        }
+        var done = Self.facts(.done, delivery: .stream)
+        done.unwatchedFor = .infinity
+        #expect(Machine.decide(done, .abandoned) == .refused(.finished(.done)))
     }
 
     // MARK: Chunks
@@ -193,8 +240,19 @@ import Testing
         facts.leasedElsewhere = true
         #expect(Machine.decide(facts, .attemptFailed(attempt: 1, retry: false)) == .refused(.leasedElsewhere))
         #expect(Machine.decide(facts, .attemptFailed(attempt: 1, retry: true)) == .refused(.leasedElsewhere))
-        #expect(Machine.decide(facts, .leaseLost) == .refused(.leasedElsewhere))
+        #expect(Machine.decide(facts, .leaseLost(.stopping)) == .refused(.leasedElsewhere))
+        #expect(Machine.decide(facts, .leaseLost(.lapsed)) == .refused(.leasedElsewhere))
         #expect(Machine.decide(facts, .cancelled) == Machine.decide(Self.facts(.running), .cancelled), "a cancel reaches any instance's job")
+    }
+
+    /// Two janitors both saw a lapsed lease: the first took the job back and it started anew under a live
+    /// lease (perhaps this instance's); the second, late, must not take that one back too.
+    @Test func aLapsedLeaseIsTakenOverOnlyWhileItIsStillLapsed() {
+        var facts = Self.facts(.running)
+        #expect(Machine.decide(facts, .leaseLost(.lapsed)) == Machine.decide(facts, .leaseLost(.stopping)))
+        facts.leaseLive = true
+        #expect(Machine.decide(facts, .leaseLost(.lapsed)) == .refused(.leasedElsewhere), "this instance's own live lease")
+        #expect(Machine.decide(facts, .leaseLost(.stopping)) == Machine.decide(Self.facts(.running), .leaseLost(.stopping)), "stopping returns its own")
     }
 
     // MARK: Transfers

@@ -109,8 +109,10 @@ struct ScaleOutTests {
         try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.clientGrace = .seconds(3); $0.janitorInterval = .milliseconds(100) }) { a in
             try await GatewayHarness.run(sharingStoreOf: a) { b in
                 let created = try await a.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
-                let (event, _) = try await Self.invocation(a, b)
+                // The client connects as soon as it has the job, as clients do (a job nobody ever read is
+                // abandoned after the grace too, which under the suite's load could come first).
                 var reader = try await EventStreamReader(b, jobId: created.id)
+                let (event, _) = try await Self.invocation(a, b)
                 _ = try await reader.read { $0.event == "started" }
                 // Well past the grace, with A's janitor running every 100 ms: B's client keeps the job alive.
                 let watchedUntil = ContinuousClock.now + .seconds(5)
@@ -137,10 +139,10 @@ struct ScaleOutTests {
         }) { a in
             try await GatewayHarness.run(sharingStoreOf: a) { b in
                 let created = try await a.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
-                let (event, invoker) = try await Self.invocation(a, b)
                 // The client is there from the start (a stream job nobody watches is cancelled), and reads slowly.
                 let started = ContinuousClock.now
                 var reader = try await EventStreamReader(b, jobId: created.id)
+                let (event, invoker) = try await Self.invocation(a, b)
                 let image = GatewayHarness.pattern(cap * 48, seed: 11)
                 for index in 0..<48 {
                     let put = try await a.putChunk(event, index: index, bytes: a.chunk(image, index, size: cap))

@@ -135,7 +135,9 @@ import Testing
                     startedOrder.append(event.jobId)
                     h.invoker.finish(event, .failed(JobError(code: "t", message: "t")))
                 }
-                #expect(startedOrder == jobs.map(\.id), "FIFO")
+                // The first two start at once (the limit is two), so their invocations may come in either order.
+                #expect(Set(startedOrder.prefix(2)) == Set(jobs.prefix(2).map(\.id)), "FIFO")
+                #expect(Array(startedOrder.dropFirst(2)) == Array(jobs.dropFirst(2).map(\.id)), "FIFO")
                 try await group.waitForAll()
             }
             for offset in 0..<10 {
@@ -333,7 +335,7 @@ import Testing
         try await GatewayHarness.run(configure: GatewayHarness.smallChunks) { h in
             let (created, attempt1) = try await h.createJob()
             #expect(try await h.request(.DELETE, "/v1/jobs/\(created.id)").status == 200)
-            let retry = await h.gateway.prepareRetry(jobId: created.id, failure: JobError(code: "function_error", message: "x"), baseURL: h.baseURL)
+            let retry = await h.gateway.prepareRetry(jobId: created.id, attempt: attempt1.attempt, failure: JobError(code: "function_error", message: "x"), baseURL: h.baseURL)
             #expect(retry == nil, "a cancelled job was given attempt \(retry?.attempt ?? 0)")
             let status = try await h.job(created.id)
             #expect(status.state == .cancelled)

@@ -33,7 +33,7 @@ extension GatewayError {
             }
         case .transferInProgress:
             self.init(.conflict, .imageInFlight, "another transfer of this image is in progress", headers: [.retryAfter: "1"])
-        case .stillWatched, .leasedElsewhere, .notFinished:
+        case .stillWatched, .leasedElsewhere, .notFinished, .notDue, .atConcurrencyLimit, .notThisDelivery:
             self.init(.conflict, .jobBusy, "the job is still in use")
         }
     }

@@ -4,11 +4,10 @@ import RelayProtocol
 import ServiceLifecycle
 import Synchronization
 
-/// The FIFO admission queue's dispatcher: starts queued jobs in order while fewer than
-/// `maxConcurrency` invocations run, each in a child task of its `run()`. A job whose function is
+/// The FIFO admission queue's dispatcher: starts queued jobs in order while the state machine lets
+/// them (the shared concurrency limit), each in a child task of its `run()`. A job whose function is
 /// at its own limit (reserved concurrency) keeps its place while jobs of other functions pass it.
 final class AdmissionQueue: Sendable {
-    let maxConcurrency: Int
     private let logger: Logger
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
@@ -19,8 +18,7 @@ final class AdmissionQueue: Sendable {
 
     private var runningCount: Int { running.withLock { $0.values.reduce(0, +) } }
 
-    init(maxConcurrency: Int, logger: Logger) {
-        self.maxConcurrency = maxConcurrency
+    init(logger: Logger) {
         self.logger = logger
         // One pending wake-up is enough: each one drains the queue as far as slots allow.
         (wakeups, wakeupContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -51,16 +49,14 @@ final class AdmissionQueue: Sendable {
             await withGracefulShutdownHandler {
                 for await _ in wakeups {
                     while true {
-                        let (total, busy) = self.running.withLock { running in
-                            let busy = running.filter { function, count in
-                                gateway.invoker.concurrencyLimit(function: function).map { count >= $0 } ?? false
-                            }
-                            return (running.values.reduce(0, +), Set(busy.keys))
+                        // Functions at their own reserved concurrency in this instance's runtime keep their place;
+                        // whether the next job may start at all is the state machine's to say (the shared limit).
+                        let busy = self.running.withLock { running in
+                            Set(running.filter { function, count in gateway.invoker.concurrencyLimit(function: function).map { count >= $0 } ?? false }.keys)
                         }
-                        guard total < maxConcurrency else { break }
                         let job: JobRecord?
                         do {
-                            job = try await gateway.lifecycle.startNextAttempt(excluding: busy, limit: maxConcurrency)
+                            job = try await gateway.lifecycle.startNextAttempt(excluding: busy)
                         } catch {
                             // Nothing else may wake the dispatcher for the jobs already waiting: look again soon.
                             logger.error("could not take the next job from the ledger (looking again in 1 s): \(error)")
@@ -112,10 +108,10 @@ extension Gateway {
         )
     }
 
-    /// Rolls a failed attempt back before the runtime retries (see `JobLifecycle.retry`).
-    func prepareRetry(jobId: String, failure: JobError, baseURL: String) async -> InvocationEvent? {
+    /// Rolls failed attempt `attempt` back before the runtime retries (see `JobLifecycle.retry`).
+    func prepareRetry(jobId: String, attempt: Int, failure: JobError, baseURL: String) async -> InvocationEvent? {
         do {
-            return try await lifecycle.retry(jobId: jobId, after: failure).map { Self.invocationEvent($0, baseURL: baseURL) }
+            return try await lifecycle.retry(jobId: jobId, attempt: attempt, after: failure).map { Self.invocationEvent($0, baseURL: baseURL) }
         } catch {
             logger.error("job \(jobId): could not prepare a retry: \(error)")
             return nil
@@ -140,11 +136,16 @@ extension Gateway {
     private func runAttempt(_ job: JobRecord, baseURL: String, cancelled: Latch<Void>) async {
         let event = Self.invocationEvent(job, baseURL: baseURL)
         logger.info("job \(job.id): invoking \(job.function) (attempt \(job.attempt))")
+        // The attempt the runtime is on (its retries start new ones): an outcome is reported for it, so a
+        // late report never ends an attempt that came after it.
+        let attempt = CurrentAttempt(job.attempt)
         // Race the invocation against the job's cancellation: whichever ends first stops the other.
         let outcome: InvocationOutcome? = await withTaskGroup(of: InvocationOutcome?.self) { group in
             group.addTask {
                 await self.invoker.invoke(function: job.function, event: event) { failure in
-                    await self.prepareRetry(jobId: job.id, failure: failure, baseURL: baseURL)
+                    let next = await self.prepareRetry(jobId: job.id, attempt: attempt.number, failure: failure, baseURL: baseURL)
+                    if let next { attempt.number = next.attempt }
+                    return next
                 }
             }
             group.addTask {
@@ -167,9 +168,19 @@ extension Gateway {
             failure = error
         }
         do {
-            try await lifecycle.fail(jobId: job.id, with: failure)
+            try await lifecycle.fail(jobId: job.id, attempt: attempt.number, with: failure)
         } catch {
             logger.error("job \(job.id): could not record its outcome: \(error)")
         }
+    }
+}
+
+/// The attempt an invocation is on, as its retries move it on.
+private final class CurrentAttempt: Sendable {
+    private let value: Atomic<Int>
+    init(_ number: Int) { value = Atomic(number) }
+    var number: Int {
+        get { value.load(ordering: .relaxed) }
+        set { value.store(newValue, ordering: .relaxed) }
     }
 }

@@ -11,14 +11,28 @@ import ServiceLifecycle
 struct Janitor: Sendable {
     let interval: Duration
 
-    /// The `Service` that runs the janitor: a pass at once, then one per interval until shutdown.
+    /// The `Service` that runs the janitor: a pass at once, then one per interval until shutdown; and
+    /// (several instances) the record of this instance's readers on a beat of its own, so that a slow
+    /// pass never lets another instance take a read stream for abandoned.
     struct Runner: Service {
         let gateway: Gateway
 
         func run() async throws {
-            await gateway.janitorPass()
-            for await _ in AsyncTimerSequence(interval: gateway.janitor.interval, clock: .continuous).cancelOnGracefulShutdown() {
-                await gateway.janitorPass()
+            await withDiscardingTaskGroup { group in
+                if gateway.lifecycle.coordination != nil {
+                    group.addTask {
+                        await gateway.recordWatchedStreams()
+                        for await _ in AsyncTimerSequence(interval: gateway.janitor.interval, clock: .continuous).cancelOnGracefulShutdown() {
+                            await gateway.recordWatchedStreams()
+                        }
+                    }
+                }
+                group.addTask {
+                    await gateway.janitorPass()
+                    for await _ in AsyncTimerSequence(interval: gateway.janitor.interval, clock: .continuous).cancelOnGracefulShutdown() {
+                        await gateway.janitorPass()
+                    }
+                }
             }
         }
     }
@@ -27,7 +41,6 @@ struct Janitor: Sendable {
 extension Gateway {
     /// One pass of everything the janitor does.
     func janitorPass() async {
-        await recordWatchedStreams()
         await sweepExpiredImages()
         await sweepFinishedStreams()
         await cancelAbandonedStreams()
@@ -62,8 +75,8 @@ extension Gateway {
     /// Expires ready images past their TTL (never one being transferred).
     func sweepExpiredImages(now: Double = Date().timeIntervalSince1970) async {
         await janitorStep {
-            for job in try await lifecycle.store.jobs([JobFilter(states: [.ready], expiresBy: now)]) {
-                _ = try await lifecycle.expire(jobId: job.id)
+            for job in try await lifecycle.store.jobs([JobFilter(states: [.ready], expiresBy: now)]) where lifecycle.mayTake(.expired, job, now: now) {
+                _ = try await lifecycle.expire(jobId: job.id, now: now)
             }
         }
     }
@@ -72,8 +85,9 @@ extension Gateway {
     /// any instance is still on the stream).
     func sweepFinishedStreams(now: Double = Date().timeIntervalSince1970) async {
         await janitorStep {
-            for job in try await lifecycle.store.jobs([JobFilter(states: [.done], delivery: .stream, expiresBy: now)]) {
-                _ = try await lifecycle.expire(jobId: job.id)
+            for job in try await lifecycle.store.jobs([JobFilter(states: [.done], delivery: .stream, expiresBy: now)])
+            where lifecycle.mayTake(.expired, job, now: now) {
+                _ = try await lifecycle.expire(jobId: job.id, now: now)
             }
         }
     }
@@ -90,20 +104,10 @@ extension Gateway {
     /// Cancels stream-mode jobs nobody has watched, here or (several instances) anywhere, for longer than
     /// the client grace: a stream has no one to deliver to once its client is gone.
     func cancelAbandonedStreams(now: Double = Date().timeIntervalSince1970) async {
-        let grace = configuration.clientGrace.inSeconds
         await janitorStep {
-            for job in try await lifecycle.store.jobs([JobFilter(states: [.queued, .running], delivery: .stream)]) {
-                let presence = lifecycle.feed.presence(job.id)
-                guard !presence.watching else { continue }
-                let since = max(presence.lastSeen ?? job.createdAt, lifecycle.feed.startedAt, job.cluster?.watchedAt ?? 0)
-                guard now - since > grace else { continue }
-                let error = JobError(code: "client_gone", message: "no client watched this stream job for \(Int(grace)) s")
-                do {
-                    try await lifecycle.cancel(jobId: job.id, error: error)
-                    logger.notice("job \(job.id): cancelled, its stream client is gone")
-                } catch is JobLifecycle.Refused {
-                    // It moved on meanwhile (finished, or cancelled by its client).
-                }
+            for job in try await lifecycle.store.jobs([JobFilter(states: [.queued, .running], delivery: .stream)])
+            where lifecycle.mayTake(.abandoned, job, now: now) {
+                if try await lifecycle.abandon(jobId: job.id, now: now) { logger.notice("job \(job.id): cancelled, its stream client is gone") }
             }
         }
     }
@@ -112,7 +116,7 @@ extension Gateway {
     /// stays the size of recent work however long the gateway runs.
     func forgetFinishedJobs(now: Double = Date().timeIntervalSince1970) async {
         await janitorStep {
-            let forgotten = try await lifecycle.forgetFinished(before: now - configuration.finishedRetention.inSeconds)
+            let forgotten = try await lifecycle.forgetFinished(now: now)
             if forgotten > 0 { logger.debug("forgot \(forgotten) finished job(s)") }
         }
     }

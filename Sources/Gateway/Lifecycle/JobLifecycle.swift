@@ -23,8 +23,8 @@ final class JobLifecycle: Sendable {
     /// With several instances on one store: leases, claims' renewal, presence; nil alone.
     let coordination: (any ClusterCoordination)?
     private let admission: AdmissionQueue
-    /// How recently another instance must have seen a reader for a stream to count as watched.
-    private let presenceWindow: Double
+    /// The times the machine's facts are measured against.
+    private let policy: Policy
     private let logger: Logger
     /// Image keys under transfer here, and whether the image was given up meanwhile (it goes at release).
     private let claims = Mutex<[String: Bool]>([:])
@@ -38,7 +38,7 @@ final class JobLifecycle: Sendable {
 
     init(
         store: any JobLedger, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, cancellations: JobCancellation = JobCancellation(),
-        coordination: (any ClusterCoordination)? = nil, droppedTransfers: AsyncStream<String>.Continuation? = nil, presenceWindow: Double = 60,
+        coordination: (any ClusterCoordination)? = nil, droppedTransfers: AsyncStream<String>.Continuation? = nil, policy: Policy = Policy(),
         logger: Logger
     ) {
         self.droppedTransfers = droppedTransfers
@@ -48,8 +48,20 @@ final class JobLifecycle: Sendable {
         self.admission = admission
         self.cancellations = cancellations
         self.coordination = coordination
-        self.presenceWindow = presenceWindow
+        self.policy = policy
         self.logger = logger
+    }
+
+    /// The times a job's facts are measured against (from the gateway's configuration).
+    struct Policy: Sendable {
+        /// How long a stream job may go without a reader.
+        var clientGrace: Double = 30
+        /// How long a finished job's row stays.
+        var finishedRetention: Double = 86_400
+        /// How recently another instance must have recorded a reader for a stream to count as read now.
+        var presenceWindow: Double = 40
+        /// The most jobs that run at once, among every instance sharing the store.
+        var maxConcurrency = 4
     }
 
     /// What a transition needs besides the event: the values its writes record.
@@ -96,12 +108,14 @@ final class JobLifecycle: Sendable {
         return job
     }
 
-    /// The first queued job (passing over `busyFunctions`) as a new running attempt, when fewer than
-    /// `limit` run; the queue hears it moved.
-    func startNextAttempt(excluding busyFunctions: Set<String>, limit: Int) async throws -> JobRecord? {
+    /// The first queued job (passing over `busyFunctions`) as a new running attempt, unless the
+    /// concurrency limit is reached; the queue hears it moved.
+    func startNextAttempt(excluding busyFunctions: Set<String>) async throws -> JobRecord? {
         let inputs = Inputs()
-        let transition = try await store.updateNextQueued(excluding: busyFunctions, limit: limit) { [self] job in
-            decide(job, .attemptStarted, facts: facts(of: job, now: inputs.now), inputs: inputs)
+        let transition = try await store.updateNextQueued(excluding: busyFunctions) { [self] job, running in
+            var facts = facts(of: job, now: inputs.now)
+            facts.atConcurrencyLimit = running >= policy.maxConcurrency
+            return decide(job, .attemptStarted, facts: facts, inputs: inputs)
         }
         guard let transition, transition.refusal == nil else { return nil }
         await perform(transition.actions, on: transition)
@@ -191,23 +205,23 @@ final class JobLifecycle: Sendable {
 
     /// Rolls a failed attempt back before the runtime retries: a new attempt with a new token (a late
     /// chunk of the old one gets 401), the old attempt's chunks gone, clients told `retrying`. Nil when
-    /// the job is no longer running (cancelled meanwhile, say).
-    func retry(jobId: String, after failure: JobError) async throws -> JobRecord? {
+    /// the job is no longer running that attempt (cancelled meanwhile, say).
+    func retry(jobId: String, attempt: Int, after failure: JobError) async throws -> JobRecord? {
         var inputs = Inputs()
         inputs.error = failure
-        let retried = try await transition(jobId, inputs: inputs) { .attemptFailed(attempt: $1.attempt, retry: true) }
+        let retried = try await transition(jobId, inputs: inputs) { _ in .attemptFailed(attempt: attempt, retry: true) }
         guard retried.refusal == nil else { return nil }
         logger.notice("job \(jobId): attempt \(retried.before.attempt) failed (\(failure.code)); retrying as attempt \(retried.after.attempt)")
         return retried.after
     }
 
-    /// Ends a running job's current attempt as failed for good (one the function completed before failing
-    /// keeps its image); false when the machine refused (not running, or another instance's).
+    /// Ends a running job's attempt `attempt` as failed for good (one the function completed before failing
+    /// keeps its image); false when the machine refused (not running, another attempt, another instance's).
     @discardableResult
-    func fail(jobId: String, with failure: JobError) async throws -> Bool {
+    func fail(jobId: String, attempt: Int, with failure: JobError) async throws -> Bool {
         var inputs = Inputs()
         inputs.error = failure
-        let failed = try await transition(jobId, inputs: inputs) { .attemptFailed(attempt: $1.attempt, retry: false) }
+        let failed = try await transition(jobId, inputs: inputs) { _ in .attemptFailed(attempt: attempt, retry: false) }
         guard failed.refusal == nil else { return false }
         logger.warning("job \(jobId) failed: \(failure.code): \(failure.message)")
         return true
@@ -222,11 +236,22 @@ final class JobLifecycle: Sendable {
         if let refusal = cancelled.refusal { throw Refused(refusal) }
     }
 
+    /// Cancels a stream job that no reader on any instance has been on for the client grace (its stream
+    /// has no one to deliver to); false when the machine refused (watched, finished, not yet due).
+    func abandon(jobId: String, now: Double = Date().timeIntervalSince1970) async throws -> Bool {
+        var inputs = Inputs()
+        inputs.now = now
+        inputs.error = JobError(code: "client_gone", message: "no client watched this stream job for \(Int(policy.clientGrace)) s")
+        return try await transition(jobId, inputs: inputs) { _ in .abandoned }.refusal == nil
+    }
+
     /// Expires a ready image past its TTL (not while a transfer holds it), or drops a finished stream's
     /// chunks once its resume grace is over (not while a reader on any instance is on it). False when
     /// the machine refused.
-    func expire(jobId: String) async throws -> Bool {
-        let expired = try await transition(jobId) { _ in .expired }
+    func expire(jobId: String, now: Double = Date().timeIntervalSince1970) async throws -> Bool {
+        var inputs = Inputs()
+        inputs.now = now
+        let expired = try await transition(jobId, inputs: inputs) { _ in .expired }
         guard expired.refusal == nil else { return false }
         if expired.after.state == .expired { logger.info("job \(jobId): image expired unclaimed") }
         return true
@@ -235,14 +260,14 @@ final class JobLifecycle: Sendable {
     /// Puts jobs whose instance stopped back at the front of the queue, in the order given (at start
     /// after a crash, at shutdown for what did not finish in the grace, and for a lease that ran out);
     /// returns how many went. A job another instance holds a live lease on stays.
-    func returnToQueue(_ jobIds: [String]) async throws -> Int {
+    func returnToQueue(_ jobIds: [String], _ loss: Machine.Event.LeaseLoss) async throws -> Int {
         guard !jobIds.isEmpty else { return 0 }
         let front = try await store.frontOfQueue()
         var returned = 0
         for (offset, id) in jobIds.enumerated() {
             var inputs = Inputs()
             inputs.queueOrder = front - Int64(jobIds.count) + Int64(offset)
-            if try await transition(id, inputs: inputs, { _ in .leaseLost }).refusal == nil { returned += 1 }
+            if try await transition(id, inputs: inputs, { _ in .leaseLost(loss) }).refusal == nil { returned += 1 }
         }
         return returned
     }
@@ -250,7 +275,7 @@ final class JobLifecycle: Sendable {
     /// Every running job this instance may take back (alone: all of them) goes back to the front of the
     /// queue: at start after a crash, and at shutdown for what did not finish in the grace.
     func returnRunningToQueue() async throws -> Int {
-        try await returnToQueue(try await store.jobs([JobFilter(states: [.running])]).map(\.id))
+        try await returnToQueue(try await store.jobs([JobFilter(states: [.running])]).map(\.id), .stopping)
     }
 
     /// Several instances: keeps this instance's running jobs leased, and takes back those of an instance
@@ -259,12 +284,13 @@ final class JobLifecycle: Sendable {
         guard let coordination else { return 0 }
         let now = Date().timeIntervalSince1970
         try await coordination.renewLeases(now: now)
-        return try await returnToQueue(try await coordination.lapsedLeases(now: now))
+        return try await returnToQueue(try await coordination.lapsedLeases(now: now), .lapsed)
     }
 
-    /// Deletes the rows of jobs that ended before `cutoff` (their chunk rows go with them); a key then
-    /// answers 404 rather than 410. Returns how many went.
-    func forgetFinished(before cutoff: Double) async throws -> Int {
+    /// Deletes the rows of jobs whose retention ran out by `now` (their chunk rows go with them); a key
+    /// then answers 404 rather than 410. Returns how many went.
+    func forgetFinished(now: Double) async throws -> Int {
+        let cutoff = now - policy.finishedRetention
         let candidates = try await store.jobs([
             JobFilter(states: [.failed, .cancelled, .expired], finishedBefore: cutoff),
             JobFilter(states: [.done], delivery: .retrieve, finishedBefore: cutoff),
@@ -272,7 +298,7 @@ final class JobLifecycle: Sendable {
         ])
         // Terminal rows do not change any more, so the machine's word on each needs no lock.
         let forgotten = candidates.filter {
-            if case .moved(_, let actions) = Machine.decide(facts(of: $0, now: cutoff), .forgotten) { return actions.contains(.deleteRow) }
+            if case .moved(_, let actions) = Machine.decide(facts(of: $0, now: now), .forgotten) { return actions.contains(.deleteRow) }
             return false
         }
         try await store.delete(ids: forgotten.map(\.id))
@@ -353,9 +379,12 @@ final class JobLifecycle: Sendable {
     // MARK: What requests hold
 
     /// Runs `body` with a subscription to `jobId`'s change signals, unsubscribed when it returns or throws.
+    /// Several instances: the reader is recorded in the store at once (the janitor renews it each pass),
+    /// so no other instance takes its job for abandoned in the meantime.
     func withSubscription<T>(to jobId: String, _ body: (JobFeed.Subscription) async throws -> T) async throws -> T {
         let subscription = feed.subscribe(jobId)
         defer { feed.unsubscribe(subscription) }
+        try? await coordination?.markWatched([jobId], at: Date().timeIntervalSince1970)
         return try await body(subscription)
     }
 
@@ -391,18 +420,33 @@ final class JobLifecycle: Sendable {
         try await transition(jobId, inputs: inputs, countingLocalTransfers: countingLocalTransfers) { event($1) }
     }
 
+    /// Whether the machine would take `event` for `job` as read without a lock: a janitor asks first,
+    /// so that it locks (and writes) only the rows an event may change; the locked look decides.
+    func mayTake(_ event: Machine.Event, _ job: JobRecord, now: Double) -> Bool {
+        if case .moved = Machine.decide(facts(of: job, now: now), event) { return true }
+        return false
+    }
+
     /// What the machine sees of a job now.
     func facts(of job: JobRecord, now: Double, countingLocalTransfers: Bool = true) -> Machine.Facts {
         let cluster = job.cluster
         let instance = coordination?.instance
         let claimedElsewhere = cluster.map { $0.claimOwner != nil && $0.claimOwner != instance && ($0.claimUntil ?? 0) >= now } ?? false
         let claimedHere = countingLocalTransfers && (job.imageKey.map { key in claims.withLock { $0[key] != nil } } ?? false)
-        let watchedElsewhere = cluster?.watchedAt.map { now - $0 <= presenceWindow } ?? false
-        let leasedElsewhere = cluster.map { $0.leaseOwner != nil && $0.leaseOwner != instance && ($0.leaseUntil ?? 0) >= now } ?? false
+        let watchedElsewhere = cluster?.watchedAt.map { now - $0 <= policy.presenceWindow } ?? false
+        let leaseLive = cluster.map { $0.leaseOwner != nil && ($0.leaseUntil ?? 0) >= now } ?? false
+        let leasedElsewhere = leaseLive && cluster?.leaseOwner != instance
+        let presence = feed.presence(job.id)
+        // A job nobody has read counts as seen when it was created, or when this gateway started.
+        let lastSeen = max(presence.lastSeen ?? job.createdAt, feed.startedAt, cluster?.watchedAt ?? 0)
+        let retentionFrom = job.state == .done && job.delivery == .stream ? job.readyAt : job.finishedAt
         return Machine.Facts(
             state: job.state, delivery: job.delivery, attempt: job.attempt, imageBytes: job.totalBytes, delivered: job.deliveredCoverage,
             streamKept: job.expiresAt != nil, transferInProgress: claimedHere || claimedElsewhere,
-            watched: feed.presence(job.id).watching || watchedElsewhere, leasedElsewhere: leasedElsewhere)
+            watched: presence.watching || watchedElsewhere, leasedElsewhere: leasedElsewhere, leaseLive: leaseLive,
+            expiryDue: job.expiresAt.map { $0 <= now } ?? false,
+            retentionOver: retentionFrom.map { $0 < now - policy.finishedRetention } ?? false,
+            unwatchedFor: presence.watching ? 0 : now - lastSeen, clientGrace: policy.clientGrace)
     }
 
     /// The machine's decision on `event`, and the row it writes.

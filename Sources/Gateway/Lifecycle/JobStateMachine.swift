@@ -32,6 +32,18 @@ struct JobStateMachine {
         var watched = false
         /// Several instances: another instance holds the running job's lease and reports its outcome.
         var leasedElsewhere = false
+        /// Several instances: some instance (this one too) holds a lease on the running job that has not run out.
+        var leaseLive = false
+        /// The ready image's time to live, or the finished stream's resume grace, has run out.
+        var expiryDue = false
+        /// The finished job's retention has run out.
+        var retentionOver = false
+        /// How long no reader has been on the job's stream, on any instance (0 while one is).
+        var unwatchedFor: Double = 0
+        /// How long a stream job may go without a reader before it is abandoned.
+        var clientGrace: Double = .infinity
+        /// As many jobs run as the concurrency limit allows (among every instance sharing the store).
+        var atConcurrencyLimit = false
     }
 
     /// A chunk upload as the ledger sees it at that index of that attempt.
@@ -67,8 +79,10 @@ struct JobStateMachine {
         case completed(attempt: Int)
         /// An attempt failed; the runtime retries it (`retry`) or gives up.
         case attemptFailed(attempt: Int, retry: Bool)
-        /// A client cancelled the job, or its stream's client went away.
+        /// A client cancelled the job.
         case cancelled
+        /// The janitor found a stream job whose reader went away.
+        case abandoned
         /// The ready image's time to live, or the finished stream's resume grace, ran out.
         case expired
         /// A transfer of the image wants to start.
@@ -77,11 +91,23 @@ struct JobStateMachine {
         case transferReleased(acknowledged: Range<Int64>?)
         /// The finished job's retention ran out: its row goes.
         case forgotten
-        /// The instance running the attempt stopped (restart after a crash, shutdown, a lease that ran out).
-        case leaseLost
+        /// The instance running the attempt stopped: this one (`stopping`: a restart after a crash, or
+        /// shutdown) or another whose lease ran out (`lapsed`).
+        case leaseLost(LeaseLoss)
+
+        /// How an attempt's instance was lost.
+        enum LeaseLoss: Sendable, Equatable {
+            /// This instance stops, or restarts after a crash, with the attempt unfinished.
+            case stopping
+            /// The lease of the instance running it ran out (the instance was killed).
+            case lapsed
+        }
 
         /// Every kind of event, for tests that walk the whole table.
-        enum Kind: CaseIterable { case attemptStarted, chunkOffered, chunkWritten, completed, attemptFailed, cancelled, expired, transferClaimed, transferReleased, forgotten, leaseLost }
+        enum Kind: CaseIterable {
+            case attemptStarted, chunkOffered, chunkWritten, completed, attemptFailed, cancelled, abandoned, expired, transferClaimed, transferReleased
+            case forgotten, leaseLost
+        }
     }
 
     /// What an event asks to be done, in the ledger's transaction (`ledger`) or after it (the rest).
@@ -172,6 +198,12 @@ struct JobStateMachine {
         case finished(JobState)
         /// The job has not ended, or its bytes are still kept.
         case notFinished
+        /// Its time has not come (expiry, retention, a stream's client grace).
+        case notDue
+        /// As many jobs run as the concurrency limit allows.
+        case atConcurrencyLimit
+        /// The event does not apply to this delivery.
+        case notThisDelivery
     }
 
     /// The machine's answer to an event.
@@ -191,7 +223,9 @@ struct JobStateMachine {
         switch event {
         case .attemptStarted:
             switch state {
-            case .queued: return .moved(to: .running, [.beginAttempt, .beginDigest, .signalJob, .signalQueue])
+            case .queued:
+                guard !facts.atConcurrencyLimit else { return .refused(.atConcurrencyLimit) }
+                return .moved(to: .running, [.beginAttempt, .beginDigest, .signalJob, .signalQueue])
             case .running: return .refused(.alreadyStarted)
             default: return .refused(.finished(state))
             }
@@ -237,6 +271,12 @@ struct JobStateMachine {
             }
             return .moved(to: .failed, [.recordError, .removeAllBytes, .dropDigest, .signalJob])
 
+        case .abandoned:
+            guard facts.delivery == .stream else { return .refused(.notThisDelivery) }
+            guard state == .queued || state == .running else { return .refused(.finished(state)) }
+            guard !facts.watched, facts.unwatchedFor > facts.clientGrace else { return .refused(.notDue) }
+            return decide(facts, .cancelled)
+
         case .cancelled:
             switch state {
             case .queued:
@@ -252,6 +292,7 @@ struct JobStateMachine {
             }
 
         case .expired:
+            guard state == .queued || state == .running || facts.expiryDue else { return .refused(.notDue) }
             switch state {
             case .ready:
                 guard !facts.transferInProgress else { return .refused(.transferInProgress) }
@@ -289,6 +330,7 @@ struct JobStateMachine {
             return .moved(to: .ready, [.dropClaim, .recordDelivery])
 
         case .forgotten:
+            guard !state.isFinished || facts.retentionOver else { return .refused(.notDue) }
             switch state {
             case .failed, .cancelled, .expired:
                 return .moved(to: state, [.deleteRow, .forgetPresence])
@@ -299,11 +341,18 @@ struct JobStateMachine {
                 return .refused(.notFinished)
             }
 
-        case .leaseLost:
+        case .leaseLost(let loss):
             guard state == .running else { return .refused(.notRunning(state)) }
-            // Another instance runs it and renews its lease: that one is alive.
+            // Another instance runs it and renews its lease: that one is alive. And a lease taken over as
+            // lapsed must still be lapsed (the job may have been taken over and started anew meanwhile).
             guard !facts.leasedElsewhere else { return .refused(.leasedElsewhere) }
+            guard loss == .stopping || !facts.leaseLive else { return .refused(.leasedElsewhere) }
             return .moved(to: .queued, [.putBackInQueue, .removeAttemptBytes, .dropDigest, .signalJob, .signalQueue, .wakeDispatcher])
         }
     }
+}
+
+extension JobState {
+    /// Whether a job in this state has ended (a ready image has not: it waits for its retrieval).
+    var isFinished: Bool { [.done, .failed, .cancelled, .expired].contains(self) }
 }

@@ -34,10 +34,10 @@ protocol JobLedger: Sendable {
     func update<T: Sendable>(
         jobId: String, probe: ChunkProbe?, _ decide: @Sendable (JobRecord, ChunkFacts?) throws -> (LedgerWrite?, T)
     ) async throws -> T?
-    /// As `update`, on the first queued job not of `busyFunctions`, when fewer than `limit` jobs run
-    /// (among every instance sharing the store). Nil when there is none or the limit is reached.
+    /// As `update`, on the first queued job not of `busyFunctions`, with the number of jobs running
+    /// (among every instance sharing the store, counted in the same transaction). Nil when none waits.
     func updateNextQueued<T: Sendable>(
-        excluding busyFunctions: Set<String>, limit: Int, _ decide: @Sendable (JobRecord) throws -> (LedgerWrite?, T)
+        excluding busyFunctions: Set<String>, _ decide: @Sendable (JobRecord, _ running: Int) throws -> (LedgerWrite?, T)
     ) async throws -> T?
     /// The jobs that match any of `filters`.
     func jobs(_ filters: [JobFilter]) async throws -> [JobRecord]

@@ -64,13 +64,14 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord, Sendable, Equatab
     var deliveredCoverage: ByteCoverage { ByteCoverage(text: delivered) ?? ByteCoverage() }
 }
 
-/// Columns only instances sharing a store use: who sends the image (until when), who runs the job
-/// (until when, unless renewed), and when some instance last had a client of its stream.
+/// What only instances sharing a store record: who sends the image (until when), who runs the job
+/// (until when, unless renewed), and when another instance last had a reader of its stream.
 struct ClusterColumns: Sendable, Equatable {
     var claimOwner: String?
     var claimUntil: Double?
     var leaseOwner: String?
     var leaseUntil: Double?
+    /// Read with the row in a transition, from `chunkrelay_presence` (other instances' marks only).
     var watchedAt: Double?
 }
 

@@ -6,9 +6,10 @@ import ServiceLifecycle
 
 /// The ledger in PostgreSQL (`serve --store postgres://USER@HOST:PORT/DB`): the same jobs, queue and
 /// chunk rows as `SQLiteJobStore`, in tables prefixed `chunkrelay_`, plus what instances sharing it
-/// coordinate (`ClusterCoordination`). A transition locks the job's row (`FOR UPDATE`); the next job is
-/// taken with `FOR UPDATE SKIP LOCKED`, so concurrent instances never take the same one. Queue places
-/// are counted from the table, not kept in memory, so every connection sees the same ones.
+/// coordinate (`ClusterCoordination`). A transition locks the job's row (`FOR UPDATE`); instances take
+/// the next job one at a time (an advisory lock), so they never take the same one, and a row another
+/// transition holds for a moment is waited for, never skipped (a skipped job would wait for a wake-up
+/// that may not come). Queue places are counted from the table, so every connection sees the same ones.
 struct PostgresJobStore: JobLedger, ClusterCoordination {
     /// The connection pool; a `Service` the gateway runs (queries wait until it runs).
     let client: PostgresClient
@@ -94,6 +95,12 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
         "ALTER TABLE chunkrelay_job ADD COLUMN IF NOT EXISTS claim_owner text, ADD COLUMN IF NOT EXISTS claim_until double precision",
         // When some instance last had a client of a stream job (its janitor writes it every pass).
         "ALTER TABLE chunkrelay_job ADD COLUMN IF NOT EXISTS watched_at double precision",
+        // Readers' presence per instance (the column above, one per job, could not say whose a mark was).
+        """
+        CREATE TABLE IF NOT EXISTS chunkrelay_presence (
+            job_id text NOT NULL REFERENCES chunkrelay_job (id) ON DELETE CASCADE, instance text NOT NULL,
+            seen_at double precision NOT NULL, PRIMARY KEY (job_id, instance))
+        """,
         // Which instance runs a job, until when unless it renews.
         "ALTER TABLE chunkrelay_job ADD COLUMN IF NOT EXISTS lease_owner text, ADD COLUMN IF NOT EXISTS lease_until double precision",
         // An index is given to a digest before its bytes are written; the bytes an image's transfers delivered.
@@ -180,9 +187,10 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
         jobId: String, probe: ChunkProbe?, _ decide: @Sendable (JobRecord, ChunkFacts?) throws -> (LedgerWrite?, T)
     ) async throws -> T? {
         try await client.withTransaction(logger: logger) { connection in
-            guard let job = try await Self.one(connection.query("SELECT * FROM chunkrelay_job WHERE id = \(jobId) FOR UPDATE", logger: logger)) else {
+            guard var job = try await Self.one(connection.query("SELECT * FROM chunkrelay_job WHERE id = \(jobId) FOR UPDATE", logger: logger)) else {
                 return nil
             }
+            job.cluster?.watchedAt = try await watchedElsewhere(jobId, on: connection)
             var facts: ChunkFacts?
             if let probe { facts = try await Self.facts(about: probe, of: jobId, on: connection, logger: logger) }
             let (write, result) = try decide(job, facts)
@@ -192,26 +200,34 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
     }
 
     func updateNextQueued<T: Sendable>(
-        excluding busyFunctions: Set<String>, limit: Int, _ decide: @Sendable (JobRecord) throws -> (LedgerWrite?, T)
+        excluding busyFunctions: Set<String>, _ decide: @Sendable (JobRecord, _ running: Int) throws -> (LedgerWrite?, T)
     ) async throws -> T? {
         let busy = Array(busyFunctions)
         return try await client.withTransaction(logger: logger) { connection in
-            // Takes turns, so that the count of running jobs holds across instances (per schema: emulators
-            // in other schemas of the database do not wait for these).
+            // Takes turns, so that the count of running jobs the limit is decided on holds across instances
+            // (per schema: emulators in other schemas of the database do not wait for these).
             try await connection.query(
                 "SELECT pg_advisory_xact_lock(hashtext('chunkrelay-claim:' || current_setting('search_path')))", logger: logger)
             let running = try await Self.scalar(connection.query("SELECT COUNT(*) FROM chunkrelay_job WHERE state = 'running'", logger: logger))
-            guard running < limit else { return nil }
             let rows = try await connection.query(
                 """
                 SELECT * FROM chunkrelay_job WHERE state = 'queued' AND function <> ALL(\(busy))
-                ORDER BY queue_order LIMIT 1 FOR UPDATE SKIP LOCKED
+                ORDER BY queue_order LIMIT 1 FOR UPDATE
                 """, logger: logger)
-            guard let job = try await Self.one(rows) else { return nil }
-            let (write, result) = try decide(job)
+            guard var job = try await Self.one(rows) else { return nil }
+            job.cluster?.watchedAt = try await watchedElsewhere(job.id, on: connection)
+            let (write, result) = try decide(job, running)
             if let write { try await apply(write, replacing: job, on: connection) }
             return result
         }
+    }
+
+    /// When another instance last recorded a reader of the job.
+    private func watchedElsewhere(_ jobId: String, on connection: PostgresConnection) async throws -> Double? {
+        let rows = try await connection.query(
+            "SELECT MAX(seen_at) FROM chunkrelay_presence WHERE job_id = \(jobId) AND instance <> \(instance)", logger: logger)
+        for try await (seen) in rows.decode(Double?.self) { return seen }
+        return nil
     }
 
     private static func facts(about probe: ChunkProbe, of jobId: String, on connection: PostgresConnection, logger: Logger) async throws -> ChunkFacts {
@@ -241,7 +257,7 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
                     error_message = \(job.errorMessage), ready_at = \(job.readyAt), expires_at = \(job.expiresAt),
                     finished_at = \(job.finishedAt), stored_chunks = \(job.storedChunks), stored_bytes = \(job.storedBytes),
                     delivered = \(job.delivered), claim_owner = \(cluster.claimOwner), claim_until = \(cluster.claimUntil),
-                    lease_owner = \(cluster.leaseOwner), lease_until = \(cluster.leaseUntil), watched_at = \(cluster.watchedAt)
+                    lease_owner = \(cluster.leaseOwner), lease_until = \(cluster.leaseUntil)
                 WHERE id = \(job.id)
                 """, logger: logger)
         }
@@ -262,23 +278,26 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
         }
     }
 
+    /// One statement for all the filters (a janitor pass asks for several sets at once).
     func jobs(_ filters: [JobFilter]) async throws -> [JobRecord] {
-        var found: [String: JobRecord] = [:]
+        guard !filters.isEmpty else { return [] }
+        var binds = PostgresBindings()
+        var alternatives: [String] = []
         for filter in filters {
-            // Absent conditions are written as always true, so one statement serves every filter.
-            let rows = try await client.query(
-                """
-                SELECT * FROM chunkrelay_job WHERE state = ANY(\(filter.states.map(\.rawValue)))
-                    AND (\(filter.delivery?.rawValue)::text IS NULL OR delivery = \(filter.delivery?.rawValue))
-                    AND (\(filter.expiresBy)::double precision IS NULL OR expires_at <= \(filter.expiresBy))
-                    AND (NOT \(filter.noExpiry) OR expires_at IS NULL)
-                    AND (\(filter.finishedBefore)::double precision IS NULL OR finished_at < \(filter.finishedBefore))
-                    AND (\(filter.readyBefore)::double precision IS NULL OR ready_at < \(filter.readyBefore))
-                ORDER BY queue_order
-                """, logger: logger)
-            for job in try await Self.all(rows) { found[job.id] = job }
+            func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
+                binds.append(value)
+                return "$\(binds.count)"
+            }
+            var conditions = ["state = ANY(\(bind(filter.states.map(\.rawValue))))"]
+            if let delivery = filter.delivery { conditions.append("delivery = \(bind(delivery.rawValue))") }
+            if let time = filter.expiresBy { conditions.append("expires_at <= \(bind(time))") }
+            if filter.noExpiry { conditions.append("expires_at IS NULL") }
+            if let time = filter.finishedBefore { conditions.append("finished_at < \(bind(time))") }
+            if let time = filter.readyBefore { conditions.append("ready_at < \(bind(time))") }
+            alternatives.append("(" + conditions.joined(separator: " AND ") + ")")
         }
-        return found.values.sorted { $0.queueOrder < $1.queueOrder }
+        let sql = "SELECT * FROM chunkrelay_job WHERE \(alternatives.joined(separator: " OR ")) ORDER BY queue_order"
+        return try await Self.all(client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger))
     }
 
     func delete(ids: [String]) async throws {
@@ -326,7 +345,12 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
 
     func markWatched(_ jobIds: [String], at time: Double) async throws {
         guard !jobIds.isEmpty else { return }
-        try await client.query("UPDATE chunkrelay_job SET watched_at = \(time) WHERE id = ANY(\(jobIds))", logger: logger)
+        try await client.query(
+            """
+            INSERT INTO chunkrelay_presence (job_id, instance, seen_at)
+            SELECT id, \(instance), \(time) FROM chunkrelay_job WHERE id = ANY(\(jobIds))
+            ON CONFLICT (job_id, instance) DO UPDATE SET seen_at = excluded.seen_at
+            """, logger: logger)
     }
 
     // MARK: - Rows
@@ -397,7 +421,7 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
         job.cluster = ClusterColumns(
             claimOwner: try r["claim_owner"].decode(String?.self), claimUntil: try r["claim_until"].decode(Double?.self),
             leaseOwner: try r["lease_owner"].decode(String?.self), leaseUntil: try r["lease_until"].decode(Double?.self),
-            watchedAt: try r["watched_at"].decode(Double?.self))
+            watchedAt: nil)
         return job
     }
 

@@ -187,13 +187,11 @@ struct SQLiteJobStore: JobLedger {
         }
     }
 
-    /// One instance: the limit counts this ledger's running jobs, which are all this gateway's.
     func updateNextQueued<T: Sendable>(
-        excluding busyFunctions: Set<String>, limit: Int, _ decide: @Sendable (JobRecord) throws -> (LedgerWrite?, T)
+        excluding busyFunctions: Set<String>, _ decide: @Sendable (JobRecord, _ running: Int) throws -> (LedgerWrite?, T)
     ) async throws -> T? {
         try await database.write { db in
             let running = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE state = 'running'") ?? 0
-            guard running < limit else { return nil }
             let placeholders = busyFunctions.map { _ in "?" }.joined(separator: ",")
             let filter = busyFunctions.isEmpty ? "" : "AND function NOT IN (\(placeholders))"
             guard let job = try JobRecord.fetchOne(
@@ -202,7 +200,7 @@ struct SQLiteJobStore: JobLedger {
             ) else {
                 return nil
             }
-            let (write, result) = try decide(job)
+            let (write, result) = try decide(job, running)
             if let write { try apply(write, replacing: job, in: db) }
             return result
         }
@@ -241,34 +239,36 @@ struct SQLiteJobStore: JobLedger {
         }
     }
 
+    /// One statement for all the filters (a janitor pass asks for several sets at once).
     func jobs(_ filters: [JobFilter]) async throws -> [JobRecord] {
-        try await database.read { db in
-            var found: [String: JobRecord] = [:]
-            for filter in filters {
-                var conditions = ["state IN (\(filter.states.map { _ in "?" }.joined(separator: ",")))"]
-                var arguments = StatementArguments(filter.states.map(\.rawValue))
-                if let delivery = filter.delivery {
-                    conditions.append("delivery = ?")
-                    arguments += [delivery.rawValue]
-                }
-                if let time = filter.expiresBy {
-                    conditions.append("expiresAt <= ?")
-                    arguments += [time]
-                }
-                if filter.noExpiry { conditions.append("expiresAt IS NULL") }
-                if let time = filter.finishedBefore {
-                    conditions.append("finishedAt < ?")
-                    arguments += [time]
-                }
-                if let time = filter.readyBefore {
-                    conditions.append("readyAt < ?")
-                    arguments += [time]
-                }
-                let sql = "SELECT * FROM job WHERE \(conditions.joined(separator: " AND ")) ORDER BY queueOrder"
-                for job in try JobRecord.fetchAll(db, sql: sql, arguments: arguments) { found[job.id] = job }
+        guard !filters.isEmpty else { return [] }
+        var arguments = StatementArguments()
+        var alternatives: [String] = []
+        for filter in filters {
+            var conditions = ["state IN (\(filter.states.map { _ in "?" }.joined(separator: ",")))"]
+            arguments += StatementArguments(filter.states.map(\.rawValue))
+            if let delivery = filter.delivery {
+                conditions.append("delivery = ?")
+                arguments += [delivery.rawValue]
             }
-            return found.values.sorted { $0.queueOrder < $1.queueOrder }
+            if let time = filter.expiresBy {
+                conditions.append("expiresAt <= ?")
+                arguments += [time]
+            }
+            if filter.noExpiry { conditions.append("expiresAt IS NULL") }
+            if let time = filter.finishedBefore {
+                conditions.append("finishedAt < ?")
+                arguments += [time]
+            }
+            if let time = filter.readyBefore {
+                conditions.append("readyAt < ?")
+                arguments += [time]
+            }
+            alternatives.append("(" + conditions.joined(separator: " AND ") + ")")
         }
+        let sql = "SELECT * FROM job WHERE \(alternatives.joined(separator: " OR ")) ORDER BY queueOrder"
+        let bound = arguments
+        return try await database.read { db in try JobRecord.fetchAll(db, sql: sql, arguments: bound) }
     }
 
     func delete(ids: [String]) async throws {
