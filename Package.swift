@@ -84,6 +84,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .target(
@@ -154,7 +155,6 @@ let package = Package(
             name: "ChunkRelayBench",
             dependencies: [
                 "ChunkRelayServer",
-                "Gateway",
                 "LocalRuntime",
                 "RelayClient",
                 "RelayProtocol",
@@ -176,19 +176,13 @@ let package = Package(
                 "ChunkRelayBench",
                 "ChunkRelayServer",
                 "ChunkRelayTesting",
-                "Gateway",
-                "LocalRuntime",
                 "RelayClient",
                 "RelayProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
-                .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // Helpers shared by the test targets.
