@@ -1,5 +1,7 @@
 import Foundation
+import GRDB
 import NIOCore
+import PostgresNIO
 import RelayProtocol
 import TestSupport
 import Testing
@@ -7,6 +9,29 @@ import Testing
 @testable import Gateway
 
 @Suite(.timeLimit(.minutes(5))) struct JobAPITests {
+    /// A row whose state this build does not know (a newer version's, or a hand edit) is an error the
+    /// client sees as a 500, never guessed into `failed`, and the gateway goes on serving other jobs.
+    @Test func aStateTheLedgerHoldsButThisBuildDoesNotKnowIsAnErrorNotAGuess() async throws {
+        try await GatewayHarness.run { h in
+            let odd = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render"}"#).decode(JobCreated.self)
+            _ = try await h.invoker.nextEvent()
+            switch h.gateway.lifecycle.store {
+            case let sqlite as SQLiteJobStore:
+                try await sqlite.database.write { try $0.execute(sql: "UPDATE job SET state = 'paused' WHERE id = ?", arguments: [odd.id]) }
+            case let postgres as PostgresJobStore:
+                try await postgres.client.query("UPDATE chunkrelay_job SET state = 'paused' WHERE id = \(odd.id)")
+            default:
+                Issue.record("a store this test does not know")
+            }
+            let read = try await h.request(.GET, "/v1/jobs/\(odd.id)")
+            #expect(read.status == 500)
+            #expect(read.errorCode == GatewayErrorCode.internalError.rawValue)
+            #expect(try await h.request(.DELETE, "/v1/jobs/\(odd.id)").status == 500, "not cancelled as if it were some known state")
+            let other = try await h.json(.POST, "/v1/jobs", #"{"function":"chaos"}"#)
+            #expect(other.status == 202, "the gateway goes on")
+        }
+    }
+
     @Test func createReturns202WithIdEventsAndOneShotImage() async throws {
         try await GatewayHarness.run { h in
             let response = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","params":{"width":64,"height":32,"seed":9},"delivery":"retrieve"}"#)
