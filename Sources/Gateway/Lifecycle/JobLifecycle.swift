@@ -138,7 +138,9 @@ final class JobLifecycle: Sendable {
         _ = chunkWrites.add(1, ordering: .relaxed)
         defer { _ = chunkWrites.subtract(1, ordering: .relaxed) }
         try await spool.write(body, jobId: job.id, attempt: job.attempt, index: index, chunkSize: job.chunkSize)
-        let written = try await transition(job.id, probe: probe, inputs: inputs, body: body) { facts, _ in .chunkWritten(Self.offer(chunk, job.chunkSize, facts)) }
+        var own = probe
+        own.neighbours = false
+        let written = try await transition(job.id, probe: own, inputs: inputs, body: body) { facts, _ in .chunkWritten(Self.offer(chunk, job.chunkSize, facts)) }
         if let refusal = written.refusal {
             if refusal == .alreadyStored { return false }
             throw Refused(refusal)

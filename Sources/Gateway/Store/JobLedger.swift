@@ -66,14 +66,17 @@ struct ChunkProbe: Sendable {
     var attempt: Int
     var index: Int
     var chunkSize: Int
+    /// Whether to look at the attempt's other chunks too (an offer needs them; a written chunk only
+    /// its own row).
+    var neighbours = true
 }
 
 /// What the ledger holds about an index of an attempt, read in the transition's transaction.
 struct ChunkFacts: Sendable {
     var existing: ChunkRecord?
-    /// The attempt has a chunk at a higher index.
+    /// The attempt has a chunk at a higher index (false when the probe did not look).
     var laterChunk: Bool
-    /// The attempt has a chunk shorter than the cap at a lower index.
+    /// The attempt has a chunk shorter than the cap at a lower index (false when the probe did not look).
     var shortChunkBefore: Bool
 }
 

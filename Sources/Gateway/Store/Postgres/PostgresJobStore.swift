@@ -232,6 +232,7 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
 
     private static func facts(about probe: ChunkProbe, of jobId: String, on connection: PostgresConnection, logger: Logger) async throws -> ChunkFacts {
         let existing = try await chunk(jobId: jobId, attempt: probe.attempt, index: probe.index, on: connection, logger: logger)
+        guard probe.neighbours else { return ChunkFacts(existing: existing, laterChunk: false, shortChunkBefore: false) }
         let rows = try await connection.query(
             """
             SELECT EXISTS (SELECT 1 FROM chunkrelay_chunk WHERE job_id = \(jobId) AND attempt = \(probe.attempt) AND idx > \(probe.index)),

@@ -208,6 +208,7 @@ struct SQLiteJobStore: JobLedger {
 
     private static func facts(about probe: ChunkProbe, of jobId: String, in db: Database) throws -> ChunkFacts {
         let existing = try ChunkRecord.fetchOne(db, key: ["jobId": jobId, "attempt": probe.attempt, "idx": probe.index])
+        guard probe.neighbours else { return ChunkFacts(existing: existing, laterChunk: false, shortChunkBefore: false) }
         let later = try Bool.fetchOne(
             db, sql: "SELECT EXISTS (SELECT 1 FROM chunk WHERE jobId = ? AND attempt = ? AND idx > ?)",
             arguments: [jobId, probe.attempt, probe.index]) ?? false
