@@ -1,7 +1,5 @@
 import AsyncAlgorithms
 import NIOCore
-import NIOHTTP1
-import NIOHTTPTypesHTTP1
 import Synchronization
 
 /// How much of one response body the client's TCP has acknowledged, read from the kernel's counters,
@@ -28,12 +26,19 @@ final class BodyAcknowledgement: Sendable {
     /// Starts counting the body of `length` bytes about to be written on `channel`; nil where the
     /// kernel cannot say (then a broken transfer credits nothing).
     static func start(on channel: any Channel, connection: ConnectionState?, length: Int64) async -> BodyAcknowledgement? {
-        guard (try? await flush(channel)) != nil, let info = await Delivery.tcpInfo(channel) else { return nil }
+        // Everything written before (the head among it) must be in the kernel first: an empty body part
+        // completes only after them.
+        guard (try? await FileTransfer.writeBody(.byteBuffer(ByteBuffer()), on: channel)) != nil, let info = await Delivery.tcpInfo(channel) else { return nil }
         return BodyAcknowledgement(channel: channel, connection: connection, baseline: info.bytesQueued, length: length)
     }
 
     /// The body bytes acknowledged as of the last sample.
     var acknowledged: Int64 { acknowledgedBytes.load(ordering: .relaxed) }
+
+    /// The part of `range` (the body's place in the image) acknowledged as of the last sample.
+    func acknowledgedPart(of range: Range<Int64>) -> Range<Int64> {
+        range.lowerBound..<range.lowerBound + acknowledged
+    }
 
     /// Reads the counters again (nothing once the connection is closed).
     func sample() async {
@@ -51,18 +56,5 @@ final class BodyAcknowledgement: Sendable {
         for await _ in AsyncTimerSequence(interval: interval, clock: .continuous) {
             await sample()
         }
-    }
-
-    /// Waits until every write made so far on `channel` is in the kernel: an empty body part written and
-    /// flushed below Hummingbird completes only after everything queued before it.
-    private static func flush(_ channel: any Channel) async throws {
-        try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
-            do {
-                let codec = try channel.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
-                return codec.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer()))))
-            } catch {
-                return channel.eventLoop.makeFailedFuture(error)
-            }
-        }.get()
     }
 }

@@ -115,14 +115,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             state.markReset()
             // The socket is still open here (it closes after this event): what its peer acknowledged is
             // what a broken download credits (on the event loop the read completes at once).
-            #if os(Linux)
-            if let provider = context.channel as? any SocketOptionProvider {
-                let state = self.state
-                provider.unsafeGetSocketOption(
-                    level: SocketOptionLevel(NIOBSDSocket.OptionLevel.tcp.rawValue), name: SocketOptionName(NIOBSDSocket.Option.tcp_info.rawValue)
-                ).whenSuccess { (info: Delivery.TCPInfo) in state.recordAcknowledgedAtReset(info.bytesAcked) }
-            }
-            #endif
+            let state = self.state
+            Delivery.readTCPInfo(context.channel)?.whenSuccess { info in state.recordAcknowledgedAtReset(info.bytesAcked) }
         }
         guard let parserError = error as? HTTPParserError, !readingBody, !responding else {
             context.fireErrorCaught(error)

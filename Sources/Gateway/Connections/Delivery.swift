@@ -18,12 +18,16 @@ enum Delivery {
 
     /// The kernel's counters of a connection now; nil when it is closed (or not TCP on Linux).
     static func tcpInfo(_ channel: any Channel) async -> TCPInfo? {
+        try? await readTCPInfo(channel)?.get()
+    }
+
+    /// The read behind `tcpInfo`, as a future: on the channel's event loop it completes at once, so a
+    /// handler can take it before the socket closes. Nil where there is nothing to read.
+    static func readTCPInfo(_ channel: any Channel) -> EventLoopFuture<TCPInfo>? {
         #if os(Linux)
         guard let provider = channel as? any SocketOptionProvider else { return nil }
-        return try? await provider.unsafeGetSocketOption(
-            level: SocketOptionLevel(NIOBSDSocket.OptionLevel.tcp.rawValue),
-            name: SocketOptionName(NIOBSDSocket.Option.tcp_info.rawValue)
-        ).get()
+        return provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(NIOBSDSocket.OptionLevel.tcp.rawValue), name: SocketOptionName(NIOBSDSocket.Option.tcp_info.rawValue))
         #else
         return nil
         #endif

@@ -21,10 +21,16 @@ enum FileTransfer {
         let handle = try await fileIO.openFile(_deprecatedPath: path, mode: .read, eventLoop: channel.eventLoop).get()
         defer { try? handle.close() }
         let region = FileRegion(fileHandle: handle, readerIndex: Int(range.lowerBound), endIndex: Int(range.upperBound))
+        try await writeBody(.fileRegion(region), on: channel)
+    }
+
+    /// Writes and flushes a body part through the HTTP/1 codec's own context, below Hummingbird; returns
+    /// once the kernel has it (writes complete in order, so everything written before it is there too).
+    static func writeBody(_ part: IOData, on channel: any Channel) async throws {
         try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             do {
                 let codec = try channel.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
-                return codec.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.fileRegion(region))))
+                return codec.writeAndFlush(NIOAny(HTTPServerResponsePart.body(part)))
             } catch {
                 return channel.eventLoop.makeFailedFuture(error)
             }

@@ -77,7 +77,7 @@ extension Gateway {
             } catch {
                 connection?.markReset()
                 await meter?.sample()
-                let credited = meter.map { bytes.lowerBound..<bytes.lowerBound + $0.acknowledged }
+                let credited = meter?.acknowledgedPart(of: bytes)
                 logger.notice("job \(job.id): image transfer broke (\(error)) after \(credited?.count ?? 0) acknowledged bytes; key stays retrievable")
                 await claim.release(acknowledged: credited)
                 throw error
@@ -86,7 +86,7 @@ extension Gateway {
             guard await Delivery.waitUntilAcknowledged(context.channel, connection: connection, timeout: configuration.connections.bodyReadTimeout) else {
                 await meter?.sample()
                 logger.notice("job \(job.id): the client did not take the image's last bytes; key stays retrievable")
-                await claim.release(acknowledged: meter.map { bytes.lowerBound..<bytes.lowerBound + $0.acknowledged })
+                await claim.release(acknowledged: meter?.acknowledgedPart(of: bytes))
                 context.channel.close(promise: nil)
                 return
             }

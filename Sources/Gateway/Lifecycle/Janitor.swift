@@ -20,19 +20,17 @@ struct Janitor: Sendable {
         func run() async throws {
             await withDiscardingTaskGroup { group in
                 if gateway.lifecycle.coordination != nil {
-                    group.addTask {
-                        await gateway.recordWatchedStreams()
-                        for await _ in AsyncTimerSequence(interval: gateway.janitor.interval, clock: .continuous).cancelOnGracefulShutdown() {
-                            await gateway.recordWatchedStreams()
-                        }
-                    }
+                    group.addTask { await repeating { await gateway.recordWatchedStreams() } }
                 }
-                group.addTask {
-                    await gateway.janitorPass()
-                    for await _ in AsyncTimerSequence(interval: gateway.janitor.interval, clock: .continuous).cancelOnGracefulShutdown() {
-                        await gateway.janitorPass()
-                    }
-                }
+                group.addTask { await repeating { await gateway.janitorPass() } }
+            }
+        }
+
+        /// `work` at once, then once per janitor interval until graceful shutdown.
+        private func repeating(_ work: () async -> Void) async {
+            await work()
+            for await _ in AsyncTimerSequence(interval: gateway.janitor.interval, clock: .continuous).cancelOnGracefulShutdown() {
+                await work()
             }
         }
     }
