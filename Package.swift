@@ -192,6 +192,11 @@ let package = Package(
         .executableTarget(name: "fuzz-ingest", dependencies: ["RelayProtocol", "FuzzSupport"], path: "Tests/Fuzz/FuzzIngest"),
         .target(
             name: "TestSupport",
+            dependencies: [
+                "RelayProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/TestSupport"
         ),
         .testTarget(

@@ -40,20 +40,25 @@ public final class Gateway: Sendable {
             // A reader another instance saw within a client grace (and the janitor pass that records it) still reads.
             presenceWindow: configuration.clientGrace.inSeconds + 2 * configuration.janitorInterval.inSeconds,
             maxConcurrency: configuration.maxConcurrency)
+        // PostgreSQL keeps the bytes in the database: only its refusals count, not this disk's space.
+        let storage = StorageGuard(
+            stateDirectory: configuration.stateDirectory, minFreeSpace: cluster == nil ? configuration.minFreeSpace : nil,
+            reserveBytes: configuration.storageReserve, logger: logger)
         if let postgres = cluster {
             // Several instances may share the store: what one notices, the others hear, and a transfer
             // dropped before its body ran is ended in the ledger by the bridge.
             let (notices, outbox) = AsyncStream.makeStream(of: FeedNotice.self)
             let (dropped, droppedOutbox) = AsyncStream.makeStream(of: String.self)
             let lifecycle = JobLifecycle(
-                store: store, spool: spool, feed: JobFeed(outbox: outbox), admission: admission, coordination: postgres,
+                store: store, spool: spool, feed: JobFeed(outbox: outbox), admission: admission, storage: storage, coordination: postgres,
                 droppedTransfers: droppedOutbox, policy: policy, logger: logger)
             self.lifecycle = lifecycle
             bridge = PostgresFeedBridge(
                 notices: notices, droppedTransfers: dropped, store: postgres, lifecycle: lifecycle, admission: admission, logger: logger)
         } else {
             bridge = nil
-            self.lifecycle = JobLifecycle(store: store, spool: spool, feed: JobFeed(), admission: admission, policy: policy, logger: logger)
+            self.lifecycle = JobLifecycle(
+                store: store, spool: spool, feed: JobFeed(), admission: admission, storage: storage, policy: policy, logger: logger)
         }
         self.janitor = Janitor(interval: configuration.janitorInterval)
         self.connections = ConnectionLimiter(limit: configuration.connections.maxConnections)
@@ -70,6 +75,8 @@ public final class Gateway: Sendable {
             try await spool.prepare()
             let store = try SQLiteJobStore(path: configuration.stateDirectory.appendingPathComponent("ledger.sqlite").path)
             let gateway = Gateway(configuration: configuration, store: store, spool: spool, invoker: invoker, logger: logger)
+            // The reserve first: what follows may need it.
+            await gateway.lifecycle.storage.refresh()
             let requeued = try await gateway.lifecycle.returnRunningToQueue()
             if requeued > 0 { logger.notice("recovered \(requeued) running job(s) to the front of the queue") }
             try await gateway.removeOrphanedFiles(in: spool)

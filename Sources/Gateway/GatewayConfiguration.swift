@@ -41,6 +41,12 @@ public struct GatewayConfiguration: Sendable {
     public var shutdownGrace: Duration = .seconds(10)
     /// Connection limits of the gateway's HTTP server.
     public var connections = ConnectionLimits()
+    /// With the SQLite store: new jobs and chunk uploads are refused (`507`) while the state folder's
+    /// file system has less free space than this, so the ledger can always record what frees space.
+    public var minFreeSpace: Int64 = 64 << 20
+    /// With the SQLite store: a file of this size kept in the state folder and deleted the moment a
+    /// write hits a full disk, so the failures and deletions that free space can still commit.
+    public var storageReserve: Int64 = 4 << 20
     /// Where jobs, the queue and the chunk ledger live.
     public var store: Store = .sqlite
 
@@ -63,6 +69,9 @@ public struct GatewayConfiguration: Sendable {
         guard maxConcurrency >= 1 else { throw GatewayError(.badRequest, .invalidConfiguration, "max concurrency must be at least 1") }
         guard maxQueueLength >= 1 else { throw GatewayError(.badRequest, .invalidConfiguration, "max queue length must be at least 1") }
         guard connections.maxConnections >= 1 else { throw GatewayError(.badRequest, .invalidConfiguration, "max connections must be at least 1") }
+        guard minFreeSpace >= 0, storageReserve >= 0 else {
+            throw GatewayError(.badRequest, .invalidConfiguration, "--min-free-space and the storage reserve cannot be negative")
+        }
         guard imageTTL > .zero else { throw GatewayError(.badRequest, .invalidConfiguration, "image TTL must be positive") }
     }
 }

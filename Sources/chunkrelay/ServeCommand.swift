@@ -58,6 +58,10 @@ struct ServeCommand: AsyncParsableCommand {
     var publicURL: String?
     @Flag(help: "Rebuild a function when its sources change and retire its warm environments: the next invocation runs the new code.")
     var watch = false
+    @Option(
+        name: .customLong("min-free-space"),
+        help: "With the SQLite store: refuse new jobs and chunk uploads (507, and /healthz 503) while the state folder's disk has less free space than this (bytes, or KiB/MiB/GiB).")
+    var minFreeSpace = ByteCount(bytes: ServeConfiguration().gateway.minFreeSpace)
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -95,6 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.runtime.port = runtimePort
         configuration.runtime.maximumPendingEvents = maxPendingEvents
         configuration.gateway.finishedRetention = .seconds(finishedRetention)
+        configuration.gateway.minFreeSpace = minFreeSpace.bytes
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
         configuration.environmentFile = environmentFile.map { URL(fileURLWithPath: $0) }
         configuration.watch = watch

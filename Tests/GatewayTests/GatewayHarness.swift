@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -157,7 +156,7 @@ struct GatewayHarness: Sendable {
         // With PostgreSQL, a schema per harness named after its state folder (a test that reopens the
         // folder reopens the ledger too), dropped with the folder. Schemas, not databases: creating a
         // database copies a template and checkpoints, which stalled the tests running beside it.
-        let schema = "gw_" + directory.lastPathComponent.lowercased().filter { $0.isLetter || $0.isNumber }
+        let schema = schemaName(for: directory)
         if let admin = Self.postgres {
             var url = URLComponents(string: admin)!
             url.queryItems = [URLQueryItem(name: "search_path", value: schema)]
@@ -188,10 +187,14 @@ struct GatewayHarness: Sendable {
         _ configuration: GatewayConfiguration, invoker: FakeInvoker, directory: URL, logger: Logger, _ body: @Sendable (GatewayHarness) async throws -> Void
     ) async throws {
         let gateway = try await Gateway.open(configuration: configuration, invoker: invoker, logger: logger)
-        var app = Application(router: gateway.buildRouter(), server: gateway.httpServer(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        app.addServices(gateway.services)
-        try await app.test(.live) { client in
-            let url = "http://127.0.0.1:\(client.port!)"
+        try await withLiveApplication(logger: logger) { onServerRunning in
+            var app = Application(
+                router: gateway.buildRouter(), server: gateway.httpServer(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: onServerRunning, logger: logger)
+            app.addServices(gateway.services)
+            return app
+        } _: { port in
+            let url = "http://127.0.0.1:\(port)"
             gateway.setBaseURL(url)
             try await body(GatewayHarness(gateway: gateway, invoker: invoker, baseURL: url, stateDirectory: directory))
         }
@@ -206,6 +209,22 @@ struct GatewayHarness: Sendable {
 
     /// Whether this run's ledger is SQLite (the default) rather than PostgreSQL.
     static var usesSQLite: Bool { postgres == nil }
+
+    private static func schemaName(for directory: URL) -> String {
+        "gw_" + directory.lastPathComponent.lowercased().filter { $0.isLetter || $0.isNumber }
+    }
+
+    /// With PostgreSQL: runs `statements` (`SCHEMA` replaced by this harness's schema) one by one as the
+    /// administrator, beside the gateway, as a database administrator would.
+    func administer(_ statements: [String]) async throws {
+        guard let admin = Self.postgres else { throw TestFailure("no PostgreSQL store") }
+        let schema = Self.schemaName(for: stateDirectory)
+        try await Self.withAdminConnection(admin, logger: Logger(label: "admin")) { connection in
+            for statement in statements {
+                try await connection.query(PostgresQuery(unsafeSQL: statement.replacingOccurrences(of: "SCHEMA", with: schema)), logger: Logger(label: "admin"))
+            }
+        }
+    }
 
     static func dropSchema(_ name: String, admin: String, logger: Logger) async {
         try? await withAdminConnection(admin, logger: logger) { connection in

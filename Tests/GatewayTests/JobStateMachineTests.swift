@@ -80,7 +80,7 @@ import Testing
                 .chunkOffered: .moved(to: .running, [.reserveChunk, .writeChunk]),
                 .chunkWritten: .moved(to: .running, [.countChunk, .feedDigest, .signalJob]),
                 .completed: .moved(to: .ready, [.recordImage, .dropDigest, .signalJob]),
-                .attemptFailed: .moved(to: .failed, [.recordError, .removeAllBytes, .dropDigest, .signalJob]),
+                .attemptFailed: .moved(to: .failed, [.recordError, .removeBytesFirst, .removeAllBytes, .dropDigest, .signalJob]),
                 .cancelled: .moved(
                     to: .cancelled,
                     [.recordError, .stopInvocation, .removeAllBytes, .dropDigest, .forgetPresence, .signalJob, .signalQueue, .wakeDispatcher]),
@@ -231,7 +231,7 @@ import Testing
     @Test func aRetriedAttemptStartsAnewAndItsBytesGo() {
         #expect(
             Machine.decide(Self.facts(.running), .attemptFailed(attempt: 1, retry: true))
-                == .moved(to: .running, [.recordError, .beginAttempt, .beginDigest, .removeAttemptBytes, .signalJob]))
+                == .moved(to: .running, [.recordError, .beginAttempt, .beginDigest, .removeBytesFirst, .removeAttemptBytes, .signalJob]))
         #expect(Machine.decide(Self.facts(.running), .attemptFailed(attempt: 0, retry: true)) == .refused(.attemptOver))
     }
 

@@ -198,11 +198,13 @@ struct ScaleOutTests {
         }
     }
 
-    /// A transfer that outlasts its claim's first term (two 2 s leases) renews it: no other instance
+    /// A transfer that outlasts its claim's first term (two 3 s leases) renews it: no other instance
     /// starts a second transfer meanwhile, and the key is consumed once.
     @Test func aTransferLongerThanItsClaimsFirstTermHoldsTheImage() async throws {
         let cap = 1 << 20
-        try await GatewayHarness.run(configure: { $0.chunkSize = cap; $0.lease = .seconds(2); $0.janitorInterval = .milliseconds(200) }) { a in
+        // A lease of 3 s: a claim's first term is 6 s, half the transfer; a shorter lease lapsed under
+        // load while the image was still being uploaded (the job was taken over: its chunks got 401).
+        try await GatewayHarness.run(configure: { $0.chunkSize = cap; $0.lease = .seconds(3); $0.janitorInterval = .milliseconds(200) }) { a in
             try await GatewayHarness.run(sharingStoreOf: a) { b in
                 let (created, image) = try await Self.readyImage(on: a, b, chunks: 24, cap: cap)
                 let path = try #require(created.image)
@@ -210,11 +212,11 @@ struct ScaleOutTests {
                 try await transfer.start()
                 let started = ContinuousClock.now
                 var received = 0
-                // About 2 MiB a second: twelve seconds, three times the claim's first term.
+                // About 2 MiB a second: ten seconds and more, past the claim's first term.
                 while received < image.count - (4 << 20) {
                     received = try await transfer.read(atLeast: received + (256 << 10))
                     try await Task.sleep(for: .milliseconds(125))
-                    if ContinuousClock.now - started > .seconds(5) {
+                    if ContinuousClock.now - started > .seconds(6) {
                         let other = try await b.request(.GET, path)
                         #expect(other.status == 409, "B began a second transfer \(ContinuousClock.now - started) in")
                         #expect(other.errorCode == "image_in_flight")

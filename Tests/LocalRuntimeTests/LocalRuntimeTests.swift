@@ -8,6 +8,33 @@ import Testing
 @testable import LocalRuntime
 
 @Suite(.serialized, .timeLimit(.minutes(5))) struct LocalRuntimeTests {
+    /// A function's `build` step on a disk that fills (a real tmpfs; root, as CI runs).
+    @Test(.enabled(if: SmallDisk.available)) func aBuildThatRunsOutOfSpaceFailsItsInvocationClearlyAndBuildsAgainOnceThereIsRoom() async throws {
+        try await SmallDisk.with(megabytes: 2) { disk in
+            let folder = disk.url.appendingPathComponent("big-build")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            var function = FunctionConfiguration(
+                name: "big-build", command: [RuntimeConfiguration.ownBinDirectory.appendingPathComponent("chaos").path], timeout: 5, directory: folder)
+            // Like `pip install` of a large package: more than the disk holds.
+            function.build = [["sh", "-c", "head -c 4000000 /dev/zero > blob"]]
+            try await RuntimeHarness.run([function]) { runtime, _ in
+                await #expect {
+                    _ = try await runtime.invoke("big-build", payload: ByteBuffer(string: #"{"mode":"echo"}"#))
+                } throws: { error in
+                    guard let error = error as? RuntimeError else { return false }
+                    return error.code == .buildFailed && error.message.contains("ran out of disk space")
+                }
+                // Not taken for built: the marker was not left behind.
+                #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent(".built").path))
+                try disk.resize(megabytes: 16)
+                let result = try await runtime.invoke("big-build", payload: ByteBuffer(string: #"{"mode":"echo","x":"1"}"#))
+                #expect(result.json["function"] == "big-build")
+                #expect(result.json["event"]?.contains(#""x":"1""#) == true)
+                #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(".built").path))
+            }
+        }
+    }
+
     @Test func invokesAndReusesAWarmEnvironment() async throws {
         try await RuntimeHarness.run([RuntimeHarness.chaos()]) { runtime, _ in
             let cold = try await runtime.invoke("chaos", payload: ByteBuffer(string: #"{"mode":"echo"}"#))

@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -31,10 +30,14 @@ enum RuntimeHarness {
         var logger = Logger(label: "runtime-test")
         logger.logLevel = .warning
         let runtime = LocalRuntime(configuration: configuration, registry: try FunctionRegistry(functions), logger: logger)
-        var app = Application(router: InvokeAPIRouter.make(runtime: runtime), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        app.addServices(runtime)
-        try await app.test(.live) { client in
-            try await body(runtime, "http://127.0.0.1:\(client.port!)")
+        try await withLiveApplication(logger: logger) { onServerRunning in
+            var app = Application(
+                router: InvokeAPIRouter.make(runtime: runtime), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: onServerRunning, logger: logger)
+            app.addServices(runtime)
+            return app
+        } _: { port in
+            try await body(runtime, "http://127.0.0.1:\(port)")
         }
     }
 }

@@ -40,6 +40,15 @@ extension Gateway {
         if let existing = try await lifecycle.storedChunk(of: job, index: index, digest: declared, declaredLength: declaredLength) {
             return try Self.json(ChunkAccepted(index: index, bytes: existing.size, sha256: existing.sha256, stored: false))
         }
+        // Short of space: refused before a byte of the body is read (and the attempt, should it fail, failed of it).
+        let room = Int64(declaredLength ?? job.chunkSize)
+        return try await lifecycle.storage.withUploadRoom(jobId: job.id, attempt: job.attempt, bytes: room) {
+            try await storeChunk(request, job: job, index: index, declared: declared, declaredLength: declaredLength)
+        }
+    }
+
+    /// Reads, verifies and offers one chunk's body (`putChunk`, once it has room).
+    private func storeChunk(_ request: Request, job: JobRecord, index: Int, declared: ContentDigest, declaredLength: Int?) async throws -> Response {
         // At most one chunk cap per upload is held in memory; a body that grows past it is refused as soon
         // as it does (a chunked body has no Content-Length to check up front).
         // Sized once from Content-Length: growing by doubling would allocate up to twice the cap.

@@ -17,6 +17,8 @@ extension Gateway {
         router.get("/healthz") { _, _ in
             // A load balancer in front stops sending work here while running jobs finish.
             guard !self.draining.load(ordering: .relaxed) else { throw Self.shuttingDown }
+            // Short of storage, new work is refused: the balancer's cue to send it elsewhere.
+            if let shortage = self.lifecycle.storage.shortage { throw self.lifecycle.storage.refusal(shortage, "new work").unavailable }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
         router.get("/metrics") { _, _ in try await self.metrics() }
@@ -150,7 +152,8 @@ extension Gateway {
             ("chunkrelay_running_attempts", "Attempts running under a cancellation scope.", held.cancellationScopes),
             ("chunkrelay_ledger_job_rows", "Job rows in the ledger.", rows.jobs),
             ("chunkrelay_ledger_chunk_rows", "Chunk rows in the ledger.", rows.chunks),
-        ]
+            ("chunkrelay_unrecorded_outcomes", "Outcomes the ledger could not take yet (full disk, store refusing writes).", held.unrecorded),
+        ] + lifecycle.storage.gauges
         for (name, value) in invoker.gauges().sorted(by: { $0.key < $1.key }) {
             gauges.append(("chunkrelay_runtime_\(name)", "The local runtime's \(name.replacingOccurrences(of: "_", with: " ")).", value))
         }

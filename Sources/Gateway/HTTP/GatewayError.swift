@@ -39,6 +39,22 @@ public struct GatewayError: HTTPResponseError, CustomStringConvertible, Sendable
         }
     }
 
+    /// The answer to a request that failed on storage: `507` while the disk is full, `503` while the
+    /// store refuses writes; both say when to try again.
+    init(_ failure: StorageFailure) {
+        switch failure {
+        case .full:
+            self.init(.insufficientStorage, .insufficientStorage, "out of storage space; nothing was changed", headers: [.retryAfter: "2"])
+        case .unavailable:
+            self.init(.serviceUnavailable, .storeUnavailable, "the store refuses writes or cannot be reached now; nothing was changed", headers: [.retryAfter: "2"])
+        }
+    }
+
+    /// The same error as `503 Service Unavailable` (a health check answers 503 whatever the reason).
+    var unavailable: GatewayError {
+        GatewayError(.serviceUnavailable, code, message, headers: headers)
+    }
+
     /// A readable summary.
     public var description: String { "\(status.code) \(code): \(message)" }
 
@@ -74,9 +90,20 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try GatewayError(error.status, code, error.body ?? error.status.reasonPhrase, headers: error.headers)
                 .response(from: request, context: context)
         } catch {
+            // The machine's condition, not a bug: the disk is full, or the store refuses writes.
+            if let failure = StorageFailure(error) {
+                // The storage guard says once that storage is short; each request's refusal is detail.
+                context.logger.debug("refused for storage: \(String(reflecting: error))")
+                return try GatewayError(failure).response(from: request, context: context)
+            }
             context.logger.error("unhandled error: \(String(reflecting: error))")
             return try GatewayError(.internalServerError, .internalError, "the gateway failed; see its log")
                 .response(from: request, context: context)
         }
     }
+}
+
+extension HTTPResponse.Status {
+    /// `507 Insufficient Storage` (RFC 4918), which HTTPTypes does not name.
+    static let insufficientStorage = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
 }

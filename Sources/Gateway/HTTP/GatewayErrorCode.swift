@@ -40,6 +40,8 @@ public struct GatewayErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let imageNotReady = GatewayErrorCode("image_not_ready")
     /// The job has no image.
     public static let imageUnavailable = GatewayErrorCode("image_unavailable")
+    /// The state folder's disk is short of space (`--min-free-space`) or full.
+    public static let insufficientStorage = GatewayErrorCode("insufficient_storage")
     /// Chunks announced but not stored.
     public static let incomplete = GatewayErrorCode("incomplete")
     /// The gateway failed (details in its log only).

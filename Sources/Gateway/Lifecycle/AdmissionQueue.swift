@@ -58,9 +58,12 @@ final class AdmissionQueue: Sendable {
                         do {
                             job = try await gateway.lifecycle.startNextAttempt(excluding: busy)
                         } catch {
+                            // A cancelled dispatcher (its service group torn down) ends here: every later
+                            // look would fail at once, and a loop of them would never sleep.
+                            guard !Task.isCancelled else { return }
                             // Nothing else may wake the dispatcher for the jobs already waiting: look again soon.
                             logger.error("could not take the next job from the ledger (looking again in 1 s): \(error)")
-                            try? await Task.sleep(for: .seconds(1))
+                            do { try await Task.sleep(for: .seconds(1)) } catch { return }
                             continue
                         }
                         guard let job else { break }
@@ -167,11 +170,7 @@ extension Gateway {
         case .failed(let error):
             failure = error
         }
-        do {
-            try await lifecycle.fail(jobId: job.id, attempt: attempt.number, with: failure)
-        } catch {
-            logger.error("job \(job.id): could not record its outcome: \(error)")
-        }
+        await lifecycle.settleFailure(jobId: job.id, attempt: attempt.number, with: failure)
     }
 }
 

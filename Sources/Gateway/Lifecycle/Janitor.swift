@@ -39,12 +39,20 @@ struct Janitor: Sendable {
 extension Gateway {
     /// One pass of everything the janitor does.
     func janitorPass() async {
+        // First what could not be recorded (failures free their bytes), last the look at free space,
+        // after the expiries that free more; the queue, which waits while storage is short, goes on then.
+        // Leases first: the rest of a pass can be slow on a loaded machine, and a lease renewed late is
+        // a job another instance takes over.
+        await tendLeases()
+        let waiting = await lifecycle.recordUnrecorded()
+        if waiting > 0 { logger.warning("\(waiting) outcome(s) still wait for the ledger to take writes") }
         await sweepExpiredImages()
         await sweepFinishedStreams()
         await cancelAbandonedStreams()
         await forgetFinishedJobs()
-        await tendLeases()
         await lifecycle.spool.sweep()
+        await lifecycle.storage.refresh()
+        if lifecycle.storage.shortage == nil { admission.wake() }
     }
 
     /// Runs one part of a pass; a failure is logged and the next pass tries again.
@@ -54,7 +62,10 @@ extension Gateway {
         } catch is CancellationError {
             // Shutting down: the pass ends with the janitor.
         } catch {
-            logger.error("janitor pass failed: \(error)")
+            lifecycle.storage.noticed(error)
+            // Storage short: the guard said so once; each pass that meets it again is detail.
+            let level: Logger.Level = StorageFailure(error) == nil ? .error : .debug
+            logger.log(level: level, "janitor pass failed: \(PostgresURL.describe(error))")
         }
     }
 

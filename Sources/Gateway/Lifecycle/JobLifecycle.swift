@@ -20,6 +20,8 @@ final class JobLifecycle: Sendable {
     let feed: JobFeed
     /// Cancellation of running attempts, recorded so a late waiter still sees it.
     let cancellations: JobCancellation
+    /// Free space and the store's refusals: what is refused while storage is short.
+    let storage: StorageGuard
     /// With several instances on one store: leases, claims' renewal, presence; nil alone.
     let coordination: (any ClusterCoordination)?
     private let admission: AdmissionQueue
@@ -28,6 +30,8 @@ final class JobLifecycle: Sendable {
     private let logger: Logger
     /// Image keys under transfer here, and whether the image was given up meanwhile (it goes at release).
     private let claims = Mutex<[String: Bool]>([:])
+    /// Outcomes the ledger could not take when they happened, by job, for the janitor to record.
+    private let unrecorded = Mutex<[String: [Unrecorded]]>([:])
     /// Chunk uploads writing their bytes now, for `/metrics`.
     private let chunkWrites = Atomic<Int>(0)
     /// The whole-image digest of each running job's current attempt, hashed as its chunks arrive.
@@ -37,8 +41,8 @@ final class JobLifecycle: Sendable {
     private let droppedTransfers: AsyncStream<String>.Continuation?
 
     init(
-        store: any JobLedger, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, cancellations: JobCancellation = JobCancellation(),
-        coordination: (any ClusterCoordination)? = nil, droppedTransfers: AsyncStream<String>.Continuation? = nil, policy: Policy = Policy(),
+        store: any JobLedger, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, storage: StorageGuard,
+        cancellations: JobCancellation = JobCancellation(), coordination: (any ClusterCoordination)? = nil, droppedTransfers: AsyncStream<String>.Continuation? = nil, policy: Policy = Policy(),
         logger: Logger
     ) {
         self.droppedTransfers = droppedTransfers
@@ -46,6 +50,7 @@ final class JobLifecycle: Sendable {
         self.spool = spool
         self.feed = feed
         self.admission = admission
+        self.storage = storage
         self.cancellations = cancellations
         self.coordination = coordination
         self.policy = policy
@@ -81,6 +86,8 @@ final class JobLifecycle: Sendable {
         var decision: Machine.Decision
         /// The event (nil for a job's creation, which has none).
         var event: Machine.Event?
+        /// Whether the ledger was written (a refusal, or a move that changes nothing, writes nothing).
+        var wroteLedger = false
 
         var refusal: Machine.Refusal? {
             if case .refused(let refusal, _) = decision { return refusal }
@@ -99,25 +106,33 @@ final class JobLifecycle: Sendable {
 
     /// A new job at the back of the queue; the dispatcher and every waiting client hear of it.
     func create(_ request: CreateJobRequest, chunkSize: Int) async throws -> JobRecord {
+        try storage.admit("a new job")
         let params = String(decoding: try JSONEncoder().encode(request.params), as: UTF8.self)
-        let job = try await store.insert(
+        let job = try await noting { try await store.insert(
             JobRecord(
                 id: RandomToken.make(), function: request.function, params: params, delivery: request.delivery, chunkSize: chunkSize,
-                imageKey: request.delivery == .retrieve ? RandomToken.make() : nil, createdAt: Date().timeIntervalSince1970))
+                imageKey: request.delivery == .retrieve ? RandomToken.make() : nil, createdAt: Date().timeIntervalSince1970)) }
+        storage.wrote()
         await perform(Machine.created.actions, on: Transition(before: job, after: job, decision: .moved(to: job.state, Machine.created.actions), event: nil))
         return job
     }
 
     /// The first queued job (passing over `busyFunctions`) as a new running attempt, unless the
     /// concurrency limit is reached; the queue hears it moved.
+    /// While storage is short the queue waits: an attempt started then could only fail for lack of room
+    /// (the janitor wakes the dispatcher once it is not).
     func startNextAttempt(excluding busyFunctions: Set<String>) async throws -> JobRecord? {
+        guard storage.shortage == nil else { return nil }
         let inputs = Inputs()
-        let transition = try await store.updateNextQueued(excluding: busyFunctions) { [self] job, running in
-            var facts = facts(of: job, now: inputs.now)
-            facts.atConcurrencyLimit = running >= policy.maxConcurrency
-            return decide(job, .attemptStarted, facts: facts, inputs: inputs)
+        let transition = try await noting {
+            try await store.updateNextQueued(excluding: busyFunctions) { [self] job, running in
+                var facts = facts(of: job, now: inputs.now)
+                facts.atConcurrencyLimit = running >= policy.maxConcurrency
+                return decide(job, .attemptStarted, facts: facts, inputs: inputs)
+            }
         }
         guard let transition, transition.refusal == nil else { return nil }
+        if transition.wroteLedger { storage.wrote() }
         await perform(transition.actions, on: transition)
         return transition.after
     }
@@ -137,7 +152,12 @@ final class JobLifecycle: Sendable {
         }
         _ = chunkWrites.add(1, ordering: .relaxed)
         defer { _ = chunkWrites.subtract(1, ordering: .relaxed) }
-        try await spool.write(body, jobId: job.id, attempt: job.attempt, index: index, chunkSize: job.chunkSize)
+        do {
+            try await spool.write(body, jobId: job.id, attempt: job.attempt, index: index, chunkSize: job.chunkSize)
+        } catch {
+            storage.noticed(error, jobId: job.id, attempt: job.attempt)
+            throw error
+        }
         var own = probe
         own.neighbours = false
         let written = try await transition(job.id, probe: own, inputs: inputs, body: body) { facts, _ in .chunkWritten(Self.offer(chunk, job.chunkSize, facts)) }
@@ -185,19 +205,28 @@ final class JobLifecycle: Sendable {
             throw GatewayError(.unprocessableContent, .sizeMismatch, "\(manifest.bytes) bytes announced, \(summary.bytes) stored")
         }
         let progress = currentDigest(of: job)?.progress()
-        let (actual, readBack) = try await spool.seal(
-            jobId: job.id, attempt: job.attempt, length: manifest.bytes, chunkSize: job.chunkSize, progress: progress)
+        let (actual, readBack) = try await noting {
+            try await spool.seal(jobId: job.id, attempt: job.attempt, length: manifest.bytes, chunkSize: job.chunkSize, progress: progress)
+        }
         if readBack > 0 { logger.debug("job \(job.id): \(readBack) bytes read back to finish the image digest") }
         guard actual == declared else {
             throw GatewayError(.unprocessableContent, .digestMismatch, "the assembled image's SHA-256 is \(actual.hex), not \(declared.hex)")
         }
         if job.delivery == .retrieve {
-            try await spool.promote(jobId: job.id, attempt: job.attempt)
+            try await noting { try await spool.promote(jobId: job.id, attempt: job.attempt) }
         }
         var inputs = Inputs()
         inputs.manifest = manifest
         inputs.keepUntil = inputs.now + keepFor.inSeconds
-        let completed = try await transition(job.id, inputs: inputs) { _ in .completed(attempt: job.attempt) }
+        let completed: Transition
+        do {
+            completed = try await transition(job.id, inputs: inputs) { _ in .completed(attempt: job.attempt) }
+        } catch {
+            // Not recorded (a full disk, a store refusing writes): the bytes go back where a retried
+            // `complete` finds them; the ledger still says running.
+            if job.delivery == .retrieve { await spool.demote(jobId: job.id, attempt: job.attempt) }
+            throw error
+        }
         if let refusal = completed.refusal {
             if job.delivery == .retrieve { await spool.removeImage(jobId: job.id) }
             throw Refused(refusal)
@@ -210,7 +239,7 @@ final class JobLifecycle: Sendable {
     /// the job is no longer running that attempt (cancelled meanwhile, say).
     func retry(jobId: String, attempt: Int, after failure: JobError) async throws -> JobRecord? {
         var inputs = Inputs()
-        inputs.error = failure
+        inputs.error = storageAware(failure, jobId: jobId, attempt: attempt)
         let retried = try await transition(jobId, inputs: inputs) { _ in .attemptFailed(attempt: attempt, retry: true) }
         guard retried.refusal == nil else { return nil }
         logger.notice("job \(jobId): attempt \(retried.before.attempt) failed (\(failure.code)); retrying as attempt \(retried.after.attempt)")
@@ -222,11 +251,68 @@ final class JobLifecycle: Sendable {
     @discardableResult
     func fail(jobId: String, attempt: Int, with failure: JobError) async throws -> Bool {
         var inputs = Inputs()
+        let failure = storageAware(failure, jobId: jobId, attempt: attempt)
         inputs.error = failure
         let failed = try await transition(jobId, inputs: inputs) { _ in .attemptFailed(attempt: attempt, retry: false) }
         guard failed.refusal == nil else { return false }
         logger.warning("job \(jobId) failed: \(failure.code): \(failure.message)")
         return true
+    }
+
+    /// `fail`, or when the ledger cannot record it now (a full disk, a store refusing writes), kept for
+    /// the janitor to record once it can: a job is never left running for want of one write.
+    func settleFailure(jobId: String, attempt: Int, with failure: JobError) async {
+        let failure = storageAware(failure, jobId: jobId, attempt: attempt)
+        do {
+            try await fail(jobId: jobId, attempt: attempt, with: failure)
+        } catch {
+            let reason = StorageFailure(error).map { "\($0 == .full ? "storage full" : "store unavailable")" } ?? "\(error)"
+            logger.error("job \(jobId): could not record its failure (\(reason)); the janitor tries again")
+            unrecorded.withLock { $0[jobId, default: []].append(.failure(attempt: attempt, failure)) }
+        }
+    }
+
+    /// What an attempt that failed after an upload of it was refused for space failed of: `storage_full`,
+    /// whatever the function made of the refusal.
+    private func storageAware(_ failure: JobError, jobId: String, attempt: Int) -> JobError {
+        guard failure.code != "storage_full", storage.takeRefusal(jobId: jobId, attempt: attempt) else { return failure }
+        return JobError(code: "storage_full", message: "out of storage space for its chunks (the function reported \(failure.code): \(failure.message))")
+    }
+
+    /// Records what could not be recorded when it happened; returns how many still wait (the janitor's
+    /// each pass). An outcome the machine now refuses (the job moved on meanwhile) is dropped.
+    @discardableResult
+    func recordUnrecorded() async -> Int {
+        let pending = unrecorded.withLock { pending in
+            defer { pending = [:] }
+            return pending
+        }
+        for (jobId, outcomes) in pending {
+            for (offset, outcome) in outcomes.enumerated() {
+                do {
+                    switch outcome {
+                    case .failure(let attempt, let failure):
+                        try await fail(jobId: jobId, attempt: attempt, with: failure)
+                    case .transferEnd(let acknowledged):
+                        _ = try await transition(jobId) { _ in .transferReleased(acknowledged: acknowledged) }
+                    }
+                } catch let error as GatewayError where error.code == .jobNotFound {
+                    break  // forgotten meanwhile: nothing left to record
+                } catch {
+                    unrecorded.withLock { $0[jobId, default: []].append(contentsOf: outcomes[offset...]) }
+                    break
+                }
+            }
+        }
+        return unrecorded.withLock { $0.values.reduce(0) { $0 + $1.count } }
+    }
+
+    /// An outcome the ledger could not take when it happened.
+    enum Unrecorded: Sendable {
+        /// An attempt's failure.
+        case failure(attempt: Int, JobError)
+        /// The bytes a transfer delivered (they count toward consuming the key).
+        case transferEnd(Range<Int64>)
     }
 
     /// Cancels a job: its invocation stops (even one only about to start), its bytes go (an image under
@@ -285,7 +371,9 @@ final class JobLifecycle: Sendable {
     func tendLeases() async throws -> Int {
         guard let coordination else { return 0 }
         let now = Date().timeIntervalSince1970
-        try await coordination.renewLeases(now: now)
+        // A write every pass: the one that tells a store that refused writes takes them again.
+        try await noting { try await coordination.renewLeases(now: now) }
+        storage.wrote()
         return try await returnToQueue(try await coordination.lapsedLeases(now: now), .lapsed)
     }
 
@@ -349,8 +437,10 @@ final class JobLifecycle: Sendable {
             let ended = try await transition(jobId) { _ in .transferReleased(acknowledged: acknowledged) }
             if ended.before.state == .ready, ended.after.state == .done { logger.info("job \(jobId): image delivered whole; key consumed") }
         } catch {
-            // Not recorded: the key stays retrievable (the safe side); a shared claim runs out by itself.
+            // Not recorded: the key stays retrievable meanwhile (the safe side); a shared claim runs out by
+            // itself; what was delivered is recorded by the janitor once the ledger takes writes.
             logger.error("job \(jobId): could not record the end of a transfer: \(error)")
+            if let acknowledged, !acknowledged.isEmpty { unrecorded.withLock { $0[jobId, default: []].append(.transferEnd(acknowledged)) } }
         }
     }
 
@@ -391,14 +481,25 @@ final class JobLifecycle: Sendable {
     }
 
     /// Sizes of what requests hold, for `/metrics`.
-    var gauges: (claims: Int, chunkWrites: Int, cancellationScopes: Int) {
-        (claims.withLock { $0.count }, chunkWrites.load(ordering: .relaxed), cancellations.count)
+    var gauges: (claims: Int, chunkWrites: Int, cancellationScopes: Int, unrecorded: Int) {
+        (claims.withLock { $0.count }, chunkWrites.load(ordering: .relaxed), cancellations.count, unrecorded.withLock { $0.values.reduce(0) { $0 + $1.count } })
     }
 
     /// A refusal of the state machine, thrown to the caller (the HTTP layer maps it to an answer).
     struct Refused: Error, Equatable {
         let refusal: Machine.Refusal
         init(_ refusal: Machine.Refusal) { self.refusal = refusal }
+    }
+
+    /// Runs a write, telling the storage guard when it failed on storage (a full disk releases its
+    /// reserve; a store that refuses writes is marked). The callers say when a write went through.
+    private func noting<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            storage.noticed(error)
+            throw error
+        }
     }
 
     // MARK: The machine
@@ -408,9 +509,16 @@ final class JobLifecycle: Sendable {
         _ jobId: String, probe: ChunkProbe? = nil, inputs: Inputs = Inputs(), body: ByteBuffer? = nil, countingLocalTransfers: Bool = true,
         _ event: @escaping @Sendable (ChunkFacts?, JobRecord) -> Machine.Event
     ) async throws -> Transition {
-        let transition = try await store.update(jobId: jobId, probe: probe) { [self] job, chunkFacts in
-            decide(job, event(chunkFacts, job), facts: facts(of: job, now: inputs.now, countingLocalTransfers: countingLocalTransfers), inputs: inputs)
+        let transition = try await noting {
+            try await store.update(jobId: jobId, probe: probe) { [self] job, chunkFacts in
+                let decided = decide(
+                    job, event(chunkFacts, job), facts: facts(of: job, now: inputs.now, countingLocalTransfers: countingLocalTransfers), inputs: inputs)
+                // Under the row's lock, so the attempt is the one the machine saw end.
+                if decided.1.actions.contains(.removeBytesFirst) { spool.removeSpoolNow(jobId: job.id, attempt: job.attempt) }
+                return decided
+            }
         }
+        if transition?.wroteLedger == true { storage.wrote() }
         guard let transition else { throw GatewayError(.notFound, .jobNotFound, "no job \(jobId)") }
         await perform(transition.actions, on: transition, body: body)
         return transition
@@ -458,7 +566,7 @@ final class JobLifecycle: Sendable {
             return (nil, Transition(before: job, after: job, decision: decision, event: event))
         }
         let write = record(job, to: state, actions: actions, event: event, inputs: inputs)
-        return (write, Transition(before: job, after: write?.job ?? job, decision: decision, event: event))
+        return (write, Transition(before: job, after: write?.job ?? job, decision: decision, event: event, wroteLedger: write != nil))
     }
 
     /// The row as a decided transition leaves it; nil when nothing in the ledger changes.

@@ -164,6 +164,10 @@ struct JobStateMachine {
         static let beginDigest = Actions(rawValue: 1 << 22)
         static let feedDigest = Actions(rawValue: 1 << 23)
         static let dropDigest = Actions(rawValue: 1 << 24)
+        /// Drop the ending attempt's chunks before the ledger write rather than after it, so that on a
+        /// full disk the write that records the failure has the room they took. Only where nothing of
+        /// them can be used whatever the write's fate: the attempt's invocation has ended.
+        static let removeBytesFirst = Actions(rawValue: 1 << 25)
 
         /// The actions that write the ledger.
         static let ledgerWrites: Actions = [
@@ -267,9 +271,9 @@ struct JobStateMachine {
             // An instance whose lease ran out reports late: the job was taken over.
             guard !facts.leasedElsewhere else { return .refused(.leasedElsewhere) }
             if retry {
-                return .moved(to: .running, [.recordError, .beginAttempt, .beginDigest, .removeAttemptBytes, .signalJob])
+                return .moved(to: .running, [.recordError, .beginAttempt, .beginDigest, .removeBytesFirst, .removeAttemptBytes, .signalJob])
             }
-            return .moved(to: .failed, [.recordError, .removeAllBytes, .dropDigest, .signalJob])
+            return .moved(to: .failed, [.recordError, .removeBytesFirst, .removeAllBytes, .dropDigest, .signalJob])
 
         case .abandoned:
             guard facts.delivery == .stream else { return .refused(.notThisDelivery) }

@@ -16,12 +16,18 @@ protocol ChunkStorage: Sendable {
     func seal(jobId: String, attempt: Int, length: Int64, chunkSize: Int, progress: AttemptDigest.Progress?) async throws -> (digest: ContentDigest, readBack: Int64)
     /// Makes a sealed retrieve-mode attempt the job's image.
     func promote(jobId: String, attempt: Int) async throws
+    /// Undoes `promote` when the ledger could not record the image, so a retried `complete` finds the
+    /// attempt's bytes where it left them.
+    func demote(jobId: String, attempt: Int) async
     /// One chunk of an attempt.
     func readChunk(jobId: String, attempt: Int, index: Int, chunkSize: Int, length: Int) async throws -> ByteBuffer
     /// Whether an attempt's chunks are still kept (a finished stream's, for resumes).
     func exists(jobId: String, attempt: Int) async -> Bool
     /// Drops one attempt's chunks.
     func removeSpool(jobId: String, attempt: Int) async
+    /// Drops one attempt's chunks without suspending, from inside the ledger's transaction (the
+    /// machine's `removeBytesFirst`); storage that cannot do that drops them after the write instead.
+    func removeSpoolNow(jobId: String, attempt: Int)
     /// Drops every attempt's chunks of a job.
     func removeSpool(jobId: String) async
     /// Drops a job's image.

@@ -131,7 +131,8 @@ public final class LocalRuntime: Service, Sendable {
     private func reapIdleEnvironments() async {
         let interval = min(configuration.idleTimeout / 4, .seconds(1))
         while !stopping.load(ordering: .relaxed) {
-            try? await Task.sleep(for: interval)
+            // Cancelled without a graceful shutdown (the service group torn down): stop, rather than spin.
+            do { try await Task.sleep(for: interval) } catch { return }
             let cutoff = ContinuousClock.now - configuration.idleTimeout
             for pool in pools.values {
                 for environment in await pool.reapIdle(unusedSince: cutoff) {

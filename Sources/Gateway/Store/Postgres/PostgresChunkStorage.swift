@@ -57,6 +57,11 @@ struct PostgresChunkStorage: ChunkStorage {
     /// The image is the sealed attempt's rows: nothing moves.
     func promote(jobId: String, attempt: Int) async throws {}
 
+    func demote(jobId: String, attempt: Int) async {}
+
+    /// Rows, not a file: deleting them frees no disk at once, so they go after the write as before.
+    func removeSpoolNow(jobId: String, attempt: Int) {}
+
     func readChunk(jobId: String, attempt: Int, index: Int, chunkSize: Int, length: Int) async throws -> ByteBuffer {
         let rows = try await client.query(
             "SELECT bytes FROM chunkrelay_chunk_data WHERE job_id = \(jobId) AND attempt = \(attempt) AND idx = \(index)", logger: logger)

@@ -93,6 +93,16 @@ struct Spool: ChunkStorage {
         try await fileSystem.moveItem(at: spoolPath(jobId: jobId, attempt: attempt), to: target)
     }
 
+    /// Moves a promoted image back to its attempt's spool file (its `complete` could not be recorded).
+    func demote(jobId: String, attempt: Int) async {
+        _ = try? await fileSystem.moveItem(at: imagePath(jobId: jobId), to: spoolPath(jobId: jobId, attempt: attempt))
+    }
+
+    /// Unlinks an attempt's spool file at once (inside the ledger's transaction: a system call, no wait).
+    func removeSpoolNow(jobId: String, attempt: Int) {
+        try? FileManager.default.removeItem(atPath: spoolPath(jobId: jobId, attempt: attempt).string)
+    }
+
     /// Reads one chunk back from an attempt's spool file.
     func readChunk(jobId: String, attempt: Int, index: Int, chunkSize: Int, length: Int) async throws -> ByteBuffer {
         try await fileSystem.withFileHandle(forReadingAt: spoolPath(jobId: jobId, attempt: attempt)) { handle in

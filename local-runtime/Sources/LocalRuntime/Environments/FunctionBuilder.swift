@@ -142,7 +142,11 @@ actor FunctionBuilder {
         }
         let text = String(decoding: result.closureResult, as: UTF8.self)
         guard result.terminationStatus.isSuccess else {
-            throw RuntimeError(.buildFailed, "\(arguments.joined(separator: " ")) failed (\(result.terminationStatus)):\n\(text.suffix(4000))")
+            // A full disk is the machine's state, not the function's fault: said first, so it is not
+            // lost in the tail of a compiler's output.
+            let full = text.contains("No space left on device") || text.contains("Disk quota exceeded")
+            let cause = full ? " ran out of disk space in \(directory.path) (free some and invoke again)" : " failed"
+            throw RuntimeError(.buildFailed, "\(arguments.joined(separator: " "))\(cause) (\(result.terminationStatus)):\n\(text.suffix(4000))")
         }
         return text
     }
