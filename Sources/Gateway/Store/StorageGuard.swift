@@ -27,6 +27,9 @@ final class StorageGuard: Sendable {
         var reserveHeld = false
         var diskFull = false
         var storeUnavailable = false
+        /// An upload of this many bytes was refused for want of room above the mark: storage is short
+        /// until that much is free beside what uploads in flight take.
+        var refusedBytes: Int64?
         /// What the log said last, so each change is said once.
         var reported: Shortage?
         /// Attempts (`job/attempt`) an upload of which was refused for space: their failure is `storage_full`.
@@ -64,10 +67,11 @@ final class StorageGuard: Sendable {
 
     /// What is short now, if anything (the low-water mark measured now).
     var shortage: Shortage? {
-        let flags = state.withLock { ($0.diskFull, $0.storeUnavailable) }
+        let flags = state.withLock { ($0.diskFull, $0.storeUnavailable, $0.refusedBytes) }
         if flags.1 { return .storeUnavailable }
         if flags.0 { return .diskFull }
-        if let minFreeSpace, let free = freeBytes, free < minFreeSpace { return .lowSpace(free: free) }
+        guard let minFreeSpace, let free = freeBytes else { return nil }
+        if free < minFreeSpace || flags.2 != nil { return .lowSpace(free: free) }
         return nil
     }
 
@@ -104,6 +108,7 @@ final class StorageGuard: Sendable {
     private func lowSpace(after bytes: Int64) -> Shortage? {
         // A mark of 0 is none: the disk is met full at the write itself.
         guard let minFreeSpace, minFreeSpace > 0, bytes > 0, let free = freeBytes, free - bytes < minFreeSpace else { return nil }
+        state.withLock { $0.refusedBytes = max($0.refusedBytes ?? 0, bytes) }
         return .lowSpace(free: free)
     }
 
@@ -154,6 +159,12 @@ final class StorageGuard: Sendable {
     /// above the low-water mark, which ends a disk-full spell; says once when storage is back.
     func refresh() async {
         guard let minFreeSpace else { return settle() }
+        if let free = freeBytes {
+            let inFlight = uploading.load(ordering: .relaxed)
+            state.withLock { state in
+                if let refused = state.refusedBytes, free - inFlight - refused >= minFreeSpace { state.refusedBytes = nil }
+            }
+        }
         let held = state.withLock { $0.reserveHeld }
         // Room for the reserve and, beside it, the mark and as much again: the space the reserve itself
         // gave back when released must not count as recovered.
