@@ -20,6 +20,8 @@ public struct ServeConfiguration: Sendable {
     public var watch = false
     /// `--public-url`: the address functions post chunks to (a load balancer's), instead of this gateway's own.
     public var publicURL: String?
+    /// Every function's streamed responses at Lambda's bandwidth (6 MB at full speed, then 2 MB a second).
+    public var awsStreamingBandwidth = false
 
     /// The defaults `serve` starts with.
     public init() {}
@@ -50,13 +52,22 @@ public final class ChunkRelayServer: Service, Sendable {
 
     /// The functions of `configuration`, with the `--env-vars` file merged in.
     public static func registry(_ configuration: ServeConfiguration, logger: Logger) throws -> FunctionRegistry {
-        let registry = try FunctionRegistry(directory: configuration.functionsDirectory)
-        guard let file = configuration.environmentFile else { return registry }
-        let merged = registry.merging(try EnvironmentVariablesFile(contentsOf: file))
-        for section in merged.unknownSections {
-            logger.warning("\(file.path): section \"\(section)\" names no function; its variables are not used")
+        var registry = try FunctionRegistry(directory: configuration.functionsDirectory)
+        if let file = configuration.environmentFile {
+            let merged = registry.merging(try EnvironmentVariablesFile(contentsOf: file))
+            for section in merged.unknownSections {
+                logger.warning("\(file.path): section \"\(section)\" names no function; its variables are not used")
+            }
+            registry = merged.registry
         }
-        return merged.registry
+        if configuration.awsStreamingBandwidth {
+            registry = try FunctionRegistry(registry.functions.values.map { function in
+                var paced = function
+                paced.awsStreamingBandwidth = true
+                return paced
+            })
+        }
+        return registry
     }
 
     /// Builds everything `serve` runs; tests call this too.

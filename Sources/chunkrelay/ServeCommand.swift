@@ -62,6 +62,10 @@ struct ServeCommand: AsyncParsableCommand {
         name: .customLong("min-free-space"),
         help: "With the SQLite store: refuse new jobs and chunk uploads (507, and /healthz 503) while the state folder's disk has less free space than this (bytes, or KiB/MiB/GiB).")
     var minFreeSpace = ByteCount(bytes: ServeConfiguration().gateway.minFreeSpace)
+    @Flag(
+        name: .customLong("aws-streaming-bandwidth"),
+        help: "Stream every function's responses (Function URLs, InvokeWithResponseStream) at Lambda's bandwidth: the first 6 MB at full speed, then 2 MB/s.")
+    var awsStreamingBandwidth = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -100,6 +104,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.runtime.maximumPendingEvents = maxPendingEvents
         configuration.gateway.finishedRetention = .seconds(finishedRetention)
         configuration.gateway.minFreeSpace = minFreeSpace.bytes
+        configuration.awsStreamingBandwidth = awsStreamingBandwidth
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
         configuration.environmentFile = environmentFile.map { URL(fileURLWithPath: $0) }
         configuration.watch = watch

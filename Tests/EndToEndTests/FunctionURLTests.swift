@@ -172,6 +172,31 @@ extension EndToEnd {
             }
         }
 
+        /// `serve --aws-streaming-bandwidth`: a 20 MiB streamed Function URL response, fetched with curl,
+        /// takes what it would on Lambda (6 MB at full speed, the rest at 2 MB/s: 7.49 s); without the flag
+        /// the same response is not held back.
+        @Test func aStreamedURLResponseGoesAtLambdasBandwidthWithTheFlag() async throws {
+            func fetch(paced: Bool) async throws -> (bytes: Int, seconds: Double) {
+                let result = Locked((bytes: 0, seconds: 0.0))
+                try await withChunkRelay(configure: { $0.awsStreamingBandwidth = paced }) { _, runtime in
+                    let base = try await Self.url(of: "chaos-stream-url", runtime: runtime)
+                    let curl = try await run([
+                        "curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", "\(base)?mode=http-stream&chunks=20&bytes=1048576",
+                    ])
+                    #expect(curl.status == 0, "\(curl.output)")
+                    let parts = curl.output.split(separator: " ")
+                    result.update { $0 = (Int(parts.first ?? "") ?? -1, Double(parts.last ?? "") ?? -1) }
+                }
+                return result.value
+            }
+            let paced = try await fetch(paced: true)
+            #expect(paced.bytes == 20 << 20)
+            #expect(paced.seconds >= 7.4, "took \(paced.seconds) s")
+            let free = try await fetch(paced: false)
+            #expect(free.bytes == 20 << 20)
+            #expect(free.seconds < 7, "took \(free.seconds) s")
+        }
+
         @Test func aStreamThatFailsMidwayIsCutShortAndOneWithoutAPreludeKeepsItsType() async throws {
             try await withChunkRelay { _, runtime in
                 let base = try await Self.url(of: "chaos-stream-url", runtime: runtime)

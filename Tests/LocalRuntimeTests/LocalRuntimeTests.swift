@@ -167,6 +167,38 @@ import Testing
         }
     }
 
+    /// AWS's streaming bandwidth, opt-in: a 20 MiB streamed response takes at least 7 s (6 MB at full
+    /// speed, the remaining 14.97 MB at 2 MB/s, 7.49 s); without it, the same stream is not held back.
+    @Test func aStreamedResponseOverSixMegabytesGoesAtLambdasBandwidthWhenAskedFor() async throws {
+        var paced = RuntimeHarness.chaos(name: "paced", timeout: 30, concurrency: 1)
+        paced.awsStreamingBandwidth = true
+        let free = RuntimeHarness.chaos(name: "free", timeout: 30, concurrency: 1)
+        try await RuntimeHarness.run([paced, free]) { runtime, _ in
+            func stream(_ name: String) async throws -> (bytes: Int, took: Duration, firstSixMB: Duration) {
+                let received = Locked((bytes: 0, burst: Duration.zero))
+                let started = ContinuousClock.now
+                let result = try await runtime.invoke(
+                    try await runtime.reserve(name, payloadBytes: 64),
+                    payload: ByteBuffer(string: #"{"mode":"stream","chunks":20,"bytes":1048576}"#),
+                    sink: ResponseStreamSink { piece in
+                        received.update {
+                            $0.bytes += piece.readableBytes
+                            if $0.bytes <= 6_000_000 { $0.burst = ContinuousClock.now - started }
+                        }
+                    })
+                #expect(result.status == .success)
+                return (received.value.bytes, ContinuousClock.now - started, received.value.burst)
+            }
+            let throttled = try await stream("paced")
+            #expect(throttled.bytes == 20 << 20)
+            #expect(throttled.took >= .seconds(7.4), "took \(throttled.took)")
+            #expect(throttled.firstSixMB < throttled.took - .seconds(6), "the first 6 MB are not held back")
+            let unthrottled = try await stream("free")
+            #expect(unthrottled.bytes == 20 << 20)
+            #expect(unthrottled.took < .seconds(7), "took \(unthrottled.took)")
+        }
+    }
+
     @Test func streamedResponsesHaveTheirOwnSizeLimit() async throws {
         var small = RuntimeHarness.chaos(name: "small", concurrency: 1)
         small.maximumStreamingPayloadBytes = 100_000

@@ -44,6 +44,9 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     public var loggingConfig: FunctionLoggingConfig?
     /// A Function URL, when the function has one.
     public var url: FunctionURLConfig?
+    /// Streamed responses (Function URL, `InvokeWithResponseStream`) at Lambda's bandwidth: the first
+    /// 6 MB at full speed, then 2 MB a second (`"awsStreamingBandwidth": true`; off by default).
+    public var awsStreamingBandwidth = false
     /// The function's folder; set by the registry.
     public var directory: URL?
 
@@ -74,7 +77,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     private enum CodingKeys: String, CodingKey {
         case name, description, runtime, handler, swiftProduct, command, timeout, memorySize, reservedConcurrency
         case maximumRetryAttempts, environment, build, buildCreates, maximumPayloadBytes, maximumEventBytes
-        case maximumStreamingPayloadBytes, loggingConfig, url
+        case maximumStreamingPayloadBytes, loggingConfig, url, awsStreamingBandwidth
     }
 
     public init(from decoder: any Decoder) throws {
@@ -102,6 +105,7 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
         self.buildCreates = try c.decodeIfPresent(String.self, forKey: .buildCreates)
         self.loggingConfig = try c.decodeIfPresent(FunctionLoggingConfig.self, forKey: .loggingConfig)
         self.url = try c.decodeIfPresent(FunctionURLConfig.self, forKey: .url)
+        self.awsStreamingBandwidth = try c.decodeIfPresent(Bool.self, forKey: .awsStreamingBandwidth) ?? false
     }
 
     /// Checks the values against the platform's ranges.

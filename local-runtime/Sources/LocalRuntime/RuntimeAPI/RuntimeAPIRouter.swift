@@ -91,6 +91,7 @@ enum RuntimeAPIRouter {
         }
         var collected = ByteBuffer()
         var total = 0
+        var pacer = function.awsStreamingBandwidth ? StreamingBandwidth.Pacer(.aws) : nil
         do {
             for try await piece in request.body {
                 total += piece.readableBytes
@@ -99,6 +100,7 @@ enum RuntimeAPIRouter {
                     return tooLargeStatus(limit: limit)
                 }
                 if let forward = sink {
+                    if let wait = pacer?.delay(reaching: total, at: .now), wait > .zero { try await Task.sleep(for: wait) }
                     do {
                         try await forward.write(piece)
                     } catch {
