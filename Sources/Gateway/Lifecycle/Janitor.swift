@@ -39,10 +39,10 @@ struct Janitor: Sendable {
 extension Gateway {
     /// One pass of everything the janitor does.
     func janitorPass() async {
-        // First what could not be recorded (failures free their bytes), last the look at free space,
-        // after the expiries that free more; the queue, which waits while storage is short, goes on then.
-        // Leases first: the rest of a pass can be slow on a loaded machine, and a lease renewed late is
-        // a job another instance takes over.
+        // Leases first: the rest of a pass can be slow on a loaded machine, and a lease renewed late is a
+        // job another instance takes over. Then what could not be recorded (failures free their bytes);
+        // last the look at free space, after the expiries that free more, and the queue, which waits
+        // while storage is short.
         await tendLeases()
         let waiting = await lifecycle.recordUnrecorded()
         if waiting > 0 { logger.warning("\(waiting) outcome(s) still wait for the ledger to take writes") }

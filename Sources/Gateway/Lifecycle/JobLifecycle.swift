@@ -262,7 +262,6 @@ final class JobLifecycle: Sendable {
     /// `fail`, or when the ledger cannot record it now (a full disk, a store refusing writes), kept for
     /// the janitor to record once it can: a job is never left running for want of one write.
     func settleFailure(jobId: String, attempt: Int, with failure: JobError) async {
-        let failure = storageAware(failure, jobId: jobId, attempt: attempt)
         do {
             try await fail(jobId: jobId, attempt: attempt, with: failure)
         } catch {
@@ -273,9 +272,9 @@ final class JobLifecycle: Sendable {
     }
 
     /// What an attempt that failed after an upload of it was refused for space failed of: `storage_full`,
-    /// whatever the function made of the refusal.
+    /// whatever the function made of the refusal (the refusal is forgotten once the job leaves the attempt).
     private func storageAware(_ failure: JobError, jobId: String, attempt: Int) -> JobError {
-        guard failure.code != "storage_full", storage.takeRefusal(jobId: jobId, attempt: attempt) else { return failure }
+        guard failure.code != "storage_full", storage.wasRefused(jobId: jobId, attempt: attempt) else { return failure }
         return JobError(code: "storage_full", message: "out of storage space for its chunks (the function reported \(failure.code): \(failure.message))")
     }
 
@@ -304,8 +303,10 @@ final class JobLifecycle: Sendable {
                 }
             }
         }
-        return unrecorded.withLock { $0.values.reduce(0) { $0 + $1.count } }
+        return unrecordedCount
     }
+
+    private var unrecordedCount: Int { unrecorded.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 
     /// An outcome the ledger could not take when it happened.
     enum Unrecorded: Sendable {
@@ -482,7 +483,7 @@ final class JobLifecycle: Sendable {
 
     /// Sizes of what requests hold, for `/metrics`.
     var gauges: (claims: Int, chunkWrites: Int, cancellationScopes: Int, unrecorded: Int) {
-        (claims.withLock { $0.count }, chunkWrites.load(ordering: .relaxed), cancellations.count, unrecorded.withLock { $0.values.reduce(0) { $0 + $1.count } })
+        (claims.withLock { $0.count }, chunkWrites.load(ordering: .relaxed), cancellations.count, unrecordedCount)
     }
 
     /// A refusal of the state machine, thrown to the caller (the HTTP layer maps it to an answer).
@@ -639,6 +640,9 @@ final class JobLifecycle: Sendable {
     /// Does what a transition asked for besides its ledger write, after the write committed.
     private func perform(_ actions: Machine.Actions, on transition: Transition, body: ByteBuffer? = nil) async {
         let job = transition.after
+        if transition.before.state == .running, job.state != .running || job.attempt != transition.before.attempt {
+            storage.forgetRefusal(jobId: job.id)
+        }
         if actions.contains(.stopInvocation) { cancellations.cancel(job.id) }
         if actions.contains(.removeAllBytes) { await spool.removeSpool(jobId: job.id) }
         if actions.contains(.removeAttemptBytes) { await spool.removeSpool(jobId: job.id, attempt: transition.before.attempt) }

@@ -32,8 +32,9 @@ final class StorageGuard: Sendable {
         var refusedBytes: Int64?
         /// What the log said last, so each change is said once.
         var reported: Shortage?
-        /// Attempts (`job/attempt`) an upload of which was refused for space: their failure is `storage_full`.
-        var refusedAttempts: Set<String> = []
+        /// By job, the attempt an upload of which was refused for space: its failure is `storage_full`.
+        /// Kept until the job leaves that attempt (`forgetRefusal`), so a failure recorded late still says so.
+        var refusedAttempts: [String: Int] = [:]
     }
 
     private let directory: String
@@ -94,15 +95,24 @@ final class StorageGuard: Sendable {
             try admit("chunk upload", bytes: pending)
         } catch {
             // Only a lack of space is the attempt's cause of failure; a store refusing writes is not.
-            if error.code == .insufficientStorage { _ = state.withLock { $0.refusedAttempts.insert("\(jobId)/\(attempt)") } }
+            if error.code == .insufficientStorage { markRefused(jobId: jobId, attempt: attempt) }
             throw error
         }
         return try await body()
     }
 
-    /// Whether an upload of that attempt was refused for space (asked once, when the attempt fails).
-    func takeRefusal(jobId: String, attempt: Int) -> Bool {
-        state.withLock { $0.refusedAttempts.remove("\(jobId)/\(attempt)") != nil }
+    /// Whether an upload of that attempt was refused for space.
+    func wasRefused(jobId: String, attempt: Int) -> Bool {
+        state.withLock { $0.refusedAttempts[jobId] == attempt }
+    }
+
+    /// The job left the attempt a refusal was remembered for (it ended, or another attempt began).
+    func forgetRefusal(jobId: String) {
+        _ = state.withLock { $0.refusedAttempts.removeValue(forKey: jobId) }
+    }
+
+    private func markRefused(jobId: String, attempt: Int) {
+        state.withLock { $0.refusedAttempts[jobId] = attempt }
     }
 
     private func lowSpace(after bytes: Int64) -> Shortage? {
@@ -123,11 +133,11 @@ final class StorageGuard: Sendable {
     }
 
     /// A write failed: a full disk releases the reserve (so the writes that free space can commit), a
-    /// store that refuses writes is marked; other errors are not the guard's.
-    /// A chunk write of attempt `attempt` of `jobId` that hit a full disk makes that attempt's failure `storage_full`.
+    /// store that refuses writes is marked; other errors are not the guard's. A chunk write of attempt
+    /// `attempt` of `jobId` that hit a full disk makes that attempt's failure `storage_full`.
     func noticed(_ error: any Error, jobId: String? = nil, attempt: Int? = nil) {
         guard let failure = StorageFailure(error) else { return }
-        if failure == .full, minFreeSpace != nil, let jobId, let attempt { _ = state.withLock { $0.refusedAttempts.insert("\(jobId)/\(attempt)") } }
+        if failure == .full, minFreeSpace != nil, let jobId, let attempt { markRefused(jobId: jobId, attempt: attempt) }
         let releaseReserve = state.withLock { state -> Bool in
             switch failure {
             case .full where minFreeSpace != nil:
@@ -152,23 +162,21 @@ final class StorageGuard: Sendable {
             troubled.store(false, ordering: .relaxed)
             return state.storeUnavailable
         }
-        if recovered { settle() }
+        if recovered { report(shortage) }
     }
 
     /// The janitor's look, each pass (and once at start): makes the reserve when there is room for it
     /// above the low-water mark, which ends a disk-full spell; says once when storage is back.
     func refresh() async {
-        guard let minFreeSpace else { return settle() }
-        if let free = freeBytes {
-            let inFlight = uploading.load(ordering: .relaxed)
-            state.withLock { state in
-                if let refused = state.refusedBytes, free - inFlight - refused >= minFreeSpace { state.refusedBytes = nil }
-            }
+        guard let minFreeSpace, let free = freeBytes else { return report(shortage) }
+        let inFlight = uploading.load(ordering: .relaxed)
+        let held = state.withLock { state -> Bool in
+            if let refused = state.refusedBytes, free - inFlight - refused >= minFreeSpace { state.refusedBytes = nil }
+            return state.reserveHeld
         }
-        let held = state.withLock { $0.reserveHeld }
         // Room for the reserve and, beside it, the mark and as much again: the space the reserve itself
         // gave back when released must not count as recovered.
-        if !held, let free = freeBytes, free >= minFreeSpace + 2 * reserveBytes {
+        if !held, free >= minFreeSpace + 2 * reserveBytes {
             if await makeReserve() {
                 state.withLock { state in
                     state.reserveHeld = true
@@ -176,14 +184,10 @@ final class StorageGuard: Sendable {
                 }
             }
         }
-        settle()
-    }
-
-    /// Says once that storage is short, or back.
-    private func settle() {
         report(shortage)
     }
 
+    /// Says once that storage is short, or back.
     private func report(_ shortage: Shortage?) {
         let changed = state.withLock { state -> Bool in
             // Low space measured again with other numbers is the same spell.
