@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "RelayClient", targets: ["RelayClient"]),
         .library(name: "FunctionKit", targets: ["FunctionKit"]),
         .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "FaultInjection", targets: ["FaultInjection"]),
         .library(name: "LocalRuntime", targets: ["LocalRuntime"]),
         .library(name: "ChunkRelayServer", targets: ["ChunkRelayServer"]),
         .library(name: "ChunkRelayTesting", targets: ["ChunkRelayTesting"]),
@@ -46,9 +47,21 @@ let package = Package(
                 .product(name: "RawStructuredFieldValues", package: "swift-http-structured-headers"),
             ]
         ),
+        // Faults on demand (`serve --faults`), shared by the gateway and the Function URLs.
+        .target(
+            name: "FaultInjection",
+            dependencies: [
+                "RelayProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+            ]
+        ),
         .target(
             name: "Gateway",
             dependencies: [
+                "FaultInjection",
                 "RelayProtocol",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -90,6 +103,7 @@ let package = Package(
         .target(
             name: "LocalRuntime",
             dependencies: [
+                "FaultInjection",
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
@@ -130,6 +144,7 @@ let package = Package(
         .target(
             name: "ChunkRelayServer",
             dependencies: [
+                "FaultInjection",
                 "Gateway",
                 "LocalRuntime",
                 "RelayProtocol",
@@ -143,6 +158,8 @@ let package = Package(
         .target(
             name: "ChunkRelayTesting",
             dependencies: [
+                "FaultInjection",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "ChunkRelayServer",
                 "RelayClient",
                 "RelayProtocol",
@@ -173,6 +190,7 @@ let package = Package(
         .executableTarget(
             name: "chunkrelay",
             dependencies: [
+                "FaultInjection",
                 "ChunkRelayBench",
                 "ChunkRelayServer",
                 "ChunkRelayTesting",
@@ -231,6 +249,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "TestSupport",
+                "FaultInjection",
                 "Gateway",
                 "RelayProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,3 +1,4 @@
+import FaultInjection
 import Foundation
 import Gateway
 import Hummingbird
@@ -80,6 +81,8 @@ public final class ChunkRelayServer: Service, Sendable {
         if runtimeConfiguration.binDirectories.isEmpty {
             runtimeConfiguration.binDirectories = [RuntimeConfiguration.ownBinDirectory]
         }
+        // One injector for both servers: one log of faults, one count per rule.
+        runtimeConfiguration.faults = configuration.gateway.faults
         let runtimeHost = runtimeConfiguration.host
         let runtimePort = runtimeConfiguration.port
         let runtime = LocalRuntime(configuration: runtimeConfiguration, registry: registry, logger: logger)
@@ -117,7 +120,8 @@ public final class ChunkRelayServer: Service, Sendable {
         // Shut down in reverse: the dispatcher lets running invocations finish (their uploads need the
         // gateway's server and the runtime), then the gateway's server finishes its requests (downloads,
         // event streams end), then the runtime's, then the runtime stops the function processes.
-        let urlServers = runtime.functionURLServers(host: runtimeHost, server: configuration.gateway.connections.httpServer(), logger: logger)
+        let urlServers = runtime.functionURLServers(
+            host: runtimeHost, server: configuration.gateway.connections.httpServer(shapingFaults: configuration.gateway.faults != nil), logger: logger)
         // The watcher, last, stops first: no rebuild starts while the rest shuts down.
         let watcher: [any Service] = configuration.watch ? [FunctionWatcher(runtime: runtime, logger: logger)] : []
         let services: [any Service] = [runtime, runtimeApp] + urlServers + [gatewayApp] + gateway.services + watcher

@@ -1,4 +1,6 @@
+import FaultInjection
 import Foundation
+import NIOHTTP1
 import RelayProtocol
 
 /// One fixture case: a file `functions/<function>/fixtures/<name>.json` naming the params, the
@@ -11,7 +13,9 @@ import RelayProtocol
 /// ```
 ///
 /// `expect` may name a failure instead (`{"error": "function_error"}`), or be left out for
-/// `chunkrelay test --record` to fill in.
+/// `chunkrelay test --record` to fill in. `faults` breaks deliveries on purpose, and the image must
+/// still arrive: `{"retrieve": "reset-after=4MiB", "stream": "reset-after=3MiB"}` sends each as
+/// `X-ChunkRelay-Fault` with that delivery's image or event requests (the gateway needs `--faults`).
 public struct Fixture: Sendable, Hashable {
     /// The function it runs.
     public var function: String
@@ -32,16 +36,22 @@ public struct Fixture: Sendable, Hashable {
         public var deliveries: [FixtureDelivery]?
         /// What every delivery must produce; absent until recorded.
         public var expect: FixtureExpectation?
+        /// A fault per delivery (`retrieve`, `stream`, `direct`), as `X-ChunkRelay-Fault` writes it.
+        public var faults: [String: String]?
 
         /// Makes a fixture's content.
-        public init(description: String? = nil, params: [String: JSONValue] = [:], deliveries: [FixtureDelivery]? = nil, expect: FixtureExpectation? = nil) {
+        public init(
+            description: String? = nil, params: [String: JSONValue] = [:], deliveries: [FixtureDelivery]? = nil, expect: FixtureExpectation? = nil,
+            faults: [String: String]? = nil
+        ) {
             self.description = description
             self.params = params
             self.deliveries = deliveries
             self.expect = expect
+            self.faults = faults
         }
 
-        private enum CodingKeys: String, CodingKey { case description, params, deliveries, expect }
+        private enum CodingKeys: String, CodingKey { case description, params, deliveries, expect, faults }
 
         /// Reads a fixture; `params` may be left out.
         public init(from decoder: any Decoder) throws {
@@ -50,6 +60,23 @@ public struct Fixture: Sendable, Hashable {
             params = try container.decodeIfPresent([String: JSONValue].self, forKey: .params) ?? [:]
             deliveries = try container.decodeIfPresent([FixtureDelivery].self, forKey: .deliveries)
             expect = try container.decodeIfPresent(FixtureExpectation.self, forKey: .expect)
+            faults = try container.decodeIfPresent([String: String].self, forKey: .faults)
+            for (delivery, fault) in faults ?? [:] {
+                guard FixtureDelivery(rawValue: delivery) != nil else {
+                    throw DecodingError.dataCorrupted(.init(codingPath: [CodingKeys.faults], debugDescription: "'\(delivery)' is not a delivery (retrieve, stream, direct)"))
+                }
+                do {
+                    _ = try Fault(parsing: fault)
+                } catch {
+                    throw DecodingError.dataCorrupted(.init(codingPath: [CodingKeys.faults], debugDescription: "\(delivery): \(error.message)"))
+                }
+            }
+        }
+
+        /// The fault header for `delivery`'s requests, when the case declares one.
+        public func faultHeaders(for delivery: FixtureDelivery) -> HTTPHeaders {
+            guard let fault = faults?[delivery.rawValue] else { return [:] }
+            return [FaultInjector.headerName: fault]
         }
     }
 

@@ -84,17 +84,18 @@ public struct FixtureRunner: Sendable {
                 guard let path = created.image ?? status.image, let sha256 = status.sha256 else {
                     return .failure(code: "no_image", message: "job \(created.id) became \(status.state.rawValue) without an image")
                 }
-                image = try await client.retrieve(imagePath: path, expectedSHA256: sha256, to: file)
+                image = try await client.retrieve(imagePath: path, expectedSHA256: sha256, to: file, headers: fixture.content.faultHeaders(for: .retrieve))
                 reported = status.chunks
             case .stream:
-                image = try await client.generate(
-                    CreateJobRequest(function: fixture.function, params: fixture.content.params, delivery: .stream), to: file, onEvent: chunks.observe)
+                let created = try await client.createJob(CreateJobRequest(function: fixture.function, params: fixture.content.params, delivery: .stream))
+                image = try await client.streamImage(created.id, to: file, headers: fixture.content.faultHeaders(for: .stream), onEvent: chunks.observe)
                 reported = chunks.value
             case .direct:
                 guard let functionURL else {
                     return .failure(code: "no_function_url", message: "\(fixture.function) has no Function URL (a `url` in its function.json)")
                 }
-                image = try await client.generateDirect(functionURL: functionURL, params: fixture.content.params, to: file, onEvent: chunks.observe)
+                image = try await client.generateDirect(
+                    functionURL: functionURL, params: fixture.content.params, to: file, headers: fixture.content.faultHeaders(for: .direct), onEvent: chunks.observe)
                 reported = chunks.value
             }
             return .image(.init(file: image.file, bytes: image.bytes, sha256: image.sha256, contentType: image.contentType, chunks: reported))

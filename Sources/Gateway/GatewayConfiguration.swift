@@ -1,3 +1,4 @@
+import FaultInjection
 import Foundation
 import RelayProtocol
 
@@ -49,6 +50,8 @@ public struct GatewayConfiguration: Sendable {
     public var storageReserve: Int64 = 4 << 20
     /// Where jobs, the queue and the chunk ledger live.
     public var store: Store = .sqlite
+    /// Faults on demand (`serve --faults`, `--fault-rules`); nil: `X-ChunkRelay-Fault` means nothing here.
+    public var faults: FaultInjector?
 
     /// The ledger's home: SQLite in the state directory (one instance), or a PostgreSQL database.
     public enum Store: Sendable, Hashable {

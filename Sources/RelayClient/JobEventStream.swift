@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import RelayProtocol
 
 /// A job's events as an `AsyncSequence`, reconnecting with `Last-Event-ID` (the last chunk index
@@ -12,6 +13,7 @@ public struct JobEventStream: AsyncSequence, Sendable {
     let httpClient: HTTPClient
     let lastEventID: String?
     let maximumReconnects: Int
+    var headers: HTTPHeaders = [:]
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(stream: self, lastEventID: lastEventID)
@@ -27,6 +29,9 @@ public struct JobEventStream: AsyncSequence, Sendable {
         var pending: [(JobEvent, String?)] = []
         var reconnects = 0
         var finished = false
+        /// Whether the current connection brought a chunk, and when it was made: what counts as progress.
+        var progressed = false
+        var connectedAt = ContinuousClock.now
 
         init(stream: JobEventStream, lastEventID: String?) {
             self.stream = stream
@@ -49,16 +54,25 @@ public struct JobEventStream: AsyncSequence, Sendable {
                         throw RelayClientError(status: 0, code: "stream_ended", message: "the event stream ended early")
                     }
                     for event in parser.push(buffer.readableBytesView) {
-                        if let typed = try JobEvent(event) { pending.append((typed, event.id)) }
+                        guard let typed = try JobEvent(event) else { continue }
+                        pending.append((typed, event.id))
+                        if case .chunk = typed { progressed = true }
                     }
-                    reconnects = 0
                 } catch let error as RelayClientError where error.status != 0 {
-                    throw error
+                    // Told to come back later (429/503 with Retry-After): the same request may succeed then.
+                    guard reconnects < stream.maximumReconnects, let delay = error.retryDelay() else { throw error }
+                    body = nil
+                    parser = ServerSentEventParser()
+                    reconnects += 1
+                    try await Task.sleep(for: delay)
                 } catch {
                     // The server's `retry:` asks how long to wait; a partial event is discarded, as browsers do.
                     let delay = Swift.min(parser.reconnectionTime ?? 500, 5000)
                     body = nil
                     parser = ServerSentEventParser()
+                    // A connection that brought a chunk, or stayed up a while, was progress: the count of
+                    // drops in a row starts again. One that always breaks inside the same event is not.
+                    if progressed || ContinuousClock.now - connectedAt >= .seconds(10) { reconnects = 0 }
                     reconnects += 1
                     guard reconnects <= stream.maximumReconnects else { throw error }
                     try await Task.sleep(for: .milliseconds(delay))
@@ -68,8 +82,11 @@ public struct JobEventStream: AsyncSequence, Sendable {
 
         private mutating func connect() async throws {
             var request = HTTPClientRequest(url: stream.url)
+            request.headers.add(contentsOf: stream.headers)
             request.headers.add(name: "Accept", value: "text/event-stream")
             if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
+            progressed = false
+            connectedAt = .now
             let response = try await stream.httpClient.execute(request, deadline: .distantFuture)
             guard response.status == .ok else { throw try await RelayClientError(response: response) }
             body = response.body.makeAsyncIterator()

@@ -58,8 +58,9 @@ public struct RelayClient: Sendable {
     ///     if event.isFinal { break }
     /// }
     /// ```
-    public func events(_ id: String, lastEventID: String? = nil, maximumReconnects: Int = 5) -> JobEventStream {
-        JobEventStream(url: "\(baseURL)/v1/jobs/\(id)/events", httpClient: httpClient, lastEventID: lastEventID, maximumReconnects: maximumReconnects)
+    public func events(_ id: String, lastEventID: String? = nil, maximumReconnects: Int = 5, headers: HTTPHeaders = [:]) -> JobEventStream {
+        JobEventStream(
+            url: "\(baseURL)/v1/jobs/\(id)/events", httpClient: httpClient, lastEventID: lastEventID, maximumReconnects: maximumReconnects, headers: headers)
     }
 
     /// Follows a retrieve-mode job until its image is ready; throws `RelayClientError` when the job fails.
@@ -83,8 +84,10 @@ public struct RelayClient: Sendable {
     /// let job = try await client.createJob(CreateJobRequest(function: "map-render", delivery: .stream))
     /// let image = try await client.streamImage(job.id, to: URL(fileURLWithPath: "map.png"))
     /// ```
-    public func streamImage(_ id: String, to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }) async throws -> RetrievedImage {
-        try await receive(events(id), to: file, onEvent: onEvent)
+    public func streamImage(
+        _ id: String, to file: URL, headers: HTTPHeaders = [:], onEvent: @Sendable (JobEvent) -> Void = { _ in }
+    ) async throws -> RetrievedImage {
+        try await receive(events(id, headers: headers), to: file, onEvent: onEvent)
     }
 
     /// `GET /v1/functions`: the functions jobs can name, with their Function URLs
@@ -102,7 +105,7 @@ public struct RelayClient: Sendable {
     /// let image = try await relay.generateDirect(functionURL: url!, params: ["width": .number(512)], to: file)
     /// ```
     public func generateDirect(
-        functionURL: String, params: [String: JSONValue], to file: URL, onEvent: @Sendable (JobEvent) -> Void = { _ in }
+        functionURL: String, params: [String: JSONValue], to file: URL, headers: HTTPHeaders = [:], onEvent: @Sendable (JobEvent) -> Void = { _ in }
     ) async throws -> RetrievedImage {
         var components = URLComponents(string: functionURL)
         components?.queryItems = params.sorted { $0.key < $1.key }.map { key, value in
@@ -114,7 +117,7 @@ public struct RelayClient: Sendable {
             }
         }
         guard let url = components?.string else { throw RelayClientError(status: 0, code: "invalid_url", message: "not a URL: \(functionURL)") }
-        return try await receive(JobEventStream(url: url, httpClient: httpClient, lastEventID: nil, maximumReconnects: 0), to: file, onEvent: onEvent)
+        return try await receive(JobEventStream(url: url, httpClient: httpClient, lastEventID: nil, maximumReconnects: 0, headers: headers), to: file, onEvent: onEvent)
     }
 
     /// Writes the chunks of an event stream to `file` in order; the file appears only once the whole
@@ -173,11 +176,17 @@ public struct RelayClient: Sendable {
     /// Downloads a one-shot image to `file`, resuming with `Range` if the connection breaks, and checks
     /// its SHA-256 against `expectedSHA256` (the job's digest). The file appears only when it verified.
     ///
+    /// `maximumResumes` bounds the breaks in a row that brought no new byte (a break after progress
+    /// always resumes); a `429`/`503` with `Retry-After` is waited out. `headers` go with each request
+    /// (`X-ChunkRelay-Fault`, say).
+    ///
     /// ```swift
     /// let status = try await client.waitUntilReady(job.id)
     /// let image = try await client.retrieve(imagePath: job.image!, expectedSHA256: status.sha256!, to: file)
     /// ```
-    public func retrieve(imagePath: String, expectedSHA256: String, to file: URL, maximumResumes: Int = 3) async throws -> RetrievedImage {
+    public func retrieve(
+        imagePath: String, expectedSHA256: String, to file: URL, maximumResumes: Int = 3, headers: HTTPHeaders = [:]
+    ) async throws -> RetrievedImage {
         let partial = FilePath(file.path + ".partial")
         var hasher = SHA256()
         var written: Int64 = 0
@@ -187,11 +196,17 @@ public struct RelayClient: Sendable {
         try await FileSystem.shared.withFileHandle(forWritingAt: partial, options: .newFile(replaceExisting: true)) { handle in
             while true {
                 var request = HTTPClientRequest(url: "\(baseURL)\(imagePath)")
+                request.headers.add(contentsOf: headers)
                 if written > 0 { request.headers.add(name: "Range", value: "bytes=\(written)-") }
+                let before = written
                 do {
                     let response = try await httpClient.execute(request, timeout: .seconds(60))
                     guard response.status == .ok || response.status == .partialContent else {
-                        throw try await RelayClientError(response: response)
+                        let error = try await RelayClientError(response: response)
+                        guard resumes < maximumResumes, let delay = error.retryDelay() else { throw error }
+                        resumes += 1
+                        try await Task.sleep(for: delay)
+                        continue
                     }
                     if response.status == .ok && written > 0 {
                         // The server ignored the range: start over.
@@ -213,7 +228,8 @@ public struct RelayClient: Sendable {
                 } catch let error as RelayClientError where error.status != 0 {
                     throw error
                 } catch {
-                    resumes += 1
+                    // A break that brought bytes starts the count again: a flaky link that moves is resumed.
+                    resumes = written > before ? 1 : resumes + 1
                     guard resumes <= maximumResumes else { throw error }
                 }
             }
@@ -276,11 +292,22 @@ public struct RelayClient: Sendable {
         }
     }
 
-    private func send<T: Decodable>(_ request: HTTPClientRequest, expecting: T.Type) async throws -> T {
-        let response = try await httpClient.execute(request, timeout: .seconds(30))
-        guard (200..<300).contains(Int(response.status.code)) else { throw try await RelayClientError(response: response) }
-        let body = try await response.body.collect(upTo: 4 << 20)
-        return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+    /// Sends a request, waiting out a `429`/`503` with `Retry-After` up to `maximumRetries` times (a
+    /// refused request did nothing: sending it again is safe).
+    private func send<T: Decodable>(_ request: HTTPClientRequest, expecting: T.Type, maximumRetries: Int = 4) async throws -> T {
+        var retries = 0
+        while true {
+            let response = try await httpClient.execute(request, timeout: .seconds(30))
+            guard (200..<300).contains(Int(response.status.code)) else {
+                let error = try await RelayClientError(response: response)
+                guard retries < maximumRetries, let delay = error.retryDelay() else { throw error }
+                retries += 1
+                try await Task.sleep(for: delay)
+                continue
+            }
+            let body = try await response.body.collect(upTo: 4 << 20)
+            return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+        }
     }
 }
 
@@ -304,12 +331,15 @@ public struct RelayClientError: Error, CustomStringConvertible, Sendable {
     public var code: String
     /// The message.
     public var message: String
+    /// How long the server asked to wait before trying again (`Retry-After` with a `429` or `503`).
+    public var retryAfter: Duration?
 
     /// Makes an error.
-    public init(status: Int, code: String, message: String) {
+    public init(status: Int, code: String, message: String, retryAfter: Duration? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.retryAfter = retryAfter
     }
 
     init(response: HTTPClientResponse) async throws {
@@ -319,6 +349,16 @@ public struct RelayClientError: Error, CustomStringConvertible, Sendable {
         } else {
             self.init(status: Int(response.status.code), code: "http_\(response.status.code)", message: String(buffer: body))
         }
+        if status == 429 || status == 503, let seconds = response.headers.first(name: "Retry-After").flatMap({ Int($0) }), seconds >= 0 {
+            retryAfter = .seconds(seconds)
+        }
+    }
+
+    /// How long to wait before sending the request again, when the server said it may succeed then
+    /// (`429`/`503` with a `Retry-After` of at most `limit`); nil: do not retry.
+    func retryDelay(limit: Duration = .seconds(30)) -> Duration? {
+        guard let retryAfter, retryAfter <= limit else { return nil }
+        return retryAfter
     }
 
     /// A readable summary.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChunkRelayServer
+import FaultInjection
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -66,6 +67,10 @@ struct ServeCommand: AsyncParsableCommand {
         name: .customLong("aws-streaming-bandwidth"),
         help: "Stream every function's responses (Function URLs, InvokeWithResponseStream) at Lambda's bandwidth: the first 6 MB at full speed, then 2 MB/s.")
     var awsStreamingBandwidth = false
+    @Flag(help: "Honour X-ChunkRelay-Fault request headers on the gateway's API and on Function URLs (reset-after=1MiB, stall, bandwidth=…/s, latency=…, status=503): for testing clients.")
+    var faults = false
+    @Option(name: .customLong("fault-rules"), help: "A JSON file of fault rules ({\"rules\": [{\"path\": \"/v1/images/*\", \"every\": 2, \"fault\": \"reset-after=1MiB\"}]}); turns --faults on.")
+    var faultRules: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -110,6 +115,15 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.watch = watch
         configuration.publicURL = publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         configuration.gateway.store = store == "sqlite" ? .sqlite : .postgres(store)
+        if faults || faultRules != nil {
+            do {
+                let rules = try faultRules.map { try FaultRule.load(contentsOf: URL(fileURLWithPath: $0)) } ?? []
+                configuration.gateway.faults = FaultInjector(rules: rules, logger: logger)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            logger.warning("faults on demand are on (\(faultRules.map { "rules from \($0), " } ?? "")X-ChunkRelay-Fault honoured): responses may break on purpose")
+        }
         let server: ChunkRelayServer
         do {
             server = try await ChunkRelayServer.build(configuration, logger: logger)

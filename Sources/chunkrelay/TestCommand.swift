@@ -1,6 +1,7 @@
 import ChunkRelayServer
 import ArgumentParser
 import ChunkRelayTesting
+import FaultInjection
 import Foundation
 import Logging
 import RelayClient
@@ -13,7 +14,8 @@ struct TestCommand: AsyncParsableCommand {
         discussion: """
             Each fixture is one case: params, the deliveries to try (retrieve, stream, direct), and what every \
             delivery must produce (sha256, bytes, contentType, chunks, file) or the error code it must fail with. \
-            Without --server, a gateway and runtime run in this process on free ports for the length of the run. \
+            Without --server, a gateway and runtime run in this process on free ports for the length of the run \
+            (with faults on demand when a case declares `faults`; a --server must run with --faults for them). \
             Exits 1 naming each failing case.
             """
     )
@@ -55,7 +57,14 @@ struct TestCommand: AsyncParsableCommand {
         if let server {
             results = try await runner(RelayClient(baseURL: server))
         } else {
-            results = try await withChunkRelay(functions: functions, logLevel: level) { relay in try await runner(relay.client) }
+            // Cases that break their deliveries on purpose need a gateway that honours their fault headers.
+            let faulty = fixtures.contains { !($0.content.faults ?? [:]).isEmpty }
+            var faultLogger = Logger(label: "chunkrelay-faults")
+            faultLogger.logLevel = level
+            let injector = faulty ? FaultInjector(logger: faultLogger) : nil
+            results = try await withChunkRelay(functions: functions, configure: { $0.gateway.faults = injector }, logLevel: level) { relay in
+                try await runner(relay.client)
+            }
         }
         let report = FixtureReport(results: results)
         print("")

@@ -1,3 +1,4 @@
+import FaultInjection
 import Foundation
 import HTTPTypes
 import HummingbirdCore
@@ -25,14 +26,24 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var readingBody = false
     private var responding = false
     private var stallTimer: Scheduled<Void>?
+    private let shapingFaults: Bool
 
-    init(limiter: ConnectionLimiter, bodyReadTimeout: TimeAmount) {
+    init(limiter: ConnectionLimiter, bodyReadTimeout: TimeAmount, shapingFaults: Bool = false) {
         self.limiter = limiter
         self.bodyReadTimeout = bodyReadTimeout
+        self.shapingFaults = shapingFaults
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { admit() }
+        if shapingFaults {
+            // A fault's break is a reset as far as a one-shot key goes: it credits what was acknowledged.
+            let state = self.state
+            try? FaultShaper.install(in: context.pipeline.syncOperations) { acknowledged in
+                state.markReset()
+                state.recordAcknowledgedAtReset(acknowledged)
+            }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -116,7 +127,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             // The socket is still open here (it closes after this event): what its peer acknowledged is
             // what a broken download credits (on the event loop the read completes at once).
             let state = self.state
-            Delivery.readTCPInfo(context.channel)?.whenSuccess { info in state.recordAcknowledgedAtReset(info.bytesAcked) }
+            TCPInfo.read(context.channel)?.whenSuccess { info in state.recordAcknowledgedAtReset(info.bytesAcked) }
         }
         guard let parserError = error as? HTTPParserError, !readingBody, !responding else {
             context.fireErrorCaught(error)

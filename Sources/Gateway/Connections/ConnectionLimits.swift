@@ -25,15 +25,16 @@ public struct ConnectionLimits: Sendable {
     public init() {}
 
     /// A Hummingbird HTTP/1.1 server with these limits; each server it builds counts its own connections.
-    public func httpServer() -> HTTPServerBuilder {
-        httpServer(counting: ConnectionLimiter(limit: maxConnections))
+    /// With `shapingFaults`, each connection can carry out the body faults its requests arm (`FaultShaper`).
+    public func httpServer(shapingFaults: Bool = false) -> HTTPServerBuilder {
+        httpServer(counting: ConnectionLimiter(limit: maxConnections), shapingFaults: shapingFaults)
     }
 
     /// The same, counting connections with `limiter` (whose count the gateway reports).
-    func httpServer(counting limiter: ConnectionLimiter) -> HTTPServerBuilder {
+    func httpServer(counting limiter: ConnectionLimiter, shapingFaults: Bool) -> HTTPServerBuilder {
         let bodyReadTimeout = TimeAmount(bodyReadTimeout)
         return .http1(configuration: HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ConnectionGuard(limiter: limiter, bodyReadTimeout: bodyReadTimeout)],
+            additionalChannelHandlers: [ConnectionGuard(limiter: limiter, bodyReadTimeout: bodyReadTimeout, shapingFaults: shapingFaults)],
             idleTimeout: TimeAmount(idleTimeout),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: maxHeaderBytes, maxHeaderListSize: maxHeaderBytes, maxHeaderFieldCount: maxHeaderFields)
         ))

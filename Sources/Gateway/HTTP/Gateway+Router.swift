@@ -10,6 +10,9 @@ extension Gateway {
     public func buildRouter() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: ErrorMiddleware())
+        if let faults = configuration.faults {
+            router.add(middleware: FaultMiddleware(injector: faults, store: lifecycle.store))
+        }
         if let webRoot = configuration.webRoot, FileManager.default.fileExists(atPath: webRoot.appendingPathComponent("index.html").path) {
             // The page at `/` (samples/browser): the one place a person sees a generation arrive.
             router.add(middleware: WebPageMiddleware(files: FileMiddleware(webRoot.path, searchForIndexHtml: true, logger: logger)))
@@ -59,7 +62,7 @@ extension Gateway {
     }
 
     public func httpServer() -> HTTPServerBuilder {
-        configuration.connections.httpServer(counting: connections)
+        configuration.connections.httpServer(counting: connections, shapingFaults: configuration.faults != nil)
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {

@@ -44,12 +44,16 @@ public struct GatewayErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let insufficientStorage = GatewayErrorCode("insufficient_storage")
     /// Chunks announced but not stored.
     public static let incomplete = GatewayErrorCode("incomplete")
+    /// A status asked for with `X-ChunkRelay-Fault` or a fault rule (`serve --faults`).
+    public static let injectedFault = GatewayErrorCode("injected_fault")
     /// The gateway failed (details in its log only).
     public static let internalError = GatewayErrorCode("internal_error")
     /// A configuration value out of range.
     public static let invalidConfiguration = GatewayErrorCode("invalid_configuration")
     /// A malformed `Content-Digest`.
     public static let invalidDigest = GatewayErrorCode("invalid_digest")
+    /// An `X-ChunkRelay-Fault` header that cannot be read.
+    public static let invalidFault = GatewayErrorCode("invalid_fault")
     /// A chunk index out of range.
     public static let invalidIndex = GatewayErrorCode("invalid_index")
     /// A `Last-Event-ID` that is not a chunk event id.

@@ -1,3 +1,4 @@
+import FaultInjection
 import Foundation
 
 /// How the local runtime runs: where it listens, where functions come from, its defaults.
@@ -27,6 +28,8 @@ public struct RuntimeConfiguration: Sendable {
     public var maximumPendingEvents: Int = 1000
     /// Grace period between `SIGTERM` and `SIGKILL` when stopping environments.
     public var shutdownGrace: Duration = .seconds(2)
+    /// Faults on demand on Function URLs (`serve --faults`); nil: `X-ChunkRelay-Fault` means nothing there.
+    public var faults: FaultInjector?
 
     /// The defaults.
     public init() {}

@@ -1,3 +1,4 @@
+import FaultInjection
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -25,6 +26,9 @@ struct FunctionURLResponder: HTTPResponder {
 
     /// Answers one request.
     func respond(to request: Request, context: RuntimeAPIContext) async throws -> Response {
+        if let faults = runtime.configuration.faults, let refusal = await injectFault(faults, request, context: context) {
+            return Self.response(refusal)
+        }
         let origin = request.headers[.origin]
         if let cors = config.cors, request.method == .options, request.headers[.accessControlRequestMethod] != nil {
             return Response(status: .ok, headers: cors.preflight(origin: origin))
@@ -60,6 +64,27 @@ struct FunctionURLResponder: HTTPResponder {
         } catch let error as RuntimeError {
             return Self.response(Self.failure(error))
         }
+    }
+
+    /// Carries out the request's fault (`serve --faults`): its latency, its status in Lambda's error shape
+    /// (returned, to answer instead), and the shaping of its body.
+    private func injectFault(_ faults: FaultInjector, _ request: Request, context: RuntimeAPIContext) async -> FunctionURLResponse? {
+        let asked = FaultRequest(
+            server: "function-url", method: request.method.rawValue, path: request.uri.path,
+            header: request.headers[HTTPField.Name(FaultInjector.headerName)!])
+        let fault: Fault?
+        do {
+            fault = try await faults.fault(for: asked) { FaultRequest.Facts(function: function.name, delivery: "direct") }
+        } catch {
+            return FunctionURLResponse.lambdaError(.badRequest, type: "InvalidFaultException", message: "\(FaultInjector.headerName): \(error.message)")
+        }
+        guard let fault, let refusal = await faults.prepare(fault, on: context.channel) else { return nil }
+        let status = HTTPResponse.Status(code: refusal.status)
+        var answer = refusal.status == 429
+            ? FunctionURLResponse.lambdaError(status, type: "TooManyRequestsException", message: "Rate Exceeded.")
+            : FunctionURLResponse.lambdaError(status, type: "ServiceException", message: "injected fault (\(fault))")
+        answer.headers[.retryAfter] = String(refusal.retryAfter)
+        return answer
     }
 
     /// Lambda's answer when the runtime could not run the function for this request.
