@@ -406,6 +406,20 @@ final class JobLifecycle: Sendable {
     /// when the server drops a response whose body never ran (the client reset before the head), by the
     /// claim's `deinit`: no way of ending a request leaves the key wedged.
     func claimImage(key: String, jobId: String) async throws -> ImageClaim {
+        // A transfer that is ending (its client just got the last byte, or reset and is resuming at once)
+        // still holds the claim for the few milliseconds its end takes to record: a GET that arrives then
+        // waits for it, up to a second, rather than being told 409 for what is over.
+        let deadline = ContinuousClock.now + .seconds(1)
+        while true {
+            do {
+                return try await claimImageNow(key: key, jobId: jobId)
+            } catch let refused as Refused where refused.refusal == .transferInProgress && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+    }
+
+    private func claimImageNow(key: String, jobId: String) async throws -> ImageClaim {
         let taken = claims.withLock { claims -> Bool in
             guard claims[key] == nil else { return false }
             claims[key] = false
