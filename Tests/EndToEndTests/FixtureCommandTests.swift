@@ -29,13 +29,13 @@ extension EndToEnd {
                 let junit = root.appendingPathComponent("junit.xml")
                 let run = try await run([Self.chunkrelay, "test", "--functions", repositoryRoot.appendingPathComponent("functions").path, "--junit", junit.path])
                 #expect(run.status == 0, "\(run.output)")
-                for name in ["defaults", "small-square", "wide-seed-42", "zero-width"] {
+                for name in ["defaults", "dropped-connections", "small-square", "wide-seed-42", "zero-width"] {
                     #expect(run.output.contains("map-render  \(name)"), "the table has a row for \(name)")
                 }
                 #expect(run.output.contains("error function_error"), "the failing case shows its code")
-                #expect(run.output.contains("4 cases, 11 runs: 11 passed, 0 failed"), "\(run.output)")
+                #expect(run.output.contains("5 cases, 13 runs: 13 passed, 0 failed"), "\(run.output)")
                 let xml = try String(contentsOf: junit, encoding: .utf8)
-                #expect(xml.contains(#"<testsuites name="chunkrelay test" tests="11" failures="0""#), "\(xml)")
+                #expect(xml.contains(#"<testsuites name="chunkrelay test" tests="13" failures="0""#), "\(xml)")
                 #expect(xml.contains(#"<testcase classname="map-render" name="small-square (direct)""#))
                 #expect(!xml.contains("<failure"))
             }
