@@ -23,6 +23,8 @@ public struct ServeConfiguration: Sendable {
     public var publicURL: String?
     /// Every function's streamed responses at Lambda's bandwidth (6 MB at full speed, then 2 MB a second).
     public var awsStreamingBandwidth = false
+    /// `--inspector-token`: lets clients off this machine use `/inspect` and replay with it; nil: loopback only.
+    public var inspectorToken: String?
 
     /// The defaults `serve` starts with.
     public init() {}
@@ -91,7 +93,9 @@ public final class ChunkRelayServer: Service, Sendable {
         let addresses = ListeningAddresses()
         let gatewayHost = configuration.gateway.host
         let gatewayApp = Application(
-            router: gateway.buildRouter(),
+            router: gateway.buildRouter { router in
+                Inspector(gateway: gateway, runtime: runtime, faults: configuration.gateway.faults).addRoutes(to: router, token: configuration.inspectorToken)
+            },
             server: gateway.httpServer(),
             configuration: .init(address: .hostname(gatewayHost, port: configuration.gateway.port), serverName: "chunkrelay"),
             onServerRunning: { channel in

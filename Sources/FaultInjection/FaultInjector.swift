@@ -71,7 +71,7 @@ public final class FaultInjector: Sendable {
     private func remember(_ fault: Fault, _ request: FaultRequest, facts: FaultRequest.Facts?, source: String) {
         let path = Self.redacted(request.path)
         let injected = InjectedFault(
-            time: Date(), server: request.server, method: request.method, path: path, function: facts?.function, fault: fault.description, source: source)
+            time: Date().timeIntervalSince1970, server: request.server, method: request.method, path: path, function: facts?.function, fault: fault.description, source: source)
         state.withLock { state in
             state.recent.append(injected)
             if state.recent.count > Self.remembered { state.recent.removeFirst(state.recent.count - Self.remembered) }
@@ -84,7 +84,7 @@ public final class FaultInjector: Sendable {
     public static func redacted(_ path: String) -> String {
         var segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         for index in segments.indices.dropFirst() where segments[index - 1] == "images" && RandomToken.isWellFormed(segments[index]) {
-            segments[index] = segments[index].prefix(4) + "…"
+            segments[index] = RandomToken.shortened(segments[index])
         }
         return segments.joined(separator: "/")
     }

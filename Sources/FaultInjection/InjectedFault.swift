@@ -2,8 +2,8 @@ import Foundation
 
 /// One fault as it was injected, for the inspector.
 public struct InjectedFault: Sendable, Hashable, Codable {
-    /// When.
-    public var time: Date
+    /// When (seconds since 1970).
+    public var time: Double
     /// `gateway` or `function-url`.
     public var server: String
     /// The request's method.

@@ -15,6 +15,12 @@ public enum RandomToken {
         return Base64URL.encode(bytes)
     }
 
+    /// A token cut to its first four characters, for what others read (logs, the inspector): enough to
+    /// tell tokens apart, too little to use one.
+    public static func shortened(_ token: some StringProtocol) -> String {
+        token.prefix(4) + "…"
+    }
+
     /// Whether `text` has the shape of a token; request input is checked with this before it reaches a query or a path.
     public static func isWellFormed(_ text: some StringProtocol) -> Bool {
         text.utf8.count == length && text.utf8.allSatisfy(Base64URL.isAlphabet)

@@ -7,6 +7,6 @@ struct ChunkRelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chunkrelay",
         abstract: "A local emulator of a serverless image generator: gateway, Lambda-like runtime and client.",
-        subcommands: [ServeCommand.self, GenerateCommand.self, TestCommand.self, InvokeCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, GenerateCommand.self, TestCommand.self, InvokeCommand.self, ReplayCommand.self, BenchCommand.self]
     )
 }

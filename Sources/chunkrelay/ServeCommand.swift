@@ -71,6 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
     var faults = false
     @Option(name: .customLong("fault-rules"), help: "A JSON file of fault rules ({\"rules\": [{\"path\": \"/v1/images/*\", \"every\": 2, \"fault\": \"reset-after=1MiB\"}]}); turns --faults on.")
     var faultRules: String?
+    @Option(name: .customLong("inspector-token"), help: "Let clients off this machine use the inspector (/inspect) and replay with this token (Authorization: Bearer, or ?token=); without it they answer loopback only.")
+    var inspectorToken: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func run() async throws {
@@ -115,6 +117,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.watch = watch
         configuration.publicURL = publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         configuration.gateway.store = store == "sqlite" ? .sqlite : .postgres(store)
+        configuration.inspectorToken = inspectorToken.flatMap { $0.isEmpty ? nil : $0 }
         if faults || faultRules != nil {
             do {
                 let rules = try faultRules.map { try FaultRule.load(contentsOf: URL(fileURLWithPath: $0)) } ?? []

@@ -6,8 +6,9 @@ import NIOCore
 import RelayProtocol
 
 extension Gateway {
-    /// The gateway's HTTP API (DESIGN.md "Interfaces"), errors mapped by one middleware.
-    public func buildRouter() -> Router<GatewayRequestContext> {
+    /// The gateway's HTTP API (DESIGN.md "Interfaces"), errors mapped by one middleware; `adding` puts
+    /// more routes on it (the inspector's), under the same error mapping.
+    public func buildRouter(adding: (Router<GatewayRequestContext>) -> Void = { _ in }) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         if let faults = configuration.faults {
@@ -34,6 +35,7 @@ extension Gateway {
         router.post("/v1/jobs/{id}/complete") { request, context in try await self.complete(request, context: context) }
         router.get("/v1/images/{key}") { request, context in try await self.image(request, context: context, head: false) }
         router.head("/v1/images/{key}") { request, context in try await self.image(request, context: context, head: true) }
+        adding(router)
         Self.answerOtherMethods(on: router)
         return router
     }
@@ -110,7 +112,12 @@ extension Gateway {
     }
 
     func createJob(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let create = try await Self.decodeJSON(CreateJobRequest.self, from: request)
+        let created = try await createJob(try await Self.decodeJSON(CreateJobRequest.self, from: request))
+        return try Self.json(created, status: .accepted, headers: [.location: "/v1/jobs/\(created.id)"])
+    }
+
+    /// Queues a job for a known function, unless the gateway drains or the queue is full.
+    func createJob(_ create: CreateJobRequest) async throws -> JobCreated {
         guard invoker.hasFunction(named: create.function) else {
             throw GatewayError(.notFound, .functionNotFound, "no function named '\(create.function)'")
         }
@@ -124,8 +131,7 @@ extension Gateway {
             )
         }
         let job = try await lifecycle.create(create, chunkSize: configuration.chunkSize)
-        let created = JobCreated(id: job.id, state: .queued, events: "/v1/jobs/\(job.id)/events", image: job.imageKey.map { "/v1/images/\($0)" })
-        return try Self.json(created, status: .accepted, headers: [.location: "/v1/jobs/\(job.id)"])
+        return JobCreated(id: job.id, state: .queued, events: "/v1/jobs/\(job.id)/events", image: job.imageKey.map { "/v1/images/\($0)" })
     }
 
     func getJob(_ context: GatewayRequestContext) async throws -> Response {

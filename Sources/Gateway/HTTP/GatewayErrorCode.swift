@@ -46,6 +46,10 @@ public struct GatewayErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let incomplete = GatewayErrorCode("incomplete")
     /// A status asked for with `X-ChunkRelay-Fault` or a fault rule (`serve --faults`).
     public static let injectedFault = GatewayErrorCode("injected_fault")
+    /// The inspector answers loopback clients, and others only with its token.
+    public static let inspectorForbidden = GatewayErrorCode("inspector_forbidden")
+    /// No invocation with that request id in the inspector's memory.
+    public static let invocationNotFound = GatewayErrorCode("invocation_not_found")
     /// The gateway failed (details in its log only).
     public static let internalError = GatewayErrorCode("internal_error")
     /// A configuration value out of range.

@@ -6,7 +6,8 @@ import NIOCore
 public struct GatewayRequestContext: RequestContext {
     /// Hummingbird's per-request storage.
     public var coreContext: CoreRequestContextStorage
-    let channel: any Channel
+    /// The connection the request came on.
+    public let channel: any Channel
 
     /// Made by the server for each request.
     public init(source: ApplicationRequestContextSource) {

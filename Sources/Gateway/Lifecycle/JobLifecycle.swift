@@ -18,6 +18,8 @@ final class JobLifecycle: Sendable {
     let spool: any ChunkStorage
     /// Event-stream subscribers and their change signals.
     let feed: JobFeed
+    /// What this instance saw happen to each recent job, for the inspector.
+    let activity = JobActivity()
     /// Cancellation of running attempts, recorded so a late waiter still sees it.
     let cancellations: JobCancellation
     /// Free space and the store's refusals: what is refused while storage is short.
@@ -654,6 +656,7 @@ final class JobLifecycle: Sendable {
     /// Does what a transition asked for besides its ledger write, after the write committed.
     private func perform(_ actions: Machine.Actions, on transition: Transition, body: ByteBuffer? = nil) async {
         let job = transition.after
+        activity.record(transition, at: Date().timeIntervalSince1970)
         if transition.before.state == .running, job.state != .running || job.attempt != transition.before.attempt {
             storage.forgetRefusal(jobId: job.id)
         }

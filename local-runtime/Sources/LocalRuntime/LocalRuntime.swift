@@ -27,6 +27,8 @@ public final class LocalRuntime: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
     /// Each Function URL once its server listens, by function name.
     let functionURLs = Mutex<[String: String]>([:])
+    /// The recent invocations, for the inspector.
+    public let invocations = InvocationLog()
 
     /// Makes a runtime; nothing starts until `run()`.
     public init(configuration: RuntimeConfiguration, registry: FunctionRegistry, logger: Logger) {
@@ -120,6 +122,12 @@ public final class LocalRuntime: Service, Sendable {
     /// The files `name`'s build steps wrote into its folder.
     func buildOutputs(of name: String) async -> Set<String> {
         await builder.buildOutputs[name] ?? []
+    }
+
+    /// How many environments of `name` are running, and how many of those wait warm for an invocation.
+    public func environments(of name: String) async -> (live: Int, warm: Int) {
+        guard let pool = pools[name] else { return (0, 0) }
+        return (await pool.liveCount, await pool.idleCount)
     }
 
     /// Sizes of what the runtime holds, for the gateway's `/metrics`.
@@ -234,9 +242,27 @@ public final class LocalRuntime: Service, Sendable {
         return try await invoke(function, pool: pool, lease: nil, payload: payload, clientContext: clientContext, throttle: throttle, sink: nil)
     }
 
+    /// Every invocation goes through here: the inspector's log hears it begin and end, however it ends.
     private func invoke(
         _ function: FunctionConfiguration, pool: EnvironmentPool, lease reserved: EnvironmentPool.Lease?, payload: ByteBuffer,
         clientContext: String?, throttle: Bool, sink: ResponseStreamSink?
+    ) async throws(RuntimeError) -> InvocationResult {
+        let requestID = UUID().uuidString.lowercased()
+        invocations.began(requestID: requestID, function: function, payload: payload)
+        do {
+            let result = try await invoke(
+                function, pool: pool, lease: reserved, payload: payload, clientContext: clientContext, throttle: throttle, sink: sink, requestID: requestID)
+            invocations.ended(result)
+            return result
+        } catch {
+            invocations.refused(requestID: requestID, error)
+            throw error
+        }
+    }
+
+    private func invoke(
+        _ function: FunctionConfiguration, pool: EnvironmentPool, lease reserved: EnvironmentPool.Lease?, payload: ByteBuffer,
+        clientContext: String?, throttle: Bool, sink: ResponseStreamSink?, requestID: String
     ) async throws(RuntimeError) -> InvocationResult {
         let name = function.name
         var reserved = reserved
@@ -247,7 +273,6 @@ public final class LocalRuntime: Service, Sendable {
             if let reserved { await pool.release(reserved) }
             throw error
         }
-        let requestID = UUID().uuidString.lowercased()
         while true {
             // A cancelled caller starts nothing more (an environment that died before taking the event sends
             // the loop round again).

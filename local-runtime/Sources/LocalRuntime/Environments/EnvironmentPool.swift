@@ -108,4 +108,6 @@ actor EnvironmentPool {
 
     /// Environments currently alive (idle or busy).
     var liveCount: Int { count }
+    /// Environments waiting warm for an invocation.
+    var idleCount: Int { idle.count }
 }
