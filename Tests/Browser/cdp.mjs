@@ -60,7 +60,10 @@ try {
   console.error(String(error));
   status = 1;
 } finally {
+  // Chromium writes to its profile until it is gone: wait for it before removing the folder.
+  const exited = new Promise((resolve) => browser.once("exit", resolve));
   browser.kill("SIGKILL");
-  rmSync(profile, { recursive: true, force: true });
+  await Promise.race([exited, sleep(5000)]);
+  try { rmSync(profile, { recursive: true, force: true, maxRetries: 5 }); } catch (error) { console.error(String(error)); }
 }
 process.exit(status);

@@ -17,9 +17,11 @@ extension EndToEnd {
                     python, "-m", "schemathesis.cli", "--config-file", docs.appendingPathComponent("schemathesis.toml").path,
                     "run", docs.appendingPathComponent("openapi.yaml").path, "--url", gateway,
                     "--request-timeout", "20", "--max-examples", "25", "--no-color",
+                    // The inspector's event stream never ends by itself: every request would time out.
+                    "--exclude-path", "/inspect/api/events",
                 ])
                 #expect(result.status == 0, "\(result.output.suffix(8000))")
-                #expect(result.output.contains("Tested: 11"), "every operation was exercised: \(result.output.suffix(3000))")
+                #expect(result.output.contains("Tested: 16"), "every operation was exercised: \(result.output.suffix(3000))")
                 #expect(!result.output.contains("ST1"), "no failed check: \(result.output.suffix(3000))")
             }
         }

@@ -17,10 +17,10 @@ enum InspectorPage {
   .badge.on { background: #b5462f; }
   .badge.live { background: #2f7d4f; }
   main { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 12px; padding: 12px; }
-  section { background: #fff; border-radius: 6px; padding: 8px 12px; box-shadow: 0 1px 2px #0002; margin-bottom: 12px; }
+  section { background: #fff; border-radius: 6px; padding: 8px 12px; box-shadow: 0 1px 2px #0002; margin-bottom: 12px; overflow-x: auto; }
   section h2 { font-size: 13px; margin: 4px 0 8px; text-transform: uppercase; letter-spacing: .04em; color: #5b6475; }
   table { border-collapse: collapse; width: 100%; }
-  th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eceef2; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 220px; }
+  th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eceef2; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 180px; }
   tr[data-job], tr[data-invocation] { cursor: pointer; }
   tr.selected { background: #e6efff; }
   .state-failed, .status-functionError, .status-timedOut, .status-environmentFailure, .status-refused { color: #b5462f; font-weight: 600; }
