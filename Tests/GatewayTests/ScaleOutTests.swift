@@ -134,7 +134,9 @@ struct ScaleOutTests {
         try await GatewayHarness.run(configure: {
             $0.chunkSize = cap
             $0.streamGrace = .seconds(1)
-            $0.clientGrace = .seconds(3)
+            // Well past the reader's presence reaching A through the store, even with the whole suite
+            // running beside it on two cores (at 3 s the job was once taken for abandoned mid-upload).
+            $0.clientGrace = .seconds(10)
             $0.janitorInterval = .milliseconds(100)
         }) { a in
             try await GatewayHarness.run(sharingStoreOf: a) { b in

@@ -50,11 +50,11 @@ extension Gateway {
         }
         // Held by this transfer here and in the ledger (the image may have been consumed or given up since
         // the look above: then the machine refuses). A ledger that cannot be read is a 500, not a 410.
-        let claim = try await lifecycle.claimImage(key: key, jobId: job.id)
-        let storage = lifecycle.spool
-        let bytes = range
         // Looked up now: once the connection closes, its handlers are gone.
         let connection = await ConnectionState.of(context.channel)
+        let claim = try await lifecycle.claimImage(key: key, jobId: job.id, connection: connection)
+        let storage = lifecycle.spool
+        let bytes = range
         // The claim travels with the body: ended at the end of it, or by its deinit when the server drops
         // the response unsent (the client reset before the head).
         let body = ResponseBody(contentLength: Int(range.count)) { [self] writer in
@@ -74,7 +74,9 @@ extension Gateway {
                     try await writer.finish(nil)
                     group.cancelAll()
                 }
+                claim.ending()
             } catch {
+                claim.ending()
                 connection?.markReset()
                 await meter?.sample()
                 let credited = meter?.acknowledgedPart(of: bytes)

@@ -18,6 +18,12 @@ final class ImageClaim: Sendable {
         self.lifecycle = lifecycle
     }
 
+    /// Says the transfer is over (its body all sent, or its connection broken) before its end is
+    /// recorded: a GET that comes meanwhile waits for the record rather than being told 409.
+    func ending() {
+        lifecycle.transferEnding(key: key)
+    }
+
     /// Ends the transfer; `acknowledged` is the part of the image the client's TCP took (nil: none).
     func release(acknowledged: Range<Int64>?) async {
         guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }

@@ -31,7 +31,17 @@ final class JobLifecycle: Sendable {
     private let policy: Policy
     private let logger: Logger
     /// Image keys under transfer here, and whether the image was given up meanwhile (it goes at release).
-    private let claims = Mutex<[String: Bool]>([:])
+    private let claims = Mutex<[String: LocalClaim]>([:])
+
+    /// A transfer running here: whether its image was given up meanwhile (it goes at release), and
+    /// whether the transfer is over but not yet recorded (its body was all sent, or its connection broke).
+    private struct LocalClaim {
+        var givenUp = false
+        var ending = false
+        let connection: ConnectionState?
+
+        var isEnding: Bool { ending || connection?.wasReset == true }
+    }
     /// Outcomes the ledger could not take when they happened, by job, for the janitor to record.
     private let unrecorded = Mutex<[String: [Unrecorded]]>([:])
     /// Chunk uploads writing their bytes now, for `/metrics`.
@@ -407,24 +417,27 @@ final class JobLifecycle: Sendable {
     /// Taken before the response head (the 409 must be decided then) and released by `release(…)` or,
     /// when the server drops a response whose body never ran (the client reset before the head), by the
     /// claim's `deinit`: no way of ending a request leaves the key wedged.
-    func claimImage(key: String, jobId: String) async throws -> ImageClaim {
-        // A transfer that is ending (its client just got the last byte, or reset and is resuming at once)
-        // still holds the claim for the few milliseconds its end takes to record: a GET that arrives then
-        // waits for it, up to a second, rather than being told 409 for what is over.
+    func claimImage(key: String, jobId: String, connection: ConnectionState?) async throws -> ImageClaim {
+        // A transfer here that is over (its client has the last byte, or its connection broke and the
+        // client is resuming at once) still holds the claim for the few milliseconds its end takes to
+        // record: a GET that arrives then waits for it, up to a second, rather than being told 409 for
+        // what is over. One that meets a transfer still running is told at once.
         let deadline = ContinuousClock.now + .seconds(1)
         while true {
             do {
-                return try await claimImageNow(key: key, jobId: jobId)
-            } catch let refused as Refused where refused.refusal == .transferInProgress && ContinuousClock.now < deadline {
+                return try await claimImageNow(key: key, jobId: jobId, connection: connection)
+            } catch let refused as Refused
+                where refused.refusal == .transferInProgress && ContinuousClock.now < deadline && claims.withLock({ $0[key]?.isEnding == true })
+            {
                 try await Task.sleep(for: .milliseconds(10))
             }
         }
     }
 
-    private func claimImageNow(key: String, jobId: String) async throws -> ImageClaim {
+    private func claimImageNow(key: String, jobId: String, connection: ConnectionState?) async throws -> ImageClaim {
         let taken = claims.withLock { claims -> Bool in
             guard claims[key] == nil else { return false }
-            claims[key] = false
+            claims[key] = LocalClaim(connection: connection)
             return true
         }
         guard taken else { throw Refused(.transferInProgress) }
@@ -438,6 +451,11 @@ final class JobLifecycle: Sendable {
             throw error
         }
         return ImageClaim(key: key, jobId: jobId, lifecycle: self)
+    }
+
+    /// The transfer holding `key` here is over; only its recording is left.
+    func transferEnding(key: String) {
+        claims.withLock { $0[key]?.ending = true }
     }
 
     /// Ends a transfer whose client acknowledged `acknowledged` of the image: the key is consumed once
@@ -464,7 +482,7 @@ final class JobLifecycle: Sendable {
     /// Ends a transfer whose body never ran, without waiting (from a `deinit`): nothing was delivered,
     /// so only an image given up meanwhile needs work.
     func dropTransfer(key: String, jobId: String) {
-        let givenUp = claims.withLock { $0.removeValue(forKey: key) } ?? false
+        let givenUp = claims.withLock { $0.removeValue(forKey: key) }?.givenUp ?? false
         if givenUp { spool.removeImageNow(jobId: jobId) }
         droppedTransfers?.yield(jobId)
     }
@@ -670,7 +688,7 @@ final class JobLifecycle: Sendable {
         if actions.contains(.removeImageAfterTransfer), let key = job.imageKey {
             let heldHere = claims.withLock { claims -> Bool in
                 guard claims[key] != nil else { return false }
-                claims[key] = true
+                claims[key]?.givenUp = true
                 return true
             }
             // Held by another instance: its release deletes the image (or the sweep, once the claim runs out).
