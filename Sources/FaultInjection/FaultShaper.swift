@@ -190,6 +190,9 @@ public final class FaultShaper: ChannelDuplexHandler, RemovableChannelHandler {
                 guard let read = TCPInfo.read(channel) else { return look() }
                 read.assumeIsolated().whenComplete { [self] result in
                     guard case .success(let info) = result, info.peerClosed else { return look() }
+                    // Closed here, before any error could tell the server the client left: it is told now,
+                    // so the response is not taken for delivered.
+                    onBreak(info.bytesAcked)
                     closed = true
                     failHeld()
                     channel.close(promise: nil)
