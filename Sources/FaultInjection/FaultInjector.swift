@@ -13,8 +13,11 @@ public final class FaultInjector: Sendable {
     public static let headerName = "X-ChunkRelay-Fault"
 
     private let rules: [FaultRule]
+    /// Each rule's fault, read once (`FaultRule.load` has checked them all).
+    private let faults: [Fault?]
     private let logger: Logger
     private let state = Mutex(State())
+    private let injected = Atomic<Int>(0)
 
     private struct State {
         var matches: [Int: Int] = [:]
@@ -27,8 +30,12 @@ public final class FaultInjector: Sendable {
     /// An injector that honours the header and, before it, `rules` (first rule that fires wins).
     public init(rules: [FaultRule] = [], logger: Logger) {
         self.rules = rules
+        self.faults = rules.map { try? Fault(parsing: $0.fault) }
         self.logger = logger
     }
+
+    /// How many faults were injected so far: grows with each, past what `recent` keeps.
+    public var count: Int { injected.load(ordering: .relaxed) }
 
     /// Whether deciding may need the job a request concerns (some rule names a function or delivery).
     public var needsFacts: Bool { rules.contains(where: \.needsFacts) }
@@ -50,8 +57,7 @@ public final class FaultInjector: Sendable {
             }
             guard count % (rule.every ?? 1) == 0 else { continue }
             if let probability = rule.probability, Double.random(in: 0..<1) >= probability { continue }
-            // Checked when the rules were loaded.
-            guard let fault = try? Fault(parsing: rule.fault) else { continue }
+            guard let fault = faults[index] else { continue }
             remember(fault, request, facts: known, source: "rule \(index + 1)")
             return fault
         }
@@ -76,6 +82,7 @@ public final class FaultInjector: Sendable {
             state.recent.append(injected)
             if state.recent.count > Self.remembered { state.recent.removeFirst(state.recent.count - Self.remembered) }
         }
+        self.injected.add(1, ordering: .relaxed)
         logger.notice("fault injected (\(source)): \(fault) on \(request.server) \(request.method) \(path)")
     }
 

@@ -15,7 +15,7 @@ public struct Inspector: Sendable {
 
     /// What moves when anything the page shows changes.
     public var version: Int {
-        gateway.activityVersion + runtime.invocations.version + (faults?.recent().count ?? 0)
+        gateway.activityVersion + runtime.invocations.version + (faults?.count ?? 0)
     }
 
     /// Everything the page lists.

@@ -20,23 +20,22 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let limiter: ConnectionLimiter
     private let bodyReadTimeout: TimeAmount
     /// What request handlers may ask about this connection (it outlives the pipeline).
-    let state = ConnectionState()
+    let state: ConnectionState
     private var counted = false
     private var refused = false
     private var readingBody = false
     private var responding = false
     private var stallTimer: Scheduled<Void>?
-    private let shapingFaults: Bool
 
     init(limiter: ConnectionLimiter, bodyReadTimeout: TimeAmount, shapingFaults: Bool = false) {
         self.limiter = limiter
         self.bodyReadTimeout = bodyReadTimeout
-        self.shapingFaults = shapingFaults
+        self.state = ConnectionState(shapesFaults: shapingFaults)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { admit() }
-        if shapingFaults {
+        if state.shapesFaults {
             // A fault's break is a reset as far as a one-shot key goes: it credits what was acknowledged.
             let state = self.state
             try? FaultShaper.install(in: context.pipeline.syncOperations) { acknowledged in

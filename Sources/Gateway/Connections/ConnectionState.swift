@@ -9,6 +9,13 @@ import Synchronization
 
 /// How a connection ended, as far as request handlers need to know.
 final class ConnectionState: Sendable {
+    /// Whether a fault shaper sits on the connection (`serve --faults`), which may hold bytes above the kernel.
+    let shapesFaults: Bool
+
+    init(shapesFaults: Bool = false) {
+        self.shapesFaults = shapesFaults
+    }
+
     private let reset = Atomic<Bool>(false)
     private let acknowledged = Atomic<UInt64>(0)
 

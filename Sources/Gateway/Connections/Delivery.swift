@@ -24,7 +24,9 @@ enum Delivery {
             guard channel.isActive else { return closedCleanly() }
             guard let info = await tcpInfo(channel) else { return channel.isActive ? false : closedCleanly() }
             // Bytes a fault's shaper still holds are not in the kernel yet: not delivered either.
-            if info.allAcknowledged, await !FaultShaper.isHolding(on: channel) { return true }
+            if info.allAcknowledged {
+                guard connection?.shapesFaults == true, await FaultShaper.isHolding(on: channel) else { return true }
+            }
             try? await Task.sleep(for: .milliseconds(5))
         }
         return false
