@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
     ],
     targets: [
         // Shared wire types: no I/O.
@@ -114,8 +116,12 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ],
-            path: "local-runtime/Sources/LocalRuntime"
+            path: "local-runtime/Sources/LocalRuntime",
+            // The bootstraps that run Python and Node.js handlers, and the chunk modules beside them.
+            resources: [.copy("Support")]
         ),
         // The map-render generator function: a library (testable renderer + PNG encoder) and its executable.
         .target(
@@ -191,6 +197,7 @@ let package = Package(
             name: "chunkrelay",
             dependencies: [
                 "FaultInjection",
+                "LocalRuntime",
                 "ChunkRelayBench",
                 "ChunkRelayServer",
                 "ChunkRelayTesting",

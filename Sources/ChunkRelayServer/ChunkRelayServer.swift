@@ -15,6 +15,10 @@ public struct ServeConfiguration: Sendable {
     public var runtime = RuntimeConfiguration()
     /// Folder of functions, one subfolder with a `function.json` each.
     public var functionsDirectory = URL(fileURLWithPath: "functions", isDirectory: true)
+    /// `--template`: a SAM or CloudFormation template whose functions run beside the folder's.
+    public var template: URL?
+    /// `--parameter-overrides`: values for the template's `Parameters`.
+    public var parameterOverrides: [String: String] = [:]
     /// `--env-vars`: SAM CLI's environment file, merged over each `function.json`'s `environment`.
     public var environmentFile: URL?
     /// `--watch`: rebuild a function when its sources change and retire its warm environments.
@@ -56,6 +60,27 @@ public final class ChunkRelayServer: Service, Sendable {
     /// The functions of `configuration`, with the `--env-vars` file merged in.
     public static func registry(_ configuration: ServeConfiguration, logger: Logger) throws -> FunctionRegistry {
         var registry = try FunctionRegistry(directory: configuration.functionsDirectory)
+        if let file = configuration.template {
+            let template = try LambdaTemplate(
+                contentsOf: file, parameterOverrides: configuration.parameterOverrides, stateDirectory: configuration.gateway.stateDirectory)
+            for line in template.notEmulated { logger.notice("\(file.lastPathComponent): not emulated: \(line)") }
+            for function in template.functions {
+                guard let architectures = function.architectures else { continue }
+                #if arch(arm64)
+                let machine = "arm64"
+                #else
+                let machine = "x86_64"
+                #endif
+                logger.notice("\(function.name): Architectures \(architectures.joined(separator: ", ")) reported; it runs on this machine's \(machine)")
+            }
+            let clashes = template.functions.map(\.name).filter { registry.function(named: $0) != nil }
+            if !clashes.isEmpty {
+                throw RuntimeError(
+                    .invalidConfiguration,
+                    "\(file.path): \(clashes.joined(separator: ", ")) is also in \(configuration.functionsDirectory.path); a function has one name")
+            }
+            registry = try FunctionRegistry(Array(registry.functions.values) + template.functions)
+        }
         if let file = configuration.environmentFile {
             let merged = registry.merging(try EnvironmentVariablesFile(contentsOf: file))
             for section in merged.unknownSections {

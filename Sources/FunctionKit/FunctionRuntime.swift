@@ -133,6 +133,9 @@ public struct FunctionRuntime<Handler: FunctionHandler>: Sendable {
                 logger.debug("runtime API closed; exiting")
                 return
             }
+            // As AWS's runtime clients do, so an X-Ray or OpenTelemetry SDK in the handler finds the trace.
+            // One invocation at a time runs in a process, so the variable is this invocation's throughout.
+            if let trace = invocation.context.traceID { setenv("_X_AMZN_TRACE_ID", trace, 1) } else { unsetenv("_X_AMZN_TRACE_ID") }
             let response: FunctionResponse
             do {
                 response = try await handler.respond(to: invocation.event, context: invocation.context)

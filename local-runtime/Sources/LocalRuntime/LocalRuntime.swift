@@ -53,7 +53,7 @@ public final class LocalRuntime: Service, Sendable {
                     if let event = request.event {
                         group.addTask {
                             defer { self.pendingEvents.withLock { $0 -= 1 } }
-                            let result = try? await self.invokeRetrying(event.function, payload: event.payload) { failed, attempt in
+                            let result = try? await self.invokeRetrying(event.function, payload: event.payload, trace: event.trace) { failed, attempt in
                                 self.logger.warning("Event invocation of \(event.function) failed (\(failed.errorType ?? "")); retry \(attempt - 1)")
                                 return event.payload
                             }
@@ -87,13 +87,18 @@ public final class LocalRuntime: Service, Sendable {
 
     /// Invokes `name` with `payload` and waits for the outcome (the `RequestResponse` type; `Event`
     /// invocations are this, run on another task). Waits for a free environment when all are busy.
-    public func invoke(_ name: String, payload: ByteBuffer, clientContext: String? = nil) async throws(RuntimeError) -> InvocationResult {
-        try await invoke(name, payload: payload, clientContext: clientContext, throttle: false)
+    /// `trace` continues a caller's X-Ray trace (`X-Amzn-Trace-Id`); nil begins one.
+    public func invoke(
+        _ name: String, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID? = nil
+    ) async throws(RuntimeError) -> InvocationResult {
+        try await invoke(name, payload: payload, clientContext: clientContext, trace: trace, throttle: false)
     }
 
     /// Invokes, or throws `TooManyRequestsException` at once when every allowed environment is busy.
-    public func invokeOrThrottle(_ name: String, payload: ByteBuffer, clientContext: String? = nil) async throws(RuntimeError) -> InvocationResult {
-        try await invoke(name, payload: payload, clientContext: clientContext, throttle: true)
+    public func invokeOrThrottle(
+        _ name: String, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID? = nil
+    ) async throws(RuntimeError) -> InvocationResult {
+        try await invoke(name, payload: payload, clientContext: clientContext, trace: trace, throttle: true)
     }
 
     /// Builds `name` again (its Swift product, or its `build` steps) and retires its warm environments,
@@ -156,7 +161,7 @@ public final class LocalRuntime: Service, Sendable {
     /// `beforeRetry` gets the failed result and the next attempt's number and returns that attempt's
     /// payload (Lambda resends the same event; the gateway hands out a new upload token), or nil to stop.
     public func invokeRetrying(
-        _ name: String, payload: ByteBuffer,
+        _ name: String, payload: ByteBuffer, trace: XRayTraceID? = nil,
         beforeRetry: @Sendable (InvocationResult, Int) async -> ByteBuffer?
     ) async throws(RuntimeError) -> InvocationResult {
         guard let function = registry.function(named: name) else {
@@ -166,7 +171,8 @@ public final class LocalRuntime: Service, Sendable {
         var attempt = 1
         var pause = configuration.retryBackoff
         while true {
-            let result = try await invoke(name, payload: payload)
+            // Every attempt of one event belongs to the same trace, as Lambda's retries do.
+            let result = try await invoke(name, payload: payload, trace: trace)
             switch result.status {
             case .success, .cancelled:
                 return result
@@ -184,7 +190,7 @@ public final class LocalRuntime: Service, Sendable {
     }
 
     /// Queues an `Event` invocation: checks it and returns at once; the outcome (after retries) is only logged.
-    public func invokeAsync(_ name: String, payload: ByteBuffer) throws(RuntimeError) {
+    public func invokeAsync(_ name: String, payload: ByteBuffer, trace: XRayTraceID = .begin()) throws(RuntimeError) {
         guard let function = registry.function(named: name) else {
             throw RuntimeError.functionNotFound(name)
         }
@@ -202,7 +208,7 @@ public final class LocalRuntime: Service, Sendable {
                 reason: "ConcurrentInvocationLimitExceeded"
             )
         }
-        if case .terminated = spawnContinuation.yield(SpawnRequest(environment: nil, event: (name, payload))) {
+        if case .terminated = spawnContinuation.yield(SpawnRequest(environment: nil, event: (name, payload, trace))) {
             pendingEvents.withLock { $0 -= 1 }
             throw RuntimeError(.shuttingDown, "the runtime is shutting down")
         }
@@ -219,11 +225,11 @@ public final class LocalRuntime: Service, Sendable {
     /// Invokes on a reserved environment; a streamed response's bytes go to `sink` as the function writes
     /// them (up to `maximumStreamingPayloadBytes`), and the result then carries an empty payload.
     public func invoke(
-        _ reservation: Reservation, payload: ByteBuffer, clientContext: String? = nil, sink: ResponseStreamSink
+        _ reservation: Reservation, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID? = nil, sink: ResponseStreamSink
     ) async throws(RuntimeError) -> InvocationResult {
         try await invoke(
             reservation.function, pool: reservation.pool, lease: reservation.take(), payload: payload, clientContext: clientContext,
-            throttle: false, sink: sink
+            trace: trace ?? .begin(), throttle: false, sink: sink
         )
     }
 
@@ -237,21 +243,25 @@ public final class LocalRuntime: Service, Sendable {
         return (function, pool)
     }
 
-    private func invoke(_ name: String, payload: ByteBuffer, clientContext: String?, throttle: Bool) async throws(RuntimeError) -> InvocationResult {
+    private func invoke(
+        _ name: String, payload: ByteBuffer, clientContext: String?, trace: XRayTraceID?, throttle: Bool
+    ) async throws(RuntimeError) -> InvocationResult {
         let (function, pool) = try target(name, payloadBytes: payload.readableBytes)
-        return try await invoke(function, pool: pool, lease: nil, payload: payload, clientContext: clientContext, throttle: throttle, sink: nil)
+        return try await invoke(
+            function, pool: pool, lease: nil, payload: payload, clientContext: clientContext, trace: trace ?? .begin(), throttle: throttle, sink: nil)
     }
 
     /// Every invocation goes through here: the inspector's log hears it begin and end, however it ends.
     private func invoke(
         _ function: FunctionConfiguration, pool: EnvironmentPool, lease reserved: EnvironmentPool.Lease?, payload: ByteBuffer,
-        clientContext: String?, throttle: Bool, sink: ResponseStreamSink?
+        clientContext: String?, trace: XRayTraceID, throttle: Bool, sink: ResponseStreamSink?
     ) async throws(RuntimeError) -> InvocationResult {
         let requestID = UUID().uuidString.lowercased()
         invocations.began(requestID: requestID, function: function, payload: payload)
         do {
             let result = try await invoke(
-                function, pool: pool, lease: reserved, payload: payload, clientContext: clientContext, throttle: throttle, sink: sink, requestID: requestID)
+                function, pool: pool, lease: reserved, payload: payload, clientContext: clientContext, trace: trace, throttle: throttle, sink: sink,
+                requestID: requestID)
             invocations.ended(result)
             return result
         } catch {
@@ -262,7 +272,7 @@ public final class LocalRuntime: Service, Sendable {
 
     private func invoke(
         _ function: FunctionConfiguration, pool: EnvironmentPool, lease reserved: EnvironmentPool.Lease?, payload: ByteBuffer,
-        clientContext: String?, throttle: Bool, sink: ResponseStreamSink?, requestID: String
+        clientContext: String?, trace: XRayTraceID, throttle: Bool, sink: ResponseStreamSink?, requestID: String
     ) async throws(RuntimeError) -> InvocationResult {
         let name = function.name
         var reserved = reserved
@@ -333,7 +343,7 @@ public final class LocalRuntime: Service, Sendable {
                 continue
             }
             if let result = await run(
-                requestID: requestID, payload: payload, clientContext: clientContext, sink: sink, on: environment, pool: pool,
+                requestID: requestID, payload: payload, clientContext: clientContext, trace: trace, sink: sink, on: environment, pool: pool,
                 initDuration: initDuration
             ) {
                 return result
@@ -343,7 +353,8 @@ public final class LocalRuntime: Service, Sendable {
     }
 
     private func run(
-        requestID: String, payload: ByteBuffer, clientContext: String?, sink: ResponseStreamSink?, on environment: ExecutionEnvironment,
+        requestID: String, payload: ByteBuffer, clientContext: String?, trace: XRayTraceID, sink: ResponseStreamSink?,
+        on environment: ExecutionEnvironment,
         pool: EnvironmentPool, initDuration: Duration?
     ) async -> InvocationResult? {
         let function = environment.function
@@ -351,7 +362,7 @@ public final class LocalRuntime: Service, Sendable {
         let deadline = Int64(Date().timeIntervalSince1970 * 1000) + Int64(function.timeout * 1000)
         let assignment = ExecutionEnvironment.Assignment(
             requestID: requestID, payload: payload, deadlineMilliseconds: deadline,
-            traceID: "Root=1-\(String(Int(Date().timeIntervalSince1970), radix: 16))-\(RandomToken.make().prefix(24));Parent=\(RandomToken.make().prefix(16));Sampled=0",
+            traceID: trace.description,
             clientContext: clientContext, sink: sink
         )
         let started = ContinuousClock.now
@@ -441,6 +452,14 @@ public final class LocalRuntime: Service, Sendable {
             variables["AWS_LAMBDA_LOG_LEVEL"] = (function.loggingConfig?.applicationLogLevel ?? .info).rawValue
         }
         for (key, value) in function.environment { variables[key] = value }
+        // The chunk module is importable by every Python and Node.js function (`import chunkrelay`,
+        // `require("chunkrelay")`), after anything the function's own path puts first.
+        let support: (key: String, folder: URL)? =
+            function.runtime.hasPrefix("python") ? ("PYTHONPATH", RuntimeSupport.python)
+            : function.runtime.hasPrefix("nodejs") ? ("NODE_PATH", RuntimeSupport.node) : nil
+        if let support {
+            variables[support.key] = ([variables[support.key]].compactMap { $0 } + [support.folder.path]).joined(separator: ":")
+        }
         return variables
     }
 }

@@ -49,6 +49,13 @@ public struct FunctionConfiguration: Codable, Sendable, Hashable {
     public var awsStreamingBandwidth = false
     /// The function's folder; set by the registry.
     public var directory: URL?
+    /// The Swift package `swiftProduct` is built in; the runtime's own package when nil (a template's
+    /// `CodeUri` inside another package's `AWSLambdaPackager` output sets it).
+    public var swiftPackage: URL?
+    /// A `.zip` of the function's code, unpacked into `directory` before its first start.
+    public var archive: URL?
+    /// A template's `Architectures`: reported, not emulated (functions run on this machine's).
+    public var architectures: [String]?
 
     /// Makes a configuration with AWS's defaults.
     public init(

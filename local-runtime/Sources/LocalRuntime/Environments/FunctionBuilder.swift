@@ -64,6 +64,9 @@ actor FunctionBuilder {
     }
 
     private func resolve(_ function: FunctionConfiguration, force: Bool = false) async throws(RuntimeError) -> [String] {
+        if let archive = function.archive, let directory = function.directory {
+            try ArchiveUnpacker(archive: archive, directory: directory, logger: logger).unpack(function: function.name, force: force)
+        }
         if let steps = function.build, let directory = function.directory {
             let marker = directory.appendingPathComponent(function.buildCreates ?? ".built")
             if force || !FileManager.default.fileExists(atPath: marker.path) {
@@ -90,15 +93,18 @@ actor FunctionBuilder {
         guard let product = function.swiftProduct else {
             throw RuntimeError(.invalidConfiguration, "\(function.name) has neither swiftProduct nor command")
         }
-        return [try await executable(product: product, force: force).path]
+        let own = function.swiftPackage == nil || function.swiftPackage?.standardizedFileURL.path == packageRoot?.standardizedFileURL.path
+        return [try await executable(product: product, package: own ? packageRoot : function.swiftPackage, searchBins: own, force: force).path]
     }
 
-    private func executable(product: String, force: Bool) async throws(RuntimeError) -> URL {
-        for directory in binDirectories where !force {
+    /// `product`'s executable: found already built beside this one (for this project's own package), or
+    /// built with `swift build` in `package` (a template's Swift function in a package of its own).
+    private func executable(product: String, package: URL?, searchBins: Bool, force: Bool) async throws(RuntimeError) -> URL {
+        for directory in binDirectories where !force && searchBins {
             let candidate = directory.appendingPathComponent(product)
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         }
-        guard let packageRoot, FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent("Package.swift").path) else {
+        guard let packageRoot = package, FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent("Package.swift").path) else {
             throw RuntimeError(.buildFailed, "executable \(product) not found in \(binDirectories.map(\.path)) and no package to build it from")
         }
         let configuration = binDirectories.first.map { $0.path.contains("/release") ? "release" : "debug" } ?? "debug"

@@ -16,6 +16,8 @@ enum FunctionURLEvent {
         var urlID: String
         var requestID: String
         var now: Date
+        /// The invocation's trace: the caller's continued, or one begun here.
+        var trace: XRayTraceID
     }
 
     /// The event as JSON.
@@ -35,7 +37,7 @@ enum FunctionURLEvent {
         headers["x-forwarded-for"] = headers["x-forwarded-for"].map { "\($0), \(request.sourceIP)" } ?? request.sourceIP
         headers["x-forwarded-proto"] = "http"
         if headers["x-amzn-trace-id"] == nil {
-            headers["x-amzn-trace-id"] = "Root=1-\(String(Int(request.now.timeIntervalSince1970), radix: 16))-\(request.requestID.replacingOccurrences(of: "-", with: "").prefix(24))"
+            headers["x-amzn-trace-id"] = "Root=\(request.trace.root)"
         }
 
         let time = DateFormatter()

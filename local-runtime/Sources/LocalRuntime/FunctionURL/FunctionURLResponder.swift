@@ -48,18 +48,19 @@ struct FunctionURLResponder: HTTPResponder {
                 message: "Request must be smaller than \(RelayLimits.lambdaBufferedPayload) bytes for the InvokeFunction operation"
             ))
         }
+        let trace = XRayTraceID.continuing(request.headers[InvokeAPIRouter.traceHeader])
         let event = FunctionURLEvent.make(FunctionURLEvent.Request(
             method: request.method.rawValue, target: request.uri.description, headers: request.headers, body: body,
             sourceIP: context.channel.remoteAddress?.ipAddress ?? "127.0.0.1", urlID: urlID,
-            requestID: UUID().uuidString.lowercased(), now: Date()
+            requestID: UUID().uuidString.lowercased(), now: Date(), trace: trace
         ))
         do {
             switch config.invokeMode {
             case .buffered:
-                let result = try await runtime.invokeOrThrottle(function.name, payload: event)
+                let result = try await runtime.invokeOrThrottle(function.name, payload: event, trace: trace)
                 return Self.response(Self.buffered(result))
             case .responseStream:
-                return try await streamed(event)
+                return try await streamed(event, trace: trace)
             }
         } catch let error as RuntimeError {
             return Self.response(Self.failure(error))
@@ -113,9 +114,9 @@ struct FunctionURLResponder: HTTPResponder {
     /// A `RESPONSE_STREAM` invocation: the head as soon as the function has written its prelude (or its
     /// first bytes, without one), then the body as it writes. A failure before the head is Lambda's 502;
     /// after it, the body breaks off (the connection closes without the final chunk).
-    private func streamed(_ event: ByteBuffer) async throws -> Response {
+    private func streamed(_ event: ByteBuffer, trace: XRayTraceID) async throws -> Response {
         let reservation = try await runtime.reserve(function.name, payloadBytes: event.readableBytes)
-        let stream = FunctionURLStream(runtime: runtime, reservation: reservation, payload: event)
+        let stream = FunctionURLStream(runtime: runtime, reservation: reservation, payload: event, trace: trace)
         var contentType: String?
         var held = ByteBuffer()
         var head: FunctionURLResponse?

@@ -19,7 +19,7 @@ final class FunctionURLStream: Sendable {
     let pieces = AsyncChannel<Piece>()
     private let task: Task<Void, Never>
 
-    init(runtime: LocalRuntime, reservation: Reservation, payload: ByteBuffer) {
+    init(runtime: LocalRuntime, reservation: Reservation, payload: ByteBuffer, trace: XRayTraceID) {
         let pieces = pieces
         task = Task {
             let sink = ResponseStreamSink(begin: { await pieces.send(.begin($0)) }) { piece in
@@ -29,7 +29,7 @@ final class FunctionURLStream: Sendable {
             }
             let result: Result<InvocationResult, RuntimeError>
             do throws(RuntimeError) {
-                result = .success(try await runtime.invoke(reservation, payload: payload, sink: sink))
+                result = .success(try await runtime.invoke(reservation, payload: payload, trace: trace, sink: sink))
             } catch {
                 result = .failure(error)
             }

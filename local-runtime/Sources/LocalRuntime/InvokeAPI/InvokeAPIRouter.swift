@@ -12,6 +12,7 @@ public enum InvokeAPIRouter {
     static let functionError = HTTPField.Name("X-Amz-Function-Error")!
     static let executedVersion = HTTPField.Name("X-Amz-Executed-Version")!
     static let clientContext = HTTPField.Name("X-Amz-Client-Context")!
+    static let traceHeader = HTTPField.Name("X-Amzn-Trace-Id")!
     static let requestID = RuntimeError.requestIDHeader
     static let logType = HTTPField.Name("X-Amz-Log-Type")!
     static let logResult = HTTPField.Name("X-Amz-Log-Result")!
@@ -26,13 +27,14 @@ public enum InvokeAPIRouter {
             let payload = try await readPayload(request, operation: "InvokeFunction")
                 switch type {
                 case "Event":
-                    try runtime.invokeAsync(name, payload: payload)
+                    try runtime.invokeAsync(name, payload: payload, trace: XRayTraceID.continuing(request.headers[traceHeader]))
                     return Response(status: .accepted, headers: [requestID: UUID().uuidString.lowercased()])
                 case "DryRun":
                     return try dryRun(name, runtime: runtime)
                 case "RequestResponse":
                     let context = decodedClientContext(request)
-                    let result = try await runtime.invokeOrThrottle(name, payload: payload, clientContext: context)
+                    let result = try await runtime.invokeOrThrottle(
+                        name, payload: payload, clientContext: context, trace: XRayTraceID.continuing(request.headers[traceHeader]))
                     var headers: HTTPFields = [.contentType: "application/json", executedVersion: "$LATEST", requestID: result.requestID]
                     if !result.succeeded { headers[functionError] = "Unhandled" }
                     if request.headers[logType] == "Tail" {
@@ -57,6 +59,7 @@ public enum InvokeAPIRouter {
                 // not an error inside a 200 stream.
                 let reservation = try await runtime.reserve(name, payloadBytes: payload.readableBytes)
                 let clientContext = decodedClientContext(request)
+                let trace = XRayTraceID.continuing(request.headers[traceHeader])
                 let tail = request.headers[logType] == "Tail"
                 let headers: HTTPFields = [
                     .contentType: EventStreamMessage.contentType, executedVersion: "$LATEST", requestID: UUID().uuidString.lowercased(),
@@ -70,7 +73,7 @@ public enum InvokeAPIRouter {
                             let sink = ResponseStreamSink { piece in await pieces.send(EventStreamMessage.payloadChunk(piece)) }
                             let complete: ByteBuffer
                             do {
-                                let result = try await runtime.invoke(reservation, payload: payload, clientContext: clientContext, sink: sink)
+                                let result = try await runtime.invoke(reservation, payload: payload, clientContext: clientContext, trace: trace, sink: sink)
                                 complete = EventStreamMessage.invokeComplete(
                                     errorCode: result.succeeded ? nil : (result.errorType ?? "Unhandled"),
                                     errorDetails: result.errorMessage,
