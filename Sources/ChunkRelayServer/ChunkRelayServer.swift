@@ -19,6 +19,8 @@ public struct ServeConfiguration: Sendable {
     public var template: URL?
     /// `--parameter-overrides`: values for the template's `Parameters`.
     public var parameterOverrides: [String: String] = [:]
+    /// `--api-port`: where the template's `Api` and `HttpApi` events are served (0 picks a free port).
+    public var apiPort = 3000
     /// `--env-vars`: SAM CLI's environment file, merged over each `function.json`'s `environment`.
     public var environmentFile: URL?
     /// `--watch`: rebuild a function when its sources change and retire its warm environments.
@@ -59,7 +61,13 @@ public final class ChunkRelayServer: Service, Sendable {
 
     /// The functions of `configuration`, with the `--env-vars` file merged in.
     public static func registry(_ configuration: ServeConfiguration, logger: Logger) throws -> FunctionRegistry {
+        try functions(configuration, logger: logger).registry
+    }
+
+    /// The functions of `configuration` and its template's API routes.
+    public static func functions(_ configuration: ServeConfiguration, logger: Logger) throws -> (registry: FunctionRegistry, routes: [APIRoute]) {
         var registry = try FunctionRegistry(directory: configuration.functionsDirectory)
+        var routes: [APIRoute] = []
         if let file = configuration.template {
             let template = try LambdaTemplate(
                 contentsOf: file, parameterOverrides: configuration.parameterOverrides, stateDirectory: configuration.gateway.stateDirectory)
@@ -80,6 +88,7 @@ public final class ChunkRelayServer: Service, Sendable {
                     "\(file.path): \(clashes.joined(separator: ", ")) is also in \(configuration.functionsDirectory.path); a function has one name")
             }
             registry = try FunctionRegistry(Array(registry.functions.values) + template.functions)
+            routes = template.routes
         }
         if let file = configuration.environmentFile {
             let merged = registry.merging(try EnvironmentVariablesFile(contentsOf: file))
@@ -95,12 +104,12 @@ public final class ChunkRelayServer: Service, Sendable {
                 return paced
             })
         }
-        return registry
+        return (registry, routes)
     }
 
     /// Builds everything `serve` runs; tests call this too.
     public static func build(_ configuration: ServeConfiguration, logger: Logger) async throws -> ChunkRelayServer {
-        let registry = try Self.registry(configuration, logger: logger)
+        let (registry, routes) = try Self.functions(configuration, logger: logger)
         var runtimeConfiguration = configuration.runtime
         if runtimeConfiguration.packageRoot == nil {
             runtimeConfiguration.packageRoot = configuration.functionsDirectory.standardizedFileURL.deletingLastPathComponent()
@@ -151,6 +160,8 @@ public final class ChunkRelayServer: Service, Sendable {
         // event streams end), then the runtime's, then the runtime stops the function processes.
         let urlServers = runtime.functionURLServers(
             host: runtimeHost, server: configuration.gateway.connections.httpServer(shapingFaults: configuration.gateway.faults != nil), logger: logger)
+            + [runtime.apiServer(routes: routes, host: runtimeHost, port: configuration.apiPort, server: configuration.gateway.connections.httpServer(), logger: logger)]
+            .compactMap { $0 }
         // The watcher, last, stops first: no rebuild starts while the rest shuts down.
         let watcher: [any Service] = configuration.watch ? [FunctionWatcher(runtime: runtime, logger: logger)] : []
         let services: [any Service] = [runtime, runtimeApp] + urlServers + [gatewayApp] + gateway.services + watcher

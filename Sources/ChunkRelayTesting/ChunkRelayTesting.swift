@@ -14,6 +14,11 @@ public struct ChunkRelayInstance: Sendable {
     public let client: RelayClient
     let server: ChunkRelayServer
 
+    /// The API port's base URL (a template's `Api` and `HttpApi` events), once it listens.
+    public var apiURL: String? {
+        server.runtime.apiURL
+    }
+
     /// A function's URL, when it has one.
     public func functionURL(of function: String) -> String? {
         server.runtime.functionURL(of: function)
@@ -44,6 +49,7 @@ public func withChunkRelay<T: Sendable>(
     configuration.gateway.stateDirectory = state
     configuration.gateway.webRoot = nil
     configuration.runtime.port = 0
+    configuration.apiPort = 0
     configuration.runtime.shutdownGrace = .milliseconds(500)
     configuration.gateway.shutdownGrace = .milliseconds(500)
     configuration.functionsDirectory = functions

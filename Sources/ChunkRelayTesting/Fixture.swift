@@ -83,10 +83,11 @@ public struct Fixture: Sendable, Hashable {
     /// `function/name`, as the table and failures name a case.
     public var id: String { "\(function)/\(name)" }
 
-    /// Reads one fixture file; the function is the folder above `fixtures/`.
-    public init(contentsOf file: URL) throws {
+    /// Reads one fixture file; the function is `function`, or the folder above `fixtures/`
+    /// (`functions/<function>/fixtures/<case>.json`).
+    public init(contentsOf file: URL, function: String? = nil) throws {
         self.file = file
-        self.function = file.deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+        self.function = function ?? file.deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
         self.name = file.deletingPathExtension().lastPathComponent
         do {
             self.content = try JSONDecoder().decode(Content.self, from: Data(contentsOf: file))
@@ -100,15 +101,25 @@ public struct Fixture: Sendable, Hashable {
     /// Every fixture under `functions/*/fixtures/*.json`, sorted by function then name. With `only`, just
     /// the named functions (`map-render`) or cases (`map-render/small-square`); a name that matches
     /// nothing is an error, so a typo cannot pass for a green run.
-    public static func load(functions directory: URL, only: [String] = []) throws -> [Fixture] {
+    /// A template's functions' cases are `<template's folder>/fixtures/<LogicalId>/*.json`.
+    public static func load(functions directory: URL, template: URL? = nil, only: [String] = []) throws -> [Fixture] {
         let manager = FileManager.default
         var fixtures: [Fixture] = []
+        func cases(in folder: URL, function: String?) throws {
+            let files = (try? manager.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)) ?? []
+            for file in files.filter({ $0.pathExtension == "json" }).sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) {
+                fixtures.append(try Fixture(contentsOf: file, function: function))
+            }
+        }
         let folders = (try? manager.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)) ?? []
         for folder in folders.sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) {
-            let cases = folder.appendingPathComponent("fixtures")
-            let files = (try? manager.contentsOfDirectory(at: cases, includingPropertiesForKeys: nil)) ?? []
-            for file in files.filter({ $0.pathExtension == "json" }).sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) {
-                fixtures.append(try Fixture(contentsOf: file))
+            try cases(in: folder.appendingPathComponent("fixtures"), function: nil)
+        }
+        if let template {
+            let root = template.deletingLastPathComponent().appendingPathComponent("fixtures", isDirectory: true)
+            let functions = (try? manager.contentsOfDirectory(at: root, includingPropertiesForKeys: nil)) ?? []
+            for folder in functions.sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) {
+                try cases(in: folder, function: folder.lastPathComponent)
             }
         }
         guard !only.isEmpty else { return fixtures }

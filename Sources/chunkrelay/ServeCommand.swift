@@ -52,6 +52,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-pending-events"), help: "Asynchronous (Event) invocations waiting or running at most; more get TooManyRequestsException.")
     var maxPendingEvents = 1000
     @OptionGroup var templateOptions: TemplateOptions
+    @Option(name: .customLong("api-port"), help: "Port of the template's Api and HttpApi events (as sam local start-api; 0 picks a free one).")
+    var apiPort = 3000
     @Option(name: .customLong("env-vars"), help: "SAM CLI's environment file (JSON: \"Parameters\" for every function, a section per function name), merged over function.json's environment.")
     var environmentFile: String?
     @Option(help: "Where jobs, the queue and the chunk ledger live: sqlite (in --state-dir) or postgres://USER@HOST:PORT/DB[?search_path=SCHEMA].")
@@ -116,6 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
         configuration.environmentFile = environmentFile.map { URL(fileURLWithPath: $0) }
         try templateOptions.apply(to: &configuration)
+        configuration.apiPort = apiPort
         configuration.watch = watch
         configuration.publicURL = publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         configuration.gateway.store = store == "sqlite" ? .sqlite : .postgres(store)

@@ -10,7 +10,7 @@ import RelayClient
 struct TestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "test",
-        abstract: "Run the fixtures in functions/<name>/fixtures/*.json through a gateway and check what each produces.",
+        abstract: "Run the fixtures in functions/<name>/fixtures/*.json (and a template's fixtures/<LogicalId>/*.json) through a gateway and check what each produces.",
         discussion: """
             Each fixture is one case: params, the deliveries to try (retrieve, stream, direct), and what every \
             delivery must produce (sha256, bytes, contentType, chunks, file) or the error code it must fail with. \
@@ -23,6 +23,7 @@ struct TestCommand: AsyncParsableCommand {
     @Argument(help: "Only these functions (map-render) or cases (map-render/small-square).") var only: [String] = []
     @Option(name: .customLong("functions"), help: "Folder of functions, one subfolder with a function.json (and fixtures/) each.")
     var functionsDirectory = "functions"
+    @OptionGroup var templateOptions: TemplateOptions
     @Option(help: "A running gateway's URL; without it, one is started in-process for the run.") var server: String?
     @Option(help: "Also write the results as JUnit XML to this file.") var junit: String?
     @Flag(help: "Fill in the expectations of cases that have none from what they produced.") var record = false
@@ -39,7 +40,7 @@ struct TestCommand: AsyncParsableCommand {
         let functions = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
         let fixtures: [Fixture]
         do {
-            fixtures = try Fixture.load(functions: functions, only: only)
+            fixtures = try Fixture.load(functions: functions, template: templateOptions.template.map { URL(fileURLWithPath: $0) }, only: only)
         } catch {
             throw ExitMessage("error: \(error)")
         }
@@ -62,7 +63,17 @@ struct TestCommand: AsyncParsableCommand {
             var faultLogger = Logger(label: "chunkrelay-faults")
             faultLogger.logLevel = level
             let injector = faulty ? FaultInjector(logger: faultLogger) : nil
-            results = try await withChunkRelay(functions: functions, configure: { $0.gateway.faults = injector }, logLevel: level) { relay in
+            var template = ServeConfiguration()
+            try templateOptions.apply(to: &template)
+            results = try await withChunkRelay(
+                functions: functions,
+                configure: { configuration in
+                    configuration.gateway.faults = injector
+                    configuration.template = template.template
+                    configuration.parameterOverrides = template.parameterOverrides
+                },
+                logLevel: level
+            ) { relay in
                 try await runner(relay.client)
             }
         }

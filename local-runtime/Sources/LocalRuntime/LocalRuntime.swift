@@ -27,6 +27,8 @@ public final class LocalRuntime: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
     /// Each Function URL once its server listens, by function name.
     let functionURLs = Mutex<[String: String]>([:])
+    /// The API port's base URL once it listens (a template's `Api` and `HttpApi` events).
+    let apiAddress = Mutex<String?>(nil)
     /// The recent invocations, for the inspector.
     public let invocations = InvocationLog()
 

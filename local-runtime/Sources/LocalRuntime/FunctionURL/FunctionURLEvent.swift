@@ -18,6 +18,10 @@ enum FunctionURLEvent {
         var now: Date
         /// The invocation's trace: the caller's continued, or one begun here.
         var trace: XRayTraceID
+        /// An HTTP API's route (`GET /tiles/{proxy+}`); a Function URL's is `$default`.
+        var routeKey = "$default"
+        /// The route's `{name}` values.
+        var pathParameters: [String: String]?
     }
 
     /// The event as JSON.
@@ -54,7 +58,7 @@ enum FunctionURLEvent {
                 "userAgent": headers["user-agent"] ?? "",
             ],
             "requestId": request.requestID,
-            "routeKey": "$default",
+            "routeKey": request.routeKey,
             "stage": "$default",
             "time": time.string(from: request.now),
             "timeEpoch": Int64(request.now.timeIntervalSince1970 * 1000),
@@ -62,7 +66,7 @@ enum FunctionURLEvent {
 
         var event: [String: Any] = [
             "version": "2.0",
-            "routeKey": "$default",
+            "routeKey": request.routeKey,
             "rawPath": rawPath,
             "rawQueryString": rawQuery,
             "headers": headers,
@@ -70,6 +74,7 @@ enum FunctionURLEvent {
             "isBase64Encoded": false,
         ]
         if !cookies.isEmpty { event["cookies"] = cookies }
+        if let parameters = request.pathParameters, !parameters.isEmpty { event["pathParameters"] = parameters }
         if let parameters = queryParameters(rawQuery) { event["queryStringParameters"] = parameters }
         if request.body.readableBytes > 0 {
             let bytes = Data(request.body.readableBytesView)

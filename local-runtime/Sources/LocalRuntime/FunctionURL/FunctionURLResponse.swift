@@ -68,7 +68,7 @@ struct FunctionURLResponse {
         )
     }
 
-    private mutating func apply(headers fields: Any?, cookies: Any?) {
+    mutating func apply(headers fields: Any?, cookies: Any?) {
         for (name, value) in (fields as? [String: Any]) ?? [:] {
             guard let field = HTTPField.Name(name) else { continue }
             headers[field] = value as? String ?? "\(value)"
@@ -78,7 +78,7 @@ struct FunctionURLResponse {
         }
     }
 
-    private static func statusCode(_ value: Any?) -> Int? {
+    static func statusCode(_ value: Any?) -> Int? {
         switch value {
         case let number as Int: return (100...599).contains(number) ? number : nil
         case let text as String: return Int(text).flatMap { (100...599).contains($0) ? $0 : nil }
