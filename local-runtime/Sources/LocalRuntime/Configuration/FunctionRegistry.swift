@@ -20,6 +20,10 @@ public struct FunctionRegistry: Sendable {
             }
             if configuration.name.isEmpty { configuration.name = folder.lastPathComponent }
             configuration.directory = folder
+            // A handler-style function needs no command: the shipped bootstrap runs its handler.
+            if configuration.command == nil, configuration.swiftProduct == nil {
+                configuration.command = HandlerRuntime.command(runtime: configuration.runtime, handler: configuration.handler, in: folder)
+            }
             try configuration.validate()
             functions[configuration.name] = configuration
         }

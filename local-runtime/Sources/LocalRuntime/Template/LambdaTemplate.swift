@@ -370,11 +370,8 @@ public struct LambdaTemplate: Sendable {
                 }
                 return Start(directory: directory, command: ["./bootstrap"], archive: archive)
             }
-            if runtime.hasPrefix("python3") {
-                return Start(directory: directory, command: Self.pythonCommand(runtime: runtime, handler: handler ?? "", in: directory), archive: archive)
-            }
-            if runtime.hasPrefix("nodejs") {
-                return Start(directory: directory, command: ["node", RuntimeSupport.node.appendingPathComponent("bootstrap.mjs").path], archive: archive)
+            if let command = HandlerRuntime.command(runtime: runtime, handler: handler ?? "", in: directory) {
+                return Start(directory: directory, command: command, archive: archive)
             }
             return nil
         }
@@ -388,28 +385,6 @@ public struct LambdaTemplate: Sendable {
             else { return nil }
             let package = URL(fileURLWithPath: NSString.path(withComponents: Array(components[..<build])), isDirectory: true)
             return (package, components[outputs + 1])
-        }
-
-        /// The function's own interpreter when it has a virtual environment; AWS's runtime interface client
-        /// when that environment (or the code folder, as `sam build` vendors it) has one; else the bootstrap
-        /// shipped here, on the runtime's Python version when this machine has it.
-        static func pythonCommand(runtime: String, handler: String, in directory: URL) -> [String] {
-            let venv = directory.appendingPathComponent(".venv/bin/python")
-            var interpreter = FileManager.default.isExecutableFile(atPath: venv.path) ? venv.path : "python3"
-            if interpreter == "python3", Self.onPath(runtime) { interpreter = runtime }
-            var hasClient = FileManager.default.fileExists(atPath: directory.appendingPathComponent("awslambdaric").path)
-            let lib = directory.appendingPathComponent(".venv/lib")
-            for version in (try? FileManager.default.contentsOfDirectory(atPath: lib.path)) ?? [] {
-                hasClient = hasClient || FileManager.default.fileExists(atPath: lib.appendingPathComponent("\(version)/site-packages/awslambdaric").path)
-            }
-            if hasClient { return [interpreter, "-m", "awslambdaric", handler] }
-            return [interpreter, RuntimeSupport.python.appendingPathComponent("bootstrap.py").path]
-        }
-
-        private static func onPath(_ program: String) -> Bool {
-            (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains { folder in
-                FileManager.default.isExecutableFile(atPath: "\(folder)/\(program)")
-            }
         }
 
         private func loggingConfig(_ node: TemplateNode, of id: String) throws(RuntimeError) -> FunctionLoggingConfig {
