@@ -72,14 +72,16 @@ public final class ChunkRelayServer: Service, Sendable {
             let template = try LambdaTemplate(
                 contentsOf: file, parameterOverrides: configuration.parameterOverrides, stateDirectory: configuration.gateway.stateDirectory)
             for line in template.notEmulated { logger.notice("\(file.lastPathComponent): not emulated: \(line)") }
-            for function in template.functions {
-                guard let architectures = function.architectures else { continue }
+            let architectures = template.functions.compactMap { function in
+                function.architectures.map { "\(function.name) \($0.joined(separator: "+"))" }
+            }
+            if !architectures.isEmpty {
                 #if arch(arm64)
                 let machine = "arm64"
                 #else
                 let machine = "x86_64"
                 #endif
-                logger.notice("\(function.name): Architectures \(architectures.joined(separator: ", ")) reported; it runs on this machine's \(machine)")
+                logger.notice("\(file.lastPathComponent): Architectures reported, not emulated (functions run on this machine's \(machine)): \(architectures.joined(separator: ", "))")
             }
             let clashes = template.functions.map(\.name).filter { registry.function(named: $0) != nil }
             if !clashes.isEmpty {
