@@ -21,8 +21,8 @@ struct TestCommand: AsyncParsableCommand {
     )
 
     @Argument(help: "Only these functions (map-render) or cases (map-render/small-square).") var only: [String] = []
-    @Option(name: .customLong("functions"), help: "Folder of functions, one subfolder with a function.json (and fixtures/) each.")
-    var functionsDirectory = "functions"
+    @Option(name: .customLong("functions"), help: "Folder of functions, one subfolder with a function.json (and fixtures/) each (default: functions, or none with --template).")
+    var functionsDirectory: String?
     @OptionGroup var templateOptions: TemplateOptions
     @Option(help: "A running gateway's URL; without it, one is started in-process for the run.") var server: String?
     @Option(help: "Also write the results as JUnit XML to this file.") var junit: String?
@@ -37,7 +37,10 @@ struct TestCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let functions = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
+        // With a template, its functions are the project's (as in a SAM project), unless --functions adds a folder.
+        let folder = functionsDirectory ?? (templateOptions.template == nil ? "functions" : FileManager.default.temporaryDirectory
+            .appendingPathComponent("chunkrelay-no-functions-\(UUID().uuidString)").path)
+        let functions = URL(fileURLWithPath: folder, isDirectory: true)
         let fixtures: [Fixture]
         do {
             fixtures = try Fixture.load(functions: functions, template: templateOptions.template.map { URL(fileURLWithPath: $0) }, only: only)
@@ -45,7 +48,7 @@ struct TestCommand: AsyncParsableCommand {
             throw ExitMessage("error: \(error)")
         }
         guard !fixtures.isEmpty else {
-            throw ExitMessage("error: no fixtures under \(functions.path)/*/fixtures/*.json")
+            throw ExitMessage("error: no fixtures under \(templateOptions.template.map { "\($0)'s fixtures/<LogicalId>/*.json" } ?? "\(functions.path)/*/fixtures/*.json")")
         }
         // Rows are printed as they finish (a large case takes seconds), aligned from the fixtures' names.
         let widths = FixtureReport.widths(for: fixtures)
