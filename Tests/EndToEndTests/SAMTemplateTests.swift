@@ -160,6 +160,35 @@ extension EndToEnd {
             }
         }
 
+        @Test func chunkrelayTestRunsTheTemplatesFixturesFromTheCommandLine() async throws {
+            // --functions names this package's folder so that the Swift product is found built beside
+            // the binary (a nested `swift build` would wait for this test run's build lock); the
+            // arguments keep the run to the template's functions.
+            let result = try await run(
+                [ServeProcess.binary.path, "test", "--template", Self.template.path, "--functions", repositoryRoot.appendingPathComponent("functions").path]
+                    + Self.functions)
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("6 cases, 12 runs: 12 passed, 0 failed"), "\(result.output)")
+        }
+
+        @Test func envVarsApplyByLogicalIdAsSAMAppliesThem() throws {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("env-vars-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let file = folder.appendingPathComponent("env.json")
+            try Data(#"{"Parameters": {"STAGE": "from-file"}, "NodeBuffered": {"STAGE": "node-only", "EXTRA": "1"}}"#.utf8).write(to: file)
+            var configuration = ServeConfiguration()
+            configuration.functionsDirectory = folder
+            configuration.template = Self.template
+            configuration.environmentFile = file
+            configuration.gateway.stateDirectory = folder.appendingPathComponent("state")
+            let registry = try ChunkRelayServer.registry(configuration, logger: .init(label: "env-vars"))
+            #expect(registry.function(named: "PythonGenerator")?.environment["STAGE"] == "from-file")
+            #expect(registry.function(named: "PythonGenerator")?.environment["GREETING"] == "hello from us-east-1", "the template's own stays")
+            #expect(registry.function(named: "NodeBuffered")?.environment["STAGE"] == "node-only")
+            #expect(registry.function(named: "NodeBuffered")?.environment["EXTRA"] == "1")
+        }
+
         @Test func aBrokenTemplateStopsServeNamingThePlace() async throws {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("broken-template-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -67,16 +67,7 @@ enum APIGatewayEvent {
             "body": NSNull(),
             "isBase64Encoded": false,
         ]
-        if request.body.readableBytes > 0 {
-            let bytes = Data(request.body.readableBytesView)
-            if FunctionURLEvent.isText(request.headers[.contentType]), let text = String(data: bytes, encoding: .utf8) {
-                event["body"] = text
-            } else {
-                event["body"] = bytes.base64EncodedString()
-                event["isBase64Encoded"] = true
-            }
-        }
-        let data = (try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return ByteBuffer(bytes: data)
+        FunctionURLEvent.setBody(request.body, contentType: request.headers[.contentType], in: &event)
+        return FunctionURLEvent.encoded(event)
     }
 }

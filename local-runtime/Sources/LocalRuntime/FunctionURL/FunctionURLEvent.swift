@@ -76,15 +76,25 @@ enum FunctionURLEvent {
         if !cookies.isEmpty { event["cookies"] = cookies }
         if let parameters = request.pathParameters, !parameters.isEmpty { event["pathParameters"] = parameters }
         if let parameters = queryParameters(rawQuery) { event["queryStringParameters"] = parameters }
-        if request.body.readableBytes > 0 {
-            let bytes = Data(request.body.readableBytesView)
-            if isText(headers["content-type"]), let text = String(data: bytes, encoding: .utf8) {
-                event["body"] = text
-            } else {
-                event["body"] = bytes.base64EncodedString()
-                event["isBase64Encoded"] = true
-            }
+        setBody(request.body, contentType: headers["content-type"], in: &event)
+        return encoded(event)
+    }
+
+    /// An event's `body` and `isBase64Encoded`: text for text types, base64 for anything else; absent
+    /// for an empty body.
+    static func setBody(_ body: ByteBuffer, contentType: String?, in event: inout [String: Any]) {
+        guard body.readableBytes > 0 else { return }
+        let bytes = Data(body.readableBytesView)
+        if isText(contentType), let text = String(data: bytes, encoding: .utf8) {
+            event["body"] = text
+        } else {
+            event["body"] = bytes.base64EncodedString()
+            event["isBase64Encoded"] = true
         }
+    }
+
+    /// The event as the function reads it.
+    static func encoded(_ event: [String: Any]) -> ByteBuffer {
         let data = (try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return ByteBuffer(bytes: data)
     }
