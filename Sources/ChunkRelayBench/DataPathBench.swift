@@ -2,6 +2,7 @@ import ChunkRelayServer
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import NIOCore
 import RelayClient
 import RelayProtocol
 import Synchronization
@@ -124,9 +125,19 @@ struct DataPathBench: AsyncParsableCommand {
 
         var queue: [QueueResult] = []
         for count in waitingList {
-            let measured = try await queueLatency(waiting: count)
+            var measured = try await queueLatency(waiting: count)
+            // The peer: nginx + nchan broadcasting one message to as many EventSource subscribers, timed
+            // by the same clients in the same run (skipped, and said so, when the module is missing).
+            if let executable = NginxPeer.executable, let module = NginxPeer.nchanModule {
+                measured.nchan = try await nchanLatency(executable: executable, module: module, waiting: count)
+            }
             queue.append(measured)
-            print(String(format: "%d waiting clients: p50 %.1f ms, p99 %.1f ms", count, measured.p50, measured.p99))
+            print(String(
+                format: "%d waiting clients: p50 %.1f ms, p99 %.1f ms; nchan p50 %.1f ms, p99 %.1f ms", count, measured.p50, measured.p99,
+                measured.nchan?.p50 ?? .nan, measured.nchan?.p99 ?? .nan))
+        }
+        if !waitingList.isEmpty, NginxPeer.nchanModule == nil {
+            print("nginx's nchan module is not installed (apt-get install libnginx-mod-nchan): the push peer is left out")
         }
 
         printTable(results: results, queue: queue)
@@ -144,6 +155,17 @@ struct DataPathBench: AsyncParsableCommand {
         var gatewayCPU: Double  // ms per move
         var clientsCPU: Double  // ms per move, this process's watchers
         var peakRSS: Int
+        /// The gateway's resident memory for each waiting stream: (RSS with the streams open − before) / streams.
+        var bytesPerStream: Double
+        /// The same clients on nginx + nchan.
+        var nchan: PeerResult?
+    }
+
+    /// nchan's push latency and its worker's memory per subscriber.
+    struct PeerResult {
+        var p50: Double
+        var p99: Double
+        var bytesPerStream: Double
     }
 
     /// What one retrieve-mode upload took.
@@ -225,7 +247,9 @@ struct DataPathBench: AsyncParsableCommand {
             }
             // Jobs were created concurrently, so their queue order is not the array's: follow the ledger's.
             let url = URL(string: server.gatewayURL)!
-            let watchers = try await QueueWatchers.connect(host: url.host ?? "127.0.0.1", port: url.port ?? 80, jobIds: queued)
+            let before = server.memory.rss
+            let watchers = try await QueueWatchers.connect(host: url.host ?? "127.0.0.1", port: url.port ?? 80, paths: queued.map { "/v1/jobs/\($0)/events" })
+            let bytesPerStream = Double(server.memory.rss - before) / Double(queued.count)
             var samples: [Double] = []
             var gatewayCPU: [Double] = []
             var clientsCPU: [Double] = []
@@ -248,8 +272,50 @@ struct DataPathBench: AsyncParsableCommand {
             samples.sort()
             return QueueResult(
                 waiting: waiting, p50: samples[samples.count / 2], p99: samples[min(samples.count - 1, samples.count * 99 / 100)],
-                gatewayCPU: Self.median(gatewayCPU), clientsCPU: Self.median(clientsCPU), peakRSS: server.memory.hwm
+                gatewayCPU: Self.median(gatewayCPU), clientsCPU: Self.median(clientsCPU), peakRSS: server.memory.hwm,
+                bytesPerStream: bytesPerStream
             )
+        }
+    }
+
+    /// The same measure on nginx + nchan: `waiting` EventSource subscribers of one channel, one message
+    /// published per round (`X-EventSource-Event: queued`), each subscriber's arrival timed from just
+    /// before the publish.
+    private func nchanLatency(executable: String, module: String, waiting: Int) async throws -> PeerResult {
+        let rounds = max(runs, 3)
+        let peer = try await NginxPeer.start(executable: executable, nchanModule: module, connections: waiting + 64)
+        do {
+            func publish(_ position: Int) async throws {
+                var request = HTTPClientRequest(url: "\(peer.url)/pub")
+                request.method = .POST
+                request.headers.add(name: "X-EventSource-Event", value: "queued")
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: #"{"position":\#(position)}"#))
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                _ = try await response.body.collect(upTo: 1 << 16)
+                guard (200..<300).contains(Int(response.status.code)) else { throw ExitMessage("nchan refused the publish: \(response.status)") }
+            }
+            // Each subscriber's first event is the newest message, as a gateway stream's is its position.
+            try await publish(0)
+            let worker = peer.workerPid
+            let before = BenchServer.memory(of: worker).rss
+            let url = URL(string: peer.url)!
+            let watchers = try await QueueWatchers.connect(host: "127.0.0.1", port: url.port ?? 80, paths: Array(repeating: "/sub", count: waiting))
+            let bytesPerStream = Double(BenchServer.memory(of: worker).rss - before) / Double(waiting)
+            var samples: [Double] = []
+            for round in 1...rounds {
+                let counts = watchers.counts
+                let start = ContinuousClock.now
+                try await publish(round)
+                samples += try await watchers.latencies(since: start, countsBefore: counts, within: .seconds(120)).map { $0.inSeconds * 1000 }
+            }
+            await watchers.close()
+            await peer.stop()
+            samples.sort()
+            return PeerResult(p50: samples[samples.count / 2], p99: samples[min(samples.count - 1, samples.count * 99 / 100)], bytesPerStream: bytesPerStream)
+        } catch {
+            await peer.stop()
+            throw error
         }
     }
 
@@ -284,11 +350,15 @@ struct DataPathBench: AsyncParsableCommand {
             print("| \(Self.capName(result.cap)) | \(figures) | \(BenchServer.mib(result.peakRSS)) |")
         }
         if !queue.isEmpty {
-            print("\n| waiting clients | push p50 | push p99 | CPU per move, gateway / clients | peak RSS |")
-            print("|---|---|---|---|---|")
+            print("\n| waiting clients | push p50 | push p99 | nchan p50 | nchan p99 | p99 / nchan | CPU per move, gateway / clients | memory per stream, gateway / nchan | peak RSS |")
+            print("|---|---|---|---|---|---|---|---|---|")
             for row in queue {
-                let figures = String(format: "%.1f ms | %.1f ms | %.0f / %.0f ms", row.p50, row.p99, row.gatewayCPU, row.clientsCPU)
-                print("| \(row.waiting) | \(figures) | \(BenchServer.mib(row.peakRSS)) |")
+                let peer = row.nchan.map {
+                    String(format: "%.1f ms | %.1f ms | %.2f×", $0.p50, $0.p99, row.p99 / $0.p99)
+                } ?? "— | — | —"
+                let memory = String(format: "%.1f / %@ KiB", row.bytesPerStream / 1024, row.nchan.map { String(format: "%.1f", $0.bytesPerStream / 1024) } ?? "—")
+                let figures = String(format: "%.1f ms | %.1f ms", row.p50, row.p99)
+                print("| \(row.waiting) | \(figures) | \(peer) | \(String(format: "%.0f / %.0f ms", row.gatewayCPU, row.clientsCPU)) | \(memory) | \(BenchServer.mib(row.peakRSS)) |")
             }
         }
     }

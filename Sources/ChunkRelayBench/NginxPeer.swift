@@ -16,8 +16,16 @@ struct NginxPeer {
         ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// Starts nginx in the foreground with a configuration of its own (one worker, no access log).
-    static func start(executable: String) async throws -> NginxPeer {
+    /// Debian's nchan module (`libnginx-mod-nchan`); nil when it is not installed.
+    static var nchanModule: String? {
+        ["/usr/lib/nginx/modules/ngx_nchan_module.so", "/usr/local/lib/nginx/modules/ngx_nchan_module.so"]
+            .first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// Starts nginx in the foreground with a configuration of its own (one worker, no access log). With
+    /// `nchanModule`, it also broadcasts: `POST /pub` publishes one message to every `GET /sub`
+    /// EventSource subscriber of the one channel (`X-EventSource-Event` names the event).
+    static func start(executable: String, nchanModule: String? = nil, connections: Int = 1024) async throws -> NginxPeer {
         let prefix = FileManager.default.temporaryDirectory.appendingPathComponent("bench-nginx-\(UUID().uuidString)")
         let root = prefix.appendingPathComponent("root")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -25,10 +33,11 @@ struct NginxPeer {
         // Run as root, nginx would hand the worker to `nobody`, which cannot read the gateway's owner-only files.
         let user = geteuid() == 0 ? "user root;\n" : ""
         let configuration = """
-            \(user)worker_processes 1;
+            \(nchanModule.map { "load_module \($0);\n" } ?? "")\(user)worker_processes 1;
+            worker_rlimit_nofile \(connections * 2 + 64);
             pid \(prefix.path)/nginx.pid;
             error_log stderr warn;
-            events { worker_connections 1024; }
+            events { worker_connections \(connections + 64); }
             http {
                 sendfile on;
                 tcp_nopush on;
@@ -39,7 +48,11 @@ struct NginxPeer {
                 fastcgi_temp_path \(prefix.path)/tmp;
                 uwsgi_temp_path \(prefix.path)/tmp;
                 scgi_temp_path \(prefix.path)/tmp;
-                server { listen 127.0.0.1:\(port); root \(root.path); }
+                server {
+                    listen 127.0.0.1:\(port);
+                    root \(root.path);
+                    \(nchanModule == nil ? "" : Self.nchanLocations)
+                }
             }
             """
         let file = prefix.appendingPathComponent("nginx.conf")
@@ -62,6 +75,13 @@ struct NginxPeer {
             try await Task.sleep(for: .milliseconds(20))
         }
     }
+
+    /// One channel, `queue`: subscribers by EventSource, the publisher by POST; nothing kept for late
+    /// subscribers, as the gateway keeps no backlog of queue moves either.
+    private static let nchanLocations = """
+        location = /sub { nchan_subscriber eventsource; nchan_channel_id queue; nchan_subscriber_first_message -1; }
+                    location = /pub { nchan_publisher; nchan_channel_id queue; nchan_message_buffer_length 1; nchan_message_timeout 60s; }
+        """
 
     /// The worker process that serves the requests (the master only supervises).
     var workerPid: Int32 {

@@ -24,13 +24,13 @@ final class QueueWatchers: Sendable {
         watchers = Mutex(Array(repeating: Watcher(), count: count))
     }
 
-    /// Opens `/v1/jobs/{id}/events` for every job, a few hundred connects at a time; returns once
-    /// every stream has told its first position.
-    static func connect(host: String, port: Int, jobIds: [String]) async throws -> QueueWatchers {
-        let watchers = QueueWatchers(count: jobIds.count)
-        for batch in stride(from: 0, to: jobIds.count, by: 256) {
+    /// Opens an event stream at each of `paths` (a gateway job's `/v1/jobs/{id}/events`, or a peer's),
+    /// a few hundred connects at a time; returns once every stream has had its first event.
+    static func connect(host: String, port: Int, paths: [String]) async throws -> QueueWatchers {
+        let watchers = QueueWatchers(count: paths.count)
+        for batch in stride(from: 0, to: paths.count, by: 256) {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in batch..<min(batch + 256, jobIds.count) {
+                for index in batch..<min(batch + 256, paths.count) {
                     group.addTask {
                         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).channelInitializer { channel in
                             channel.eventLoop.makeCompletedFuture {
@@ -39,7 +39,7 @@ final class QueueWatchers: Sendable {
                             }
                         }.connect(host: host, port: port).get()
                         watchers.channels.withLock { $0.append(channel) }
-                        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/jobs/\(jobIds[index])/events")
+                        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: paths[index])
                         head.headers.add(name: "Host", value: "\(host):\(port)")
                         head.headers.add(name: "Accept", value: "text/event-stream")
                         channel.write(HTTPClientRequestPart.head(head), promise: nil)
