@@ -45,6 +45,8 @@ struct DataPathBench: AsyncParsableCommand {
         var streamCPU: [Double] = []  // s of the machine's CPU, end to end
         var retrieveCPU: [Double] = []
         var peakRSS = 0
+        var davIngest: [Double] = []  // MiB/s, nginx's WebDAV PUT of the same chunks
+        var davCPU: [Double] = []  // ms of nginx's worker per MiB
     }
 
     func run() async throws {
@@ -66,6 +68,9 @@ struct DataPathBench: AsyncParsableCommand {
     private func measure(nginx: NginxPeer, caps capList: [Int], waiting waitingList: [Int]) async throws {
         let mib = Double(bytes) / 1_048_576
         print("image \(bytes) B (\(String(format: "%.0f", mib)) MiB), \(runs) runs per measure, nginx \(nginx.url)")
+        // The hash floor: one SHA-256 pass over a MiB on this CPU, as OpenSSL does it.
+        let hashFloor = try await Self.opensslSHA256()
+        print(hashFloor.map { String(format: "openssl speed sha256: %.2f ms per MiB", $0) } ?? "openssl is not installed: no hash floor")
 
         var results: [CapResult] = []
         for cap in capList {
@@ -112,6 +117,12 @@ struct DataPathBench: AsyncParsableCommand {
                     result.streamWall.append(streamWall)
                     result.retrieveWall.append(retrieveWall)
                     result.wallRatio.append(streamWall / retrieveWall)
+
+                    let davWorker = nginx.workerPid
+                    let davCPU = BenchServer.cpuTime(of: davWorker)
+                    let davSeconds = try await Self.davUpload(nginx.url, bytes: bytes, cap: cap)
+                    result.davIngest.append(mib / davSeconds)
+                    result.davCPU.append((BenchServer.cpuTime(of: davWorker) - davCPU).inSeconds * 1000 / mib)
                     print(
                         String(
                             format: "cap %7d run %d: ingest %6.0f MiB/s (%.2f ms CPU/MiB, machine %.0f %% busy), download %6.0f vs nginx %6.0f MiB/s, stream %.2f s / retrieve %.2f s",
@@ -140,7 +151,7 @@ struct DataPathBench: AsyncParsableCommand {
             print("nginx's nchan module is not installed (apt-get install libnginx-mod-nchan): the push peer is left out")
         }
 
-        printTable(results: results, queue: queue)
+        printTable(results: results, queue: queue, hashFloor: hashFloor)
         if !chart.isEmpty {
             try BenchChart.throughput(results: results, imageMiB: mib).write(toFile: chart, atomically: true, encoding: .utf8)
             print("\nchart: \(chart)")
@@ -335,8 +346,54 @@ struct DataPathBench: AsyncParsableCommand {
         return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
     }
 
-    private func printTable(results: [CapResult], queue: [QueueResult]) {
+    /// PUTs `bytes` to nginx's WebDAV location in `cap`-sized chunks, four at a time (as FunctionKit's
+    /// uploader sends them); returns the seconds it took.
+    static func davUpload(_ base: String, bytes: Int, cap: Int) async throws -> Double {
+        let chunk = ByteBuffer(bytes: (0..<cap).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let count = (bytes + cap - 1) / cap
+        let run = UUID().uuidString
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func add(_ group: inout ThrowingTaskGroup<Void, any Error>) {
+                let index = next
+                next += 1
+                group.addTask {
+                    var request = HTTPClientRequest(url: "\(base)/dav/\(run)/\(index)")
+                    request.method = .PUT
+                    request.body = .bytes(chunk)
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+                    _ = try await response.body.collect(upTo: 1 << 16)
+                    guard (200..<300).contains(Int(response.status.code)) else { throw ExitMessage("nginx refused a PUT: \(response.status)") }
+                }
+            }
+            while next < min(4, count) { add(&group) }
+            while try await group.next() != nil {
+                if next < count { add(&group) }
+            }
+        }
+        return (ContinuousClock.now - started).inSeconds
+    }
+
+    /// `openssl speed -bytes 1048576 sha256`: milliseconds of one core per MiB hashed; nil without openssl.
+    static func opensslSHA256() async throws -> Double? {
+        guard let result = try? await ChildProcess.run(["openssl", "speed", "-seconds", "2", "-bytes", "1048576", "sha256"]), result.status == 0,
+            let line = result.output.split(separator: "\n").last(where: { $0.hasPrefix("sha256") }),
+            let field = line.split(separator: " ").last, field.hasSuffix("k"), let kilobytes = Double(field.dropLast())
+        else { return nil }
+        return 1_048_576 / (kilobytes * 1000) * 1000
+    }
+
+    private func printTable(results: [CapResult], queue: [QueueResult], hashFloor: Double?) {
         let median = Self.median
+        print("\n| cap | ingest MiB/s | nginx PUT MiB/s | ingest / nginx PUT | gateway CPU ms/MiB | nginx PUT CPU ms/MiB | openssl sha256 ms/MiB | gateway CPU / sha256 |")
+        print("|---|---|---|---|---|---|---|---|")
+        for result in results {
+            let floor = hashFloor.map { String(format: "%.2f | %.1f×", $0, median(result.cpuPerMiB) / $0) } ?? "— | —"
+            print(String(
+                format: "| %@ | %.0f | %.0f | %.2f× | %.2f | %.2f | %@ |", Self.capName(result.cap), median(result.ingest), median(result.davIngest),
+                median(result.ingest) / max(median(result.davIngest), 0.001), median(result.cpuPerMiB), median(result.davCPU), floor))
+        }
         print("\n| cap | ingest MiB/s | gateway CPU ms/MiB | machine CPU ms/MiB (busy) | download MiB/s | nginx MiB/s | download / nginx | CPU ms/MiB served, gateway / nginx | stream s | retrieve s | stream/retrieve | machine CPU s, stream / retrieve | peak RSS |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for result in results {

@@ -51,6 +51,8 @@ struct NginxPeer {
                 server {
                     listen 127.0.0.1:\(port);
                     root \(root.path);
+                    # The ingest peer: chunks PUT as files, nothing checked (WebDAV, in nginx-light too).
+                    location /dav/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; client_body_buffer_size 64k; }
                     \(nchanModule == nil ? "" : Self.nchanLocations)
                 }
             }
