@@ -30,14 +30,19 @@ struct NginxPeer {
         let root = prefix.appendingPathComponent("root")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         let port = try await freePort()
+        // Twice the connections it is asked to hold, within this process's hard limit (nginx cannot raise
+        // it without CAP_SYS_RESOURCE): a worker short of connections closes the newest ones unanswered.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let files = Int(min(UInt64(limit.rlim_max), UInt64(max(connections, 1024) * 2 + 100)))
         // Run as root, nginx would hand the worker to `nobody`, which cannot read the gateway's owner-only files.
         let user = geteuid() == 0 ? "user root;\n" : ""
         let configuration = """
             \(nchanModule.map { "load_module \($0);\n" } ?? "")\(user)worker_processes 1;
-            worker_rlimit_nofile \(connections * 2 + 64);
+            worker_rlimit_nofile \(files);
             pid \(prefix.path)/nginx.pid;
             error_log stderr warn;
-            events { worker_connections \(connections + 64); }
+            events { worker_connections \(files - 100); }
             http {
                 sendfile on;
                 tcp_nopush on;
