@@ -38,16 +38,10 @@ struct InvokeCommand: AsyncParsableCommand {
         guard templateOptions.template != nil else {
             return try await invoke(body, at: runtime)
         }
-        var template = ServeConfiguration()
-        try templateOptions.apply(to: &template)
+        let template = try templateOptions.checked()
         let event = body
         try await withChunkRelay(
-            functions: URL(fileURLWithPath: functionsDirectory, isDirectory: true),
-            configure: { configuration in
-                configuration.template = template.template
-                configuration.parameterOverrides = template.parameterOverrides
-            },
-            logLevel: .warning
+            functions: URL(fileURLWithPath: functionsDirectory, isDirectory: true), configure: { template.apply(to: &$0) }, logLevel: .warning
         ) { relay in
             try await invoke(event, at: relay.runtimeURL)
         }

@@ -117,7 +117,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.awsStreamingBandwidth = awsStreamingBandwidth
         configuration.functionsDirectory = URL(fileURLWithPath: functionsDirectory, isDirectory: true)
         configuration.environmentFile = environmentFile.map { URL(fileURLWithPath: $0) }
-        try templateOptions.apply(to: &configuration)
+        try templateOptions.checked().apply(to: &configuration)
         configuration.apiPort = apiPort
         configuration.watch = watch
         configuration.publicURL = publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }

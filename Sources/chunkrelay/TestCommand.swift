@@ -66,14 +66,12 @@ struct TestCommand: AsyncParsableCommand {
             var faultLogger = Logger(label: "chunkrelay-faults")
             faultLogger.logLevel = level
             let injector = faulty ? FaultInjector(logger: faultLogger) : nil
-            var template = ServeConfiguration()
-            try templateOptions.apply(to: &template)
+            let template = try templateOptions.checked()
             results = try await withChunkRelay(
                 functions: functions,
                 configure: { configuration in
                     configuration.gateway.faults = injector
-                    configuration.template = template.template
-                    configuration.parameterOverrides = template.parameterOverrides
+                    template.apply(to: &configuration)
                 },
                 logLevel: level
             ) { relay in

@@ -89,16 +89,16 @@ public final class LocalRuntime: Service, Sendable {
 
     /// Invokes `name` with `payload` and waits for the outcome (the `RequestResponse` type; `Event`
     /// invocations are this, run on another task). Waits for a free environment when all are busy.
-    /// `trace` continues a caller's X-Ray trace (`X-Amzn-Trace-Id`); nil begins one.
+    /// `trace` continues a caller's X-Ray trace (`X-Amzn-Trace-Id`); by default one is begun.
     public func invoke(
-        _ name: String, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID? = nil
+        _ name: String, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID = .begin()
     ) async throws(RuntimeError) -> InvocationResult {
         try await invoke(name, payload: payload, clientContext: clientContext, trace: trace, throttle: false)
     }
 
     /// Invokes, or throws `TooManyRequestsException` at once when every allowed environment is busy.
     public func invokeOrThrottle(
-        _ name: String, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID? = nil
+        _ name: String, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID = .begin()
     ) async throws(RuntimeError) -> InvocationResult {
         try await invoke(name, payload: payload, clientContext: clientContext, trace: trace, throttle: true)
     }
@@ -163,7 +163,7 @@ public final class LocalRuntime: Service, Sendable {
     /// `beforeRetry` gets the failed result and the next attempt's number and returns that attempt's
     /// payload (Lambda resends the same event; the gateway hands out a new upload token), or nil to stop.
     public func invokeRetrying(
-        _ name: String, payload: ByteBuffer, trace: XRayTraceID? = nil,
+        _ name: String, payload: ByteBuffer, trace: XRayTraceID = .begin(),
         beforeRetry: @Sendable (InvocationResult, Int) async -> ByteBuffer?
     ) async throws(RuntimeError) -> InvocationResult {
         guard let function = registry.function(named: name) else {
@@ -227,11 +227,11 @@ public final class LocalRuntime: Service, Sendable {
     /// Invokes on a reserved environment; a streamed response's bytes go to `sink` as the function writes
     /// them (up to `maximumStreamingPayloadBytes`), and the result then carries an empty payload.
     public func invoke(
-        _ reservation: Reservation, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID? = nil, sink: ResponseStreamSink
+        _ reservation: Reservation, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID = .begin(), sink: ResponseStreamSink
     ) async throws(RuntimeError) -> InvocationResult {
         try await invoke(
             reservation.function, pool: reservation.pool, lease: reservation.take(), payload: payload, clientContext: clientContext,
-            trace: trace ?? .begin(), throttle: false, sink: sink
+            trace: trace, throttle: false, sink: sink
         )
     }
 
@@ -246,11 +246,11 @@ public final class LocalRuntime: Service, Sendable {
     }
 
     private func invoke(
-        _ name: String, payload: ByteBuffer, clientContext: String?, trace: XRayTraceID?, throttle: Bool
+        _ name: String, payload: ByteBuffer, clientContext: String?, trace: XRayTraceID, throttle: Bool
     ) async throws(RuntimeError) -> InvocationResult {
         let (function, pool) = try target(name, payloadBytes: payload.readableBytes)
         return try await invoke(
-            function, pool: pool, lease: nil, payload: payload, clientContext: clientContext, trace: trace ?? .begin(), throttle: throttle, sink: nil)
+            function, pool: pool, lease: nil, payload: payload, clientContext: clientContext, trace: trace, throttle: throttle, sink: nil)
     }
 
     /// Every invocation goes through here: the inspector's log hears it begin and end, however it ends.

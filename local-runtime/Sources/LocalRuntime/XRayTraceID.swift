@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 
 /// An AWS X-Ray trace header as Lambda hands it to a function (`Lambda-Runtime-Trace-Id`,
 /// `_X_AMZN_TRACE_ID`): `Root=1-<8 hex: epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0`.
@@ -41,6 +42,14 @@ public struct XRayTraceID: Sendable, Hashable, CustomStringConvertible {
         }
         guard let root, isValidRoot(root) else { return begin() }
         return XRayTraceID(root: root, parent: hex(digits: 16), sampled: sampled)
+    }
+
+    /// The request header that carries a caller's trace.
+    public static let header = HTTPField.Name("X-Amzn-Trace-Id")!
+
+    /// The trace a request's `X-Amzn-Trace-Id` carries, continued (see `continuing(_:)`).
+    public static func continuing(from headers: HTTPFields) -> XRayTraceID {
+        continuing(headers[header])
     }
 
     /// Whether `root` is `1-<8 hex>-<24 hex>`.

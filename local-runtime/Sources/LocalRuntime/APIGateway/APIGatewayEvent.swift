@@ -30,13 +30,10 @@ enum APIGatewayEvent {
         }
         var query: [String: String] = [:]
         var multiQuery: [String: [String]] = [:]
-        for pair in rawQuery.split(separator: "&") where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map {
-                String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
-            }
+        for (key, value) in FunctionURLEvent.queryPairs(rawQuery) {
             // A repeated key: the last value single, every value in the multi-value map.
-            query[parts[0]] = parts.count > 1 ? parts[1] : ""
-            multiQuery[parts[0], default: []].append(parts.count > 1 ? parts[1] : "")
+            query[key] = value
+            multiQuery[key, default: []].append(value)
         }
         let context: [String: Any] = [
             "accountId": RuntimeConfiguration.account,

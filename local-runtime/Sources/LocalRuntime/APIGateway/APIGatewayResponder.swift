@@ -14,6 +14,10 @@ struct APIGatewayResponder: HTTPResponder {
     let runtime: LocalRuntime
     let table: APIRouteTable
     let logger: Logger
+    /// Each kind of API's id (`requestContext.apiId`), stable across runs, worked out once.
+    private static let apiIDs = Dictionary(uniqueKeysWithValues: [APIRoute.Kind.rest, .http].map { kind in
+        (kind, String(FunctionURLConfig.urlID(for: "\(kind.rawValue)-api").prefix(10)))
+    })
     /// API Gateway's limit on a request's payload.
     static let maximumRequestBytes = 10 << 20
 
@@ -32,11 +36,11 @@ struct APIGatewayResponder: HTTPResponder {
             return Self.response(.apiGatewayError(.contentTooLarge, "Request Too Long"))
         }
         let route = match.route
-        let apiID = FunctionURLConfig.urlID(for: "\(route.kind.rawValue)-api").prefix(10).description
+        let apiID = Self.apiIDs[route.kind] ?? ""
         var incoming = FunctionURLEvent.Request(
             method: request.method.rawValue, target: request.uri.description, headers: request.headers, body: body,
             sourceIP: context.channel.remoteAddress?.ipAddress ?? "127.0.0.1", urlID: apiID, requestID: UUID().uuidString.lowercased(),
-            now: Date(), trace: XRayTraceID.continuing(request.headers[InvokeAPIRouter.traceHeader])
+            now: Date(), trace: .continuing(from: request.headers)
         )
         incoming.pathParameters = match.parameters
         incoming.routeKey = "\(route.method == "ANY" ? "ANY" : route.method) \(route.path)"

@@ -109,16 +109,21 @@ enum FunctionURLEvent {
     static func queryParameters(_ query: String) -> [String: String]? {
         guard !query.isEmpty else { return nil }
         var parameters: [String: String] = [:]
-        for pair in query.split(separator: "&") where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ text: Substring) -> String {
-                String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
-            }
-            let key = decode(parts[0])
-            let value = parts.count > 1 ? decode(parts[1]) : ""
+        for (key, value) in queryPairs(query) {
             parameters[key] = parameters[key].map { "\($0),\(value)" } ?? value
         }
         return parameters
+    }
+
+    /// The query's `key=value` pairs in order, decoded (`+` is a space); a key without `=` has "".
+    static func queryPairs(_ query: String) -> [(key: String, value: String)] {
+        func decode(_ text: Substring) -> String {
+            String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
+        }
+        return query.split(separator: "&").filter { !$0.isEmpty }.map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+        }
     }
 
     /// Whether Lambda passes a body of this type as text rather than base64.

@@ -48,7 +48,7 @@ struct FunctionURLResponder: HTTPResponder {
                 message: "Request must be smaller than \(RelayLimits.lambdaBufferedPayload) bytes for the InvokeFunction operation"
             ))
         }
-        let trace = XRayTraceID.continuing(request.headers[InvokeAPIRouter.traceHeader])
+        let trace = XRayTraceID.continuing(from: request.headers)
         let event = FunctionURLEvent.make(FunctionURLEvent.Request(
             method: request.method.rawValue, target: request.uri.description, headers: request.headers, body: body,
             sourceIP: context.channel.remoteAddress?.ipAddress ?? "127.0.0.1", urlID: urlID,

@@ -12,7 +12,6 @@ public enum InvokeAPIRouter {
     static let functionError = HTTPField.Name("X-Amz-Function-Error")!
     static let executedVersion = HTTPField.Name("X-Amz-Executed-Version")!
     static let clientContext = HTTPField.Name("X-Amz-Client-Context")!
-    static let traceHeader = HTTPField.Name("X-Amzn-Trace-Id")!
     static let requestID = RuntimeError.requestIDHeader
     static let logType = HTTPField.Name("X-Amz-Log-Type")!
     static let logResult = HTTPField.Name("X-Amz-Log-Result")!
@@ -27,14 +26,14 @@ public enum InvokeAPIRouter {
             let payload = try await readPayload(request, operation: "InvokeFunction")
                 switch type {
                 case "Event":
-                    try runtime.invokeAsync(name, payload: payload, trace: XRayTraceID.continuing(request.headers[traceHeader]))
+                    try runtime.invokeAsync(name, payload: payload, trace: .continuing(from: request.headers))
                     return Response(status: .accepted, headers: [requestID: UUID().uuidString.lowercased()])
                 case "DryRun":
                     return try dryRun(name, runtime: runtime)
                 case "RequestResponse":
                     let context = decodedClientContext(request)
                     let result = try await runtime.invokeOrThrottle(
-                        name, payload: payload, clientContext: context, trace: XRayTraceID.continuing(request.headers[traceHeader]))
+                        name, payload: payload, clientContext: context, trace: .continuing(from: request.headers))
                     var headers: HTTPFields = [.contentType: "application/json", executedVersion: "$LATEST", requestID: result.requestID]
                     if !result.succeeded { headers[functionError] = "Unhandled" }
                     if request.headers[logType] == "Tail" {
@@ -59,7 +58,7 @@ public enum InvokeAPIRouter {
                 // not an error inside a 200 stream.
                 let reservation = try await runtime.reserve(name, payloadBytes: payload.readableBytes)
                 let clientContext = decodedClientContext(request)
-                let trace = XRayTraceID.continuing(request.headers[traceHeader])
+                let trace = XRayTraceID.continuing(from: request.headers)
                 let tail = request.headers[logType] == "Tail"
                 let headers: HTTPFields = [
                     .contentType: EventStreamMessage.contentType, executedVersion: "$LATEST", requestID: UUID().uuidString.lowercased(),

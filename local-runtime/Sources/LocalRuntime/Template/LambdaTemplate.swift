@@ -22,8 +22,6 @@ public struct LambdaTemplate: Sendable {
         "FunctionUrlConfig", "LoggingConfig", "EventInvokeConfig", "Architectures", "Events", "Description", "PackageType", "FunctionName",
     ]
 
-    private static let functionTypes: Set<String> = ["AWS::Serverless::Function", "AWS::Lambda::Function"]
-
     /// Reads `url`. Relative code paths are relative to the template's folder, as SAM reads them; `.zip`
     /// code is unpacked under `stateDirectory` when the function first starts.
     public init(contentsOf url: URL, parameterOverrides: [String: String] = [:], stateDirectory: URL) throws(RuntimeError) {
@@ -300,6 +298,14 @@ public struct LambdaTemplate: Sendable {
             case folder(URL)
             case archive(URL)
             case inline(String)
+
+            /// Where the code is on disk (none for inline code).
+            var path: URL? {
+                switch self {
+                case .folder(let url), .archive(let url): url
+                case .inline: nil
+                }
+            }
         }
 
         private func codeLocation(_ id: String, _ resource: TemplateNode, _ properties: TemplateNode, serverless: Bool) throws(RuntimeError) -> Code {
@@ -336,16 +342,17 @@ public struct LambdaTemplate: Sendable {
 
         /// The start of a function of `runtime`; nil when the runtime does not run here.
         private func start(_ id: String, runtime: String, handler: String?, code: Code, line: Int) throws(RuntimeError) -> Start? {
+            // swift-aws-lambda-runtime's packager output (its .zip or the folder beside it): run the
+            // product, built with `swift build`.
+            if let (package, product) = code.path.flatMap(Self.packagedSwiftProduct) {
+                return Start(directory: package, swiftProduct: product, swiftPackage: package)
+            }
             var directory: URL
             var archive: URL?
             switch code {
             case .folder(let url):
                 directory = url
             case .archive(let url):
-                // swift-aws-lambda-runtime's packager output: run the product, built with `swift build`.
-                if let (package, product) = Self.packagedSwiftProduct(url) {
-                    return Start(directory: package, swiftProduct: product, swiftPackage: package)
-                }
                 directory = stateDirectory.appendingPathComponent("unpacked/\(id)", isDirectory: true)
                 archive = url
             case .inline(let source):
@@ -357,9 +364,6 @@ public struct LambdaTemplate: Sendable {
                 } catch {
                     throw failure(line, "Resources.\(id)", "cannot write its inline code to \(directory.path): \(error.localizedDescription)")
                 }
-            }
-            if case .folder(let url) = code, let (package, product) = Self.packagedSwiftProduct(url) {
-                return Start(directory: package, swiftProduct: product, swiftPackage: package)
             }
             if archive == nil, !FileManager.default.fileExists(atPath: directory.path) {
                 throw failure(line, "Resources.\(id).Properties.CodeUri", "\(directory.path) does not exist")
@@ -449,19 +453,16 @@ public struct LambdaTemplate: Sendable {
             if !other.isEmpty { notEmulated.append("function \(id): event sources \(other.joined(separator: ", "))") }
         }
 
-        /// The function a `TargetFunctionArn` or `FunctionName` names: `!Ref F`, `!GetAtt F.Arn`, or the name.
+        /// The function a `TargetFunctionArn` or `FunctionName` names: `!Ref F` (its name), `!GetAtt F.Arn`
+        /// or an ARN (its last part), or the name, as the resolver gives them.
         private func targetFunction(_ node: TemplateNode?, place: String, line: Int) throws(RuntimeError) -> Int {
-            let name: String?
-            switch node?.value {
-            case .intrinsic("Ref", let argument)?: name = argument.scalar
-            case .intrinsic("Fn::GetAtt", let argument)?:
-                switch argument.value {
-                case .scalar(let dotted): name = dotted.split(separator: ".").first.map(String.init)
-                case .list(let items): name = items.first?.scalar
-                default: name = nil
+            var name: String?
+            if let node {
+                do {
+                    name = try resolver.text(node, what: place)?.split(separator: ":").last.map(String.init)
+                } catch {
+                    throw failure(error.line, place, error.message)
                 }
-            case .scalar(let text)?: name = text.split(separator: ":").last.map(String.init)
-            default: name = nil
             }
             guard let name, let index = functions.firstIndex(where: { $0.name == name }) else {
                 throw failure(node?.line ?? line, place, "names no function of this template")
