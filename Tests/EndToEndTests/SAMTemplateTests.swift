@@ -96,7 +96,7 @@ extension EndToEnd {
             #expect(chunks.filter { $0 == 2 }.count == 10, "\(chunks)")
         }
 
-        @Test(.enabled("needs curl") { executableInPath(["curl"]) != nil })
+        @Test(.enabled("needs curl (CI installs it)") { executableInPath(["curl"]) != nil || runningInCI })
         func nodeFunctionURLsAnswerBufferedAndStreamedAsLambdaDoes() async throws {
             try await Self.withSample { relay in
                 let buffered = try await Self.functionURL(relay, "NodeBuffered")
