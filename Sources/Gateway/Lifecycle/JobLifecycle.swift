@@ -116,7 +116,7 @@ final class JobLifecycle: Sendable {
 
     // MARK: Events
 
-    /// A new job at the back of the queue; the dispatchers hear of it (the waiting clients' places do not change).
+    /// A new job at the back of the queue; the dispatcher and every waiting client hear of it.
     func create(_ request: CreateJobRequest, chunkSize: Int) async throws -> JobRecord {
         try storage.admit("a new job")
         let params = String(decoding: try JSONEncoder().encode(request.params), as: UTF8.self)
@@ -706,11 +706,7 @@ final class JobLifecycle: Sendable {
         if actions.contains(.dropDigest) { _ = digests.withLock { $0.removeValue(forKey: job.id) } }
         if actions.contains(.forgetPresence) { feed.forget(job.id) }
         if actions.contains(.signalJob) { feed.notify(job.id) }
-        if actions.contains(.signalQueue) {
-            feed.notifyQueue()  // other instances' dispatchers wake on it too
-        } else if actions.contains(.wakeDispatcher) {
-            feed.notifyDispatchers()
-        }
+        if actions.contains(.signalQueue) { feed.notifyQueue() }
         if actions.contains(.wakeDispatcher) { admission.wake() }
     }
 
