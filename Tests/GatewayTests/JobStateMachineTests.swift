@@ -83,7 +83,7 @@ import Testing
                 .attemptFailed: .moved(to: .failed, [.recordError, .removeBytesFirst, .removeAllBytes, .dropDigest, .signalJob]),
                 .cancelled: .moved(
                     to: .cancelled,
-                    [.recordError, .stopInvocation, .removeAllBytes, .dropDigest, .forgetPresence, .signalJob, .wakeDispatcher]),
+                    [.recordError, .stopInvocation, .removeAllBytes, .dropDigest, .forgetPresence, .signalJob, .signalQueue, .wakeDispatcher]),
                 .abandoned: .refused(.notThisDelivery),
                 .expired: .refused(.notReady(.running)),
                 .transferClaimed: .refused(.notReady(.running)),
@@ -136,10 +136,9 @@ import Testing
         }
     }
 
-    @Test func aNewJobIsQueuedAndWakesTheDispatcherButNoWaitingClient() {
-        // It joins at the back: nobody's place changes, so the waiting streams are not woken.
+    @Test func aNewJobIsQueuedAndWakesTheDispatcher() {
         #expect(Machine.created.state == .queued)
-        #expect(Machine.created.actions == [.wakeDispatcher])
+        #expect(Machine.created.actions == [.signalQueue, .wakeDispatcher])
     }
 
     @Test func aJobStartsOnlyBelowTheConcurrencyLimit() {
