@@ -159,20 +159,26 @@ public final class ChunkRelayServer: Service, Sendable {
         )
         // Shut down in reverse: the dispatcher lets running invocations finish (their uploads need the
         // gateway's server and the runtime), then the gateway's server finishes its requests (downloads,
-        // event streams end), then the runtime's, then the runtime stops the function processes.
+        // event streams end), then the store's pool they used, then the runtime's servers, then the
+        // runtime stops the function processes.
         let urlServers = runtime.functionURLServers(
             host: runtimeHost, server: configuration.gateway.connections.httpServer(shapingFaults: configuration.gateway.faults != nil), logger: logger)
             + [runtime.apiServer(routes: routes, host: runtimeHost, port: configuration.apiPort, server: configuration.gateway.connections.httpServer(), logger: logger)]
             .compactMap { $0 }
         // The watcher, last, stops first: no rebuild starts while the rest shuts down.
         let watcher: [any Service] = configuration.watch ? [FunctionWatcher(runtime: runtime, logger: logger)] : []
-        let services: [any Service] = [runtime, runtimeApp] + urlServers + [gatewayApp] + gateway.services + watcher
+        let services: [any Service] = [runtime, runtimeApp] + urlServers + gateway.storeServices + [gatewayApp] + gateway.services + watcher
         return ChunkRelayServer(gateway: gateway, runtime: runtime, services: services, addresses: addresses, logger: logger)
     }
 
     /// Runs everything until graceful shutdown.
     public func run() async throws {
-        var configuration = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
+        // A part that fails or ends early stops the rest gracefully, in order, rather than cancelling
+        // them: a cancelled server drops connections it accepted but had not begun to serve, and NIO
+        // traps on their unfinished writers (swift-nio #2813); the error is still what `run` throws.
+        var configuration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
+            logger: logger)
         // Past this, whatever still runs (a download that will not end) is cancelled.
         configuration.maximumGracefulShutdownDuration = gateway.configuration.shutdownGrace * 2 + .seconds(5)
         let group = ServiceGroup(configuration: configuration)

@@ -55,10 +55,11 @@ public final class FaultShaper: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Whether `channel` has a shaper holding back bytes of a response: what a delivery check must wait
     /// for besides the kernel (a writer that does not await its writes hands them over long before).
-    public static func isHolding(on channel: any Channel) async -> Bool {
-        (try? await channel.eventLoop.submit {
+    /// Nil once the shaper is gone with the connection: what it held was never sent.
+    public static func isHolding(on channel: any Channel) async -> Bool? {
+        try? await channel.eventLoop.submit {
             try !channel.pipeline.syncOperations.handler(type: FaultShaper.self).held.isEmpty
-        }.get()) ?? false
+        }.get()
     }
 
     /// Shapes the next response on `channel` by `fault`; nothing when the channel has no shaper.

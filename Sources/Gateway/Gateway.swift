@@ -116,12 +116,19 @@ public final class Gateway: Sendable {
         if removed > 0 { logger.notice("removed \(removed) file(s) of interrupted attempts and finished jobs") }
     }
 
-    /// The long-lived parts to run beside the HTTP server: the dispatcher and the janitor.
+    /// The store's long-lived parts (PostgreSQL's pool): in a service group before the HTTP server.
+    public var storeServices: [any Service] {
+        // A service group stops services in reverse order: the pool stops after the server, whose last
+        // requests (a download, an event stream's end) still read and write the ledger.
+        lifecycle.store.services
+    }
+
+    /// The long-lived parts to run beside the HTTP server, after it in a service group: the
+    /// dispatcher, the janitor, the heartbeats and (PostgreSQL) the link to the other instances.
     public var services: [any Service] {
-        // A service group stops services in reverse order: the dispatcher first (it lets running
-        // invocations finish), then the janitor and the heartbeats.
-        // The store's own (PostgreSQL's pool) come first, so they stop last.
-        lifecycle.store.services + (bridge.map { [$0] } ?? []) + [
+        // Stopped in reverse order: the dispatcher first (it lets running invocations finish, and their
+        // uploads need the server), then the janitor and the heartbeats, then the server.
+        (bridge.map { [$0] } ?? []) + [
             JobFeed.HeartbeatRunner(feed: lifecycle.feed, interval: configuration.heartbeatInterval), Janitor.Runner(gateway: self),
             AdmissionQueue.Runner(gateway: self),
         ]

@@ -187,12 +187,10 @@ struct GatewayHarness: Sendable {
         _ configuration: GatewayConfiguration, invoker: FakeInvoker, directory: URL, logger: Logger, _ body: @Sendable (GatewayHarness) async throws -> Void
     ) async throws {
         let gateway = try await Gateway.open(configuration: configuration, invoker: invoker, logger: logger)
-        try await withLiveApplication(logger: logger) { onServerRunning in
-            var app = Application(
+        try await withLiveApplication(logger: logger, before: gateway.storeServices, after: gateway.services) { onServerRunning in
+            Application(
                 router: gateway.buildRouter(), server: gateway.httpServer(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                 onServerRunning: onServerRunning, logger: logger)
-            app.addServices(gateway.services)
-            return app
         } _: { port in
             let url = "http://127.0.0.1:\(port)"
             gateway.setBaseURL(url)
@@ -296,9 +294,23 @@ struct GatewayHarness: Sendable {
         let response = try await json(.POST, "/v1/jobs", #"{"function":"\#(function)","params":\#(params),"delivery":"retrieve"}"#)
         guard response.status == 202 else { throw TestFailure("create answered \(response.status): \(response.text)") }
         let created = try response.decode(JobCreated.self)
-        let event = try await invoker.nextEvent()
-        guard event.jobId == created.id else { throw TestFailure("invoked \(event.jobId), expected \(created.id)") }
-        return (created, event)
+        return (created, try await invocation(of: created))
+    }
+
+    /// The invocation of the job just created (the next one); a failure says where the job is instead.
+    func invocation(of created: JobCreated) async throws -> InvocationEvent {
+        let event: InvocationEvent
+        do {
+            event = try await invoker.nextEvent()
+        } catch {
+            let status = try? await job(created.id)
+            throw TestFailure("\(error); job \(created.id) is \(status.map { "\($0.state) \($0.error.map { "\($0.code): \($0.message)" } ?? "")" } ?? "unreadable")")
+        }
+        guard event.jobId == created.id else {
+            let other = try? await job(event.jobId)
+            throw TestFailure("invoked \(event.jobId) (attempt \(event.attempt), \(other.map { "\($0.state)" } ?? "unreadable")), expected \(created.id)")
+        }
+        return event
     }
 
     func job(_ id: String) async throws -> JobStatus {
@@ -456,9 +468,7 @@ extension GatewayHarness {
         let response = try await json(.POST, "/v1/jobs", #"{"function":"\#(function)","delivery":"stream"}"#)
         guard response.status == 202 else { throw TestFailure("create answered \(response.status): \(response.text)") }
         let created = try response.decode(JobCreated.self)
-        let event = try await invoker.nextEvent()
-        guard event.jobId == created.id else { throw TestFailure("invoked \(event.jobId), expected \(created.id)") }
-        return (created, event)
+        return (created, try await invocation(of: created))
     }
 
     func chunk(_ image: [UInt8], _ index: Int, size: Int) -> [UInt8] {

@@ -178,7 +178,8 @@ import Testing
     }
 
     @Test func aFinishedStreamCanBeResumedUntilItsGraceEnds() async throws {
-        try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.streamGrace = .seconds(30) }) { h in
+        // Uploaded before any client connects: a client grace longer than any loaded machine's upload.
+        try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.streamGrace = .seconds(30); $0.clientGrace = .seconds(600) }) { h in
             let image = GatewayHarness.pattern(9000, seed: 4)
             let (created, event) = try await h.createStreamJob()
             try await h.uploadImage(image, for: event)

@@ -22,11 +22,20 @@ enum Delivery {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard channel.isActive else { return closedCleanly() }
-            guard let info = await tcpInfo(channel) else { return channel.isActive ? false : closedCleanly() }
-            // Bytes a fault's shaper still holds are not in the kernel yet: not delivered either.
-            if info.allAcknowledged {
-                guard connection?.shapesFaults == true, await FaultShaper.isHolding(on: channel) else { return true }
+            // Bytes a fault's shaper still holds are not in the kernel yet: not delivered either. Asked
+            // before the kernel, so that bytes it lets go between the two looks are seen unacknowledged.
+            if connection?.shapesFaults == true {
+                guard let holding = await FaultShaper.isHolding(on: channel) else { return closedCleanly() }
+                if holding {
+                    try? await Task.sleep(for: .milliseconds(5))
+                    continue
+                }
             }
+            guard let info = await tcpInfo(channel) else { return channel.isActive ? false : closedCleanly() }
+            // Gone while our side is open: reset (its counters show nothing unacknowledged, whatever
+            // arrived), before the server may have heard of it.
+            if info.isClosed { return false }
+            if info.allAcknowledged { return true }
             try? await Task.sleep(for: .milliseconds(5))
         }
         return false

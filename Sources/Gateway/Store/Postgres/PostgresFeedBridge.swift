@@ -3,7 +3,7 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Carries feed notices between gateway instances that share a PostgreSQL store: this instance's go
-/// out with `NOTIFY chunkrelay`, the others' come in on a connection that `LISTEN`s, and wake the
+/// out with `NOTIFY` on the store's channel (one per schema), the others' come in on a connection that `LISTEN`s, and wake the
 /// event streams and the dispatcher here. Notices carry ids only; after the link was down, every
 /// subscriber and the dispatcher look at the tables again, so nothing depends on a notice arriving.
 /// It also ends, in the ledger, the transfers this instance dropped before their body ran.
@@ -19,8 +19,6 @@ struct PostgresFeedBridge: Service {
 
     private var feed: JobFeed { lifecycle.feed }
 
-    static let channel = "chunkrelay"
-
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -34,7 +32,7 @@ struct PostgresFeedBridge: Service {
     private func send() async {
         for await notice in notices {
             do {
-                try await store.client.query("SELECT pg_notify(\(Self.channel), \(notice.payload(from: store.instance)))", logger: logger)
+                try await store.client.query("SELECT pg_notify(\(store.notifyChannel), \(notice.payload(from: store.instance)))", logger: logger)
             } catch {
                 // The other instances read the tables after a missed notice (their next look, or a reconnect).
                 if !Task.isCancelled { logger.warning("could not notify the other instances: \(PostgresURL.describe(error))") }
@@ -55,7 +53,7 @@ struct PostgresFeedBridge: Service {
             do {
                 let connection = try await PostgresConnection.connect(configuration: store.connectionConfiguration, id: 2, logger: logger)
                 do {
-                    try await connection.listen(on: Self.channel) { incoming in
+                    try await connection.listen(on: store.notifyChannel) { incoming in
                         // Listening from now on: whatever happened before is in the tables; look again.
                         feed.wakeEveryone()
                         admission.wake()

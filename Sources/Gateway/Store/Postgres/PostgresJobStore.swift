@@ -19,6 +19,8 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
     let instance: String
     /// How long a running job stays this instance's without a renewal (the janitor renews every pass).
     let leaseSeconds: Double
+    /// The `NOTIFY` channel of the instances sharing these tables (see `notifyChannel(schema:)`).
+    let notifyChannel: String
     private let logger: Logger
 
     /// The pool, run beside the gateway's other services.
@@ -37,8 +39,9 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
             throw GatewayError(
                 .serviceUnavailable, .storeUnavailable, "cannot connect to PostgreSQL at \(PostgresURL.redacted(url)): \(PostgresURL.describe(error))")
         }
+        let schema: String
         do {
-            try await connection.withTransaction(logger: logger) { connection in
+            schema = try await connection.withTransaction(logger: logger) { connection in
                 // One instance at a time creates the tables.
                 try await connection.query(
                     "SELECT pg_advisory_xact_lock(hashtext('chunkrelay-schema:' || current_setting('search_path')))", logger: logger)
@@ -46,6 +49,8 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
                     try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
                 }
                 for statement in Self.schema { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                for try await name in try await connection.query("SELECT current_schema()", logger: logger).decode(String.self) { return name }
+                return "public"
             }
         } catch {
             try? await connection.close()
@@ -62,7 +67,19 @@ struct PostgresJobStore: JobLedger, ClusterCoordination {
         poolConfiguration.options.connectionIdleTimeout = .seconds(10)
         poolConfiguration.options.additionalStartupParameters = configuration.options.additionalStartupParameters
         let client = PostgresClient(configuration: poolConfiguration, backgroundLogger: logger)
-        return PostgresJobStore(client: client, connectionConfiguration: configuration, instance: instance, leaseSeconds: leaseSeconds, logger: logger)
+        return PostgresJobStore(
+            client: client, connectionConfiguration: configuration, instance: instance, leaseSeconds: leaseSeconds,
+            notifyChannel: notifyChannel(schema: schema), logger: logger)
+    }
+
+    /// `chunkrelay.SCHEMA`: `NOTIFY` reaches every session of the database, so instances on other
+    /// schemas (another deployment, or the test suite's gateways, a schema each) must not hear these
+    /// notices; each one costs every listener a look at its queue. A channel is an identifier (63
+    /// bytes at most): a longer or quoted schema name is hashed instead.
+    static func notifyChannel(schema: String) -> String {
+        let readable = "chunkrelay.\(schema)"
+        if readable.utf8.count <= 63, !schema.contains("\"") { return readable }
+        return "chunkrelay.\(ContentDigest(of: Array(schema.utf8)).hex.prefix(32))"
     }
 
     static let schema = [
