@@ -83,7 +83,7 @@ import Testing
                 .attemptFailed: .moved(to: .failed, [.recordError, .removeBytesFirst, .removeAllBytes, .dropDigest, .signalJob]),
                 .cancelled: .moved(
                     to: .cancelled,
-                    [.recordError, .stopInvocation, .removeAllBytes, .dropDigest, .forgetPresence, .signalJob, .signalQueue, .wakeDispatcher]),
+                    [.recordError, .stopInvocation, .removeAllBytes, .dropDigest, .forgetPresence, .signalJob, .wakeDispatcher]),
                 .abandoned: .refused(.notThisDelivery),
                 .expired: .refused(.notReady(.running)),
                 .transferClaimed: .refused(.notReady(.running)),
@@ -136,9 +136,10 @@ import Testing
         }
     }
 
-    @Test func aNewJobIsQueuedAndWakesTheDispatcher() {
+    @Test func aNewJobIsQueuedAndWakesTheDispatcherButNoWaitingClient() {
+        // It joins at the back: nobody's place changes, so the waiting streams are not woken.
         #expect(Machine.created.state == .queued)
-        #expect(Machine.created.actions == [.signalQueue, .wakeDispatcher])
+        #expect(Machine.created.actions == [.wakeDispatcher])
     }
 
     @Test func aJobStartsOnlyBelowTheConcurrencyLimit() {

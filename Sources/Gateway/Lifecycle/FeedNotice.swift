@@ -3,14 +3,17 @@
 enum FeedNotice: Sendable, Hashable {
     /// Something about this job changed.
     case changed(String)
-    /// The queue moved (a job was queued, started or left it).
+    /// The queue moved (a job started, left it or went back in at its front): places may have changed.
     case queue
+    /// A job joined the queue or left the running ones: a dispatcher may start one, though nobody's place changed.
+    case dispatch
 
-    /// `instance|job:ID` or `instance|queue`.
+    /// `instance|job:ID`, `instance|queue` or `instance|dispatch`.
     func payload(from instance: String) -> String {
         switch self {
         case .changed(let jobId): "\(instance)|job:\(jobId)"
         case .queue: "\(instance)|queue"
+        case .dispatch: "\(instance)|dispatch"
         }
     }
 
@@ -20,6 +23,8 @@ enum FeedNotice: Sendable, Hashable {
         let body = payload[payload.index(after: bar)...]
         if body == "queue" {
             self = .queue
+        } else if body == "dispatch" {
+            self = .dispatch
         } else if body.hasPrefix("job:"), body.count > 4 {
             self = .changed(String(body.dropFirst(4)))
         } else {

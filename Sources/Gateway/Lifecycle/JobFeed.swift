@@ -65,6 +65,7 @@ final class JobFeed: Sendable {
         switch notice {
         case .changed(let jobId): wake(jobId)
         case .queue: broadcast(.queue)
+        case .dispatch: break  // for the dispatcher (the bridge wakes it on every notice), not for streams
         }
     }
 
@@ -126,6 +127,11 @@ final class JobFeed: Sendable {
     func notifyQueue() {
         broadcast(.queue)
         outbox?.yield(.queue)
+    }
+
+    /// A job may be started somewhere: the other instances' dispatchers hear it, no waiting stream does.
+    func notifyDispatchers() {
+        outbox?.yield(.dispatch)
     }
 
     /// Tells every stream to write a heartbeat comment.

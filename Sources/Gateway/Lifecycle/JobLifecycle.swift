@@ -51,6 +51,8 @@ final class JobLifecycle: Sendable {
     /// Several instances: transfers dropped without their body running, for the bridge to end in the
     /// ledger (a `deinit` cannot wait for a query); nil alone.
     private let droppedTransfers: AsyncStream<String>.Continuation?
+    /// When this instance last renewed its leases (several instances).
+    private let lastRenewal = Mutex<ContinuousClock.Instant?>(nil)
 
     init(
         store: any JobLedger, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, storage: StorageGuard,
@@ -116,7 +118,7 @@ final class JobLifecycle: Sendable {
 
     // MARK: Events
 
-    /// A new job at the back of the queue; the dispatcher and every waiting client hear of it.
+    /// A new job at the back of the queue; the dispatchers hear of it (the waiting clients' places do not change).
     func create(_ request: CreateJobRequest, chunkSize: Int) async throws -> JobRecord {
         try storage.admit("a new job")
         let params = String(decoding: try JSONEncoder().encode(request.params), as: UTF8.self)
@@ -387,6 +389,18 @@ final class JobLifecycle: Sendable {
         // A write every pass: the one that tells a store that refused writes takes them again.
         try await noting { try await coordination.renewLeases(now: now) }
         storage.wrote()
+        let renewed = ContinuousClock.now
+        let previous = lastRenewal.withLock { last in
+            defer { last = renewed }
+            return last
+        }
+        // A janitor held up past half a lease was likely held up with its neighbours (one loaded
+        // machine stalls them all): it renews its own now and judges theirs at its next pass, once
+        // they have had a chance to renew theirs, rather than taking over jobs that are alive.
+        if let previous, renewed - previous > .seconds(coordination.leaseSeconds / 2) {
+            logger.warning("this instance's leases went \(renewed - previous) without a renewal (lease \(coordination.leaseSeconds) s): the others' are looked at next pass")
+            return 0
+        }
         return try await returnToQueue(try await coordination.lapsedLeases(now: now), .lapsed)
     }
 
@@ -706,7 +720,11 @@ final class JobLifecycle: Sendable {
         if actions.contains(.dropDigest) { _ = digests.withLock { $0.removeValue(forKey: job.id) } }
         if actions.contains(.forgetPresence) { feed.forget(job.id) }
         if actions.contains(.signalJob) { feed.notify(job.id) }
-        if actions.contains(.signalQueue) { feed.notifyQueue() }
+        if actions.contains(.signalQueue) {
+            feed.notifyQueue()  // other instances' dispatchers wake on it too
+        } else if actions.contains(.wakeDispatcher) {
+            feed.notifyDispatchers()
+        }
         if actions.contains(.wakeDispatcher) { admission.wake() }
     }
 

@@ -152,7 +152,9 @@ struct JobStateMachine {
         // Signals.
         /// The job's subscribers look again.
         static let signalJob = Actions(rawValue: 1 << 17)
-        /// Waiting clients look at their place.
+        /// Waiting clients look at their place: only when a job leaves the queue or goes back in at its
+        /// front, the moves that change anyone's place (a job joining at the back, or a running one
+        /// ending, changes none, and waking every waiting stream for them made a queue of N cost N² to fill).
         static let signalQueue = Actions(rawValue: 1 << 18)
         /// The dispatcher looks at the queue.
         static let wakeDispatcher = Actions(rawValue: 1 << 19)
@@ -219,7 +221,7 @@ struct JobStateMachine {
     }
 
     /// What a new job is and asks for.
-    static let created: (state: JobState, actions: Actions) = (.queued, [.signalQueue, .wakeDispatcher])
+    static let created: (state: JobState, actions: Actions) = (.queued, [.wakeDispatcher])
 
     /// The one place where an event meets a state.
     static func decide(_ facts: Facts, _ event: Event) -> Decision {
@@ -287,7 +289,7 @@ struct JobStateMachine {
                 return .moved(to: .cancelled, [.recordError, .forgetPresence, .signalJob, .signalQueue, .wakeDispatcher])
             case .running:
                 return .moved(
-                    to: .cancelled, [.recordError, .stopInvocation, .removeAllBytes, .dropDigest, .forgetPresence, .signalJob, .signalQueue, .wakeDispatcher])
+                    to: .cancelled, [.recordError, .stopInvocation, .removeAllBytes, .dropDigest, .forgetPresence, .signalJob, .wakeDispatcher])
             case .ready:
                 let image: Actions = facts.transferInProgress ? .removeImageAfterTransfer : .removeImage
                 return .moved(to: .cancelled, [.recordError, image, .forgetPresence, .signalJob])
