@@ -50,6 +50,34 @@ import Testing
         }
     }
 
+    /// A client that takes the head, stops reading and resets while the rest of a small image sits in
+    /// the gateway's send buffer: the gateway had handed every byte to the kernel, which then drops the
+    /// unacknowledged ones with the reset. Its counters then show nothing unacknowledged; the key must
+    /// still not be taken for delivered.
+    @Test func aResetWhileTheImageSitsInTheSendBufferIsNotDelivery() async throws {
+        try await GatewayHarness.run(configure: { $0.chunkSize = 1 << 20 }) { h in
+            for seed in 1...6 {
+                let (created, image) = try await h.readyImage(bytes: 192 << 10, seed: UInt8(seed))
+                let path = try #require(created.image)
+                let client = try RawClient(port: Self.port(h), receiveBuffer: 4 << 10)
+                client.sendGET(path)
+                #expect(await client.read(atLeast: 1024).count >= 1024)
+                // Long enough for the whole body to leave the gateway's writer for the kernel.
+                try await Task.sleep(for: .milliseconds(100 * seed))
+                client.reset()
+                try await eventually("\(path) to be retrievable after the reset") {
+                    let response = try await h.request(.GET, path)
+                    guard response.status != 409 else { return false }
+                    #expect(response.status == 200, "\(response.status) \(response.text.prefix(200))")
+                    #expect(ContentDigest(of: Array(response.body.readableBytesView)) == ContentDigest(of: image))
+                    return true
+                }
+            }
+            // The last transfer lets go once its client's TCP has acknowledged the whole image.
+            try await eventually("no claim to be left held") { h.gateway.lifecycle.gauges.claims == 0 }
+        }
+    }
+
     @Test(arguments: [false, true])
     func aStreamWhoseOnlyClientResetsIsCancelledWithinItsGrace(readFirst: Bool) async throws {
         // Heartbeats an hour apart: a reset noticed only at the next write would leave the job running

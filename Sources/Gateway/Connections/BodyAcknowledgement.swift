@@ -35,6 +35,9 @@ final class BodyAcknowledgement: Sendable {
     /// The body bytes acknowledged as of the last sample.
     var acknowledged: Int64 { acknowledgedBytes.load(ordering: .relaxed) }
 
+    /// Whether the client's TCP has acknowledged the whole body, as of the last sample.
+    var isComplete: Bool { acknowledged >= length }
+
     /// The part of `range` (the body's place in the image) acknowledged as of the last sample.
     func acknowledgedPart(of range: Range<Int64>) -> Range<Int64> {
         range.lowerBound..<range.lowerBound + acknowledged

@@ -15,13 +15,24 @@ enum Delivery {
     /// one-shot key consumed then would be lost with a client that dies before reading them.
     /// A connection that has closed counts as delivered unless it was reset: a client that has read the
     /// whole response may close at once (curl, urllib), before the first look.
-    static func waitUntilAcknowledged(_ channel: any Channel, connection: ConnectionState?, timeout: Duration) async -> Bool {
+    ///
+    /// With `meter`, the test is its count: every body byte acknowledged, which nothing else can pass
+    /// for (a reset empties the send queue, and bytes NIO or a fault's shaper still hold are not in it).
+    static func waitUntilAcknowledged(
+        _ channel: any Channel, connection: ConnectionState?, meter: BodyAcknowledgement?, timeout: Duration
+    ) async -> Bool {
         func closedCleanly() -> Bool { !(connection?.wasReset ?? true) }
         #if os(Linux)
         guard channel is any SocketOptionProvider else { return channel.isActive }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard channel.isActive else { return closedCleanly() }
+            if let meter {
+                await meter.sample()
+                if meter.isComplete { return true }
+                try? await Task.sleep(for: .milliseconds(5))
+                continue
+            }
             // Bytes a fault's shaper still holds are not in the kernel yet: not delivered either. Asked
             // before the kernel, so that bytes it lets go between the two looks are seen unacknowledged.
             if connection?.shapesFaults == true {

@@ -85,7 +85,7 @@ extension Gateway {
                 throw error
             }
             // Delivered once the client's TCP has every byte, not when the kernel took them.
-            guard await Delivery.waitUntilAcknowledged(context.channel, connection: connection, timeout: configuration.connections.bodyReadTimeout) else {
+            guard await Delivery.waitUntilAcknowledged(context.channel, connection: connection, meter: meter, timeout: configuration.connections.bodyReadTimeout) else {
                 await meter?.sample()
                 logger.notice("job \(job.id): the client did not take the image's last bytes; key stays retrievable")
                 await claim.release(acknowledged: meter?.acknowledgedPart(of: bytes))
