@@ -285,6 +285,47 @@ struct ScaleOutTests {
         }
     }
 
+    /// One loaded machine holds up every instance on it: an instance whose own janitor was held up
+    /// past half a lease does not take over a lapsed lease at once, but at its next pass, so that the
+    /// instance held up with it can renew first. A punctual janitor takes over a lapsed lease at once.
+    @Test func aJanitorThatWasHeldUpItselfJudgesOthersLeasesOnlyAtItsNextPass() async throws {
+        // Janitors run once, at start: the test makes each pass itself. A lease of 6 s, so that a
+        // renewed one outlives a loaded machine's pause between two statements.
+        try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.janitorInterval = .seconds(3600); $0.lease = .seconds(6) }) { a in
+            try await GatewayHarness.run(sharingStoreOf: a) { b in
+                let created = try await a.json(.POST, "/v1/jobs", #"{"function":"map-render"}"#).decode(JobCreated.self)
+                let (first, invoker) = try await Self.invocation(a, b)
+                let (owner, other) = invoker === a.invoker ? (a, b) : (b, a)
+                let store = try #require(a.gateway.lifecycle.store as? PostgresJobStore)
+                func lapse() async throws {
+                    try await store.client.query(
+                        "UPDATE chunkrelay_job SET lease_until = \(Date().timeIntervalSince1970 - 1) WHERE id = \(created.id)")
+                }
+                try await a.eventually("both janitors' passes at start") {
+                    a.gateway.lifecycle.lastLeaseRenewal != nil && b.gateway.lifecycle.lastLeaseRenewal != nil
+                }
+                // Both janitors last passed at start, more than half a lease (3 s) ago: both were held up.
+                try await Task.sleep(for: .milliseconds(3500))
+                try await lapse()
+                #expect(try await other.gateway.lifecycle.tendLeases() == 0, "held up itself: it judges the others' leases next pass")
+                #expect(try await owner.gateway.lifecycle.tendLeases() == 0, "the owner, held up too, renews its own")
+                #expect(try await other.gateway.lifecycle.tendLeases() == 0, "the renewed lease is alive")
+                #expect(try await a.job(created.id).state == .running)
+                #expect(a.invoker.pendingCount + b.invoker.pendingCount == 0, "no second attempt")
+
+                // The owner stops renewing; the other's janitor, punctual now, takes the job over.
+                try await lapse()
+                // (A pass that finds itself late again, on a loaded machine, leaves it to the next.)
+                var takenOver = 0
+                for _ in 0..<3 where takenOver == 0 { takenOver = try await other.gateway.lifecycle.tendLeases() }
+                #expect(takenOver == 1)
+                let (second, _) = try await Self.invocation(a, b)
+                #expect(second.jobId == created.id)
+                #expect(second.attempt == first.attempt + 1)
+            }
+        }
+    }
+
     @Test func oneQueueAndOneConcurrencyLimitHoldAcrossInstances() async throws {
         try await GatewayHarness.run(configure: { $0.chunkSize = 4096; $0.maxConcurrency = 2 }) { a in
             try await GatewayHarness.run(sharingStoreOf: a) { b in

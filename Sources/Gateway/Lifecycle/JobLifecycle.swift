@@ -53,6 +53,8 @@ final class JobLifecycle: Sendable {
     private let droppedTransfers: AsyncStream<String>.Continuation?
     /// When this instance last renewed its leases (several instances).
     private let lastRenewal = Mutex<ContinuousClock.Instant?>(nil)
+    /// When this instance last renewed its leases; nil before the janitor's first pass.
+    var lastLeaseRenewal: ContinuousClock.Instant? { lastRenewal.withLock { $0 } }
 
     init(
         store: any JobLedger, spool: any ChunkStorage, feed: JobFeed, admission: AdmissionQueue, storage: StorageGuard,
