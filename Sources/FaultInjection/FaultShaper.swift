@@ -53,15 +53,6 @@ public final class FaultShaper: ChannelDuplexHandler, RemovableChannelHandler {
         try pipeline.addHandler(FaultShaper(onBreak: onBreak), position: .before(codec))
     }
 
-    /// Whether `channel` has a shaper holding back bytes of a response: what a delivery check must wait
-    /// for besides the kernel (a writer that does not await its writes hands them over long before).
-    /// Nil once the shaper is gone with the connection: what it held was never sent.
-    public static func isHolding(on channel: any Channel) async -> Bool? {
-        try? await channel.eventLoop.submit {
-            try !channel.pipeline.syncOperations.handler(type: FaultShaper.self).held.isEmpty
-        }.get()
-    }
-
     /// Shapes the next response on `channel` by `fault`; nothing when the channel has no shaper.
     static func arm(_ fault: Fault, on channel: any Channel) async {
         try? await channel.eventLoop.submit {

@@ -15,10 +15,10 @@ public struct TCPInfo: Sendable {
     /// Every byte the connection has handed to the kernel: sent once, or still waiting to be sent.
     public var bytesQueued: UInt64 { quad(50) &- quad(52) &+ UInt64(unsentBytes) }
     /// Whether the peer has closed its side (`TCP_CLOSE_WAIT`) or the connection is gone.
-    public var peerClosed: Bool { words[0] & 0xff == 8 || isClosed }
-    /// Whether the connection is gone (`TCP_CLOSE`): a reset empties the send queue, so its counters
-    /// then say nothing is unacknowledged whatever the peer received.
-    public var isClosed: Bool { words[0] & 0xff == 7 || words[0] & 0xff == 0 }
+    public var peerClosed: Bool {
+        let state = words[0] & 0xff
+        return state == 8 || state == 7 || state == 0
+    }
     /// Whether everything written is in the peer's TCP.
     public var allAcknowledged: Bool { unackedSegments == 0 && unsentBytes == 0 }
 
