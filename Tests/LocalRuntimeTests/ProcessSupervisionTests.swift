@@ -23,6 +23,67 @@ import Testing
         #expect(lines == ["short", "exactly8", "01234567 [line cut: longer than 8 bytes]", "after", "last"])
     }
 
+    @Test func theRuntimesSyncMarkersAreTakenOutWhereverTheyLandAndNothingElseIs() {
+        var splitter = LineSplitter(limit: 64)
+        var lines: [String] = []
+        var markers: [UInt64] = []
+        // A marker between lines, one inside a line the function had not finished, NULs that only begin
+        // like one, and a marker cut across every possible pipe read.
+        let input = Array("before\n".utf8) + LineSplitter.marker(7) + Array("half".utf8) + LineSplitter.marker(8)
+            + Array(" line\n".utf8) + [0] + Array("chunkrelay-syn\n".utf8) + [0] + Array("chunkrelay-sync:\n".utf8)
+            + [0, 0] + Array("chunkrelay-sync:12x\n".utf8) + LineSplitter.marker(18_446_744_073) + Array("after".utf8) + [0]
+        for size in 1...input.count {
+            lines = []
+            markers = []
+            for piece in stride(from: 0, to: input.count, by: size) {
+                input[piece..<min(piece + size, input.count)].withUnsafeBytes { splitter.append($0, emit: { lines.append($0) }, marker: { markers.append($0) }) }
+            }
+            splitter.finish { lines.append($0) }
+            #expect(markers == [7, 8, 18_446_744_073], "read \(size) bytes at a time")
+            #expect(
+                lines == ["before", "half line", "\u{0}chunkrelay-syn", "\u{0}chunkrelay-sync:", "\u{0}\u{0}chunkrelay-sync:12x", "after\u{0}"],
+                "read \(size) bytes at a time")
+        }
+    }
+
+    @Test func catchingUpWithTheOutputReadsEverythingWrittenBeforeAndWritesNowhereElse() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let lines = Locked<[String]>([])
+        let process = FunctionProcess()
+        // Far more than a pipe holds, then a sign that it was all written; then the same process points its
+        // output at a file, and catching up must not write into that file.
+        let script = """
+            exec 3<>go; i=0; while [ $i -lt 20000 ]; do echo "line $i of the first part"; i=$((i+1)); done
+            touch written; read _ <&3; exec > redirected 2>&1; echo elsewhere; touch moved; read _ <&3
+            """
+        #expect(mkfifo(folder.appendingPathComponent("go").path, 0o600) == 0)
+        let run = Task {
+            try await process.run(commandLine: ["/bin/sh", "-c", script], directory: folder, environment: ["PATH": "/usr/bin:/bin"], logger: Logger(label: "test")) {
+                line in lines.update { $0.append(line) }
+            }
+        }
+        try await eventually("the first part to be written", within: .seconds(60)) { FileManager.default.fileExists(atPath: folder.appendingPathComponent("written").path) }
+        await process.catchUpWithOutput(within: .seconds(30))
+        #expect(lines.value.count == 20000, "every line written before is read")
+        #expect(lines.value.last == "line 19999 of the first part")
+        #expect(!lines.value.contains { $0.contains("chunkrelay-sync") })
+
+        let go = open(folder.appendingPathComponent("go").path, O_WRONLY)
+        #expect(write(go, "\n", 1) == 1)
+        try await eventually("the output to be pointed at a file", within: .seconds(60)) { FileManager.default.fileExists(atPath: folder.appendingPathComponent("moved").path) }
+        let started = ContinuousClock.now
+        await process.catchUpWithOutput(within: .seconds(30))
+        #expect(ContinuousClock.now - started < .seconds(30), "no marker to wait for: it returns at once")
+        #expect(try String(contentsOf: folder.appendingPathComponent("redirected"), encoding: .utf8) == "elsewhere\n")
+        #expect(write(go, "\n", 1) == 1)
+        close(go)
+        #expect(try await run.value == .status(0))
+        // Gone: nothing to catch up with, and no wait.
+        await process.catchUpWithOutput(within: .seconds(30))
+    }
+
     @Test func aProcessRunsItsLinesAreReadAndItsExitIsReported() async throws {
         let lines = Locked<[String]>([])
         let process = FunctionProcess()

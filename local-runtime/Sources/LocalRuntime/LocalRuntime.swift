@@ -417,6 +417,9 @@ public final class LocalRuntime: Service, Sendable {
                 type: "Runtime.ExitError", message: "RequestId: \(requestID) Error: Runtime exited with error: \(exit)"
             )
         }
+        // The lines the function wrote just before it reported are read from its pipe on another thread:
+        // they belong between START and END, so the reader is let catch up first.
+        await environment.catchUpWithOutput(within: .seconds(2))
         let now = Date()
         let end = platform.end(result, at: now)
         let report = platform.report(result, at: now)

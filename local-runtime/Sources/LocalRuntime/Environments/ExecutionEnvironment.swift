@@ -163,6 +163,11 @@ final class ExecutionEnvironment: Sendable {
         }
     }
 
+    /// Waits (at most `timeout`) until the function's output up to now has been read into the log.
+    func catchUpWithOutput(within timeout: Duration) async {
+        await state.withLock { $0.process }?.catchUpWithOutput(within: timeout)
+    }
+
     /// The output of the invocation that just ended; clears it.
     func takeLog() -> [String] {
         state.withLock { state in

@@ -48,6 +48,36 @@ final class FunctionProcess: Sendable {
 
     private let phase = Mutex(Phase.notStarted(pendingSignal: nil))
 
+    /// Where reading the output stands, for `catchUpWithOutput(within:)`.
+    private struct Reading {
+        /// One caller's wait: until marker `marker` is read, or the output closes.
+        struct Waiter {
+            var ticket: UInt64
+            var marker: UInt64
+            var continuation: CheckedContinuation<Void, Never>
+        }
+
+        /// The output pipe (device, inode) as the process got it, so a marker goes nowhere else.
+        var pipe: (device: UInt64, inode: UInt64)?
+        var lastTicket: UInt64 = 0
+        var markerRead: UInt64 = 0
+        var closed = false
+        var waiters: [Waiter] = []
+        /// Tickets whose time ran out before their waiter came in.
+        var expired: Set<UInt64> = []
+
+        /// Takes the waiters that are done: their marker read, the output closed, or their time up.
+        mutating func settled() -> [CheckedContinuation<Void, Never>] {
+            let isDone: (Waiter) -> Bool = { [self] in closed || $0.marker <= markerRead || expired.contains($0.ticket) }
+            let done = waiters.filter(isDone)
+            waiters.removeAll(where: isDone)
+            for waiter in done { expired.remove(waiter.ticket) }
+            return done.map(\.continuation)
+        }
+    }
+
+    private let reading = Mutex(Reading())
+
     init() {}
 
     /// Runs `commandLine` in `directory` with exactly `environment` until it exits, handing each line of its
@@ -76,30 +106,36 @@ final class FunctionProcess: Sendable {
                         return pending
                     }
                     if let pending { try? execution.send(signal: Signal(rawValue: pending)) }
+                    let pipe = Self.pipeIdentity(path: "/proc/\(pid)/fd/1")
+                    reading.withLock { $0.pipe = pipe }
                     var lines = LineSplitter(limit: Self.maximumLineBytes)
                     let emit: (String) -> Void = { line in
                         logger.info("\(line)")
                         onLine(line)
                     }
+                    let marker: (UInt64) -> Void = { number in self.settle { $0.markerRead = max($0.markerRead, number) } }
                     do {
                         for try await buffer in execution.standardOutput {
-                            buffer.withUnsafeBytes { lines.append($0, emit: emit) }
+                            buffer.withUnsafeBytes { lines.append($0, emit: emit, marker: marker) }
                         }
                     } catch {
                         // The read ends early only when the process is being torn down; what was read stays logged.
                     }
                     lines.finish(emit: emit)
                     phase.withLock { $0 = .outputClosed(pid: pid) }
+                    outputClosed()
                 }
             } onCancel: {
                 self.signal(SIGKILL)
             }
             phase.withLock { $0 = .exited }
+            outputClosed()
             switch result.terminationStatus {
             case .exited(let code): return .status(code)
             case .signaled(let signal): return .signal(signal)
             }
         } catch {
+            outputClosed()
             let started = phase.withLock { phase -> Bool in
                 defer { phase = .exited }
                 if case .notStarted = phase { return false }
@@ -109,6 +145,84 @@ final class FunctionProcess: Sendable {
             if started { return .signal(SIGKILL) }
             throw RuntimeError(.startFailed, "cannot start \(commandLine[0]): \(error)")
         }
+    }
+
+    /// Waits until every line the process wrote before this call has been read and passed on (at most
+    /// `timeout`): the runtime frames an invocation's log as soon as the function reports its outcome, and
+    /// the lines it wrote just before are then often still in the pipe.
+    ///
+    /// A marker is written into the process's own output pipe (opened again through `/proc`); the pipe keeps
+    /// order, so when the reader meets the marker it has read everything before it. A process that is gone
+    /// has closed its end, and then the wait is for the reader to reach the end of the output.
+    func catchUpWithOutput(within timeout: Duration) async {
+        let ticket: UInt64? = reading.withLock { reading in
+            guard !reading.closed, reading.pipe != nil else { return nil }
+            reading.lastTicket += 1
+            return reading.lastTicket
+        }
+        guard let ticket, let pipe = reading.withLock({ $0.pipe }), let pid else { return }
+        let marker: UInt64
+        switch Self.writeMarker(ticket, pid: pid, pipe: pipe) {
+        case .written: marker = ticket
+        case .processGone: marker = .max
+        case .notPossible: return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    self.settle { $0.waiters.append(.init(ticket: ticket, marker: marker, continuation: continuation)) }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                // Given up on, or already settled (then this finds nothing).
+                self.settle { $0.expired.insert(ticket) }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        reading.withLock { _ = $0.expired.remove(ticket) }
+    }
+
+    /// Changes the reading state and resumes the waiters that are then done.
+    private func settle(_ change: (inout Reading) -> Void) {
+        let done = reading.withLock { reading in
+            change(&reading)
+            return reading.settled()
+        }
+        for waiter in done { waiter.resume() }
+    }
+
+    private func outputClosed() {
+        settle { $0.closed = true }
+    }
+
+    private enum MarkerWrite { case written, processGone, notPossible }
+
+    /// Writes marker `number` into the pipe `pid`'s standard output is, if it still is that pipe.
+    private static func writeMarker(_ number: UInt64, pid: Int32, pipe: (device: UInt64, inode: UInt64)) -> MarkerWrite {
+        let path = "/proc/\(pid)/fd/1"
+        let descriptor = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { return errno == ENOENT || errno == ESRCH ? .processGone : .notPossible }
+        defer { close(descriptor) }
+        // The function may have pointed its standard output elsewhere (a file): nothing is written there.
+        guard let opened = pipeIdentity(descriptor: descriptor), opened == pipe else { return .notPossible }
+        let bytes = LineSplitter.marker(number)
+        // Shorter than PIPE_BUF, so written whole or not at all; a full pipe (a reader far behind) is not waited on.
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        return written == bytes.count ? .written : .notPossible
+    }
+
+    private static func pipeIdentity(path: String) -> (device: UInt64, inode: UInt64)? {
+        var status = stat()
+        guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFIFO else { return nil }
+        return (UInt64(status.st_dev), UInt64(status.st_ino))
+    }
+
+    private static func pipeIdentity(descriptor: Int32) -> (device: UInt64, inode: UInt64)? {
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFIFO else { return nil }
+        return (UInt64(status.st_dev), UInt64(status.st_ino))
     }
 
     /// How swift-subprocess finds a program: an absolute path as it is, a relative one
