@@ -64,7 +64,7 @@ import Testing
             #expect(result.errorMessage?.hasSuffix("\(result.requestID) Task timed out after 1.00 seconds") == true)
             let pid = try #require(first.json["pid"].flatMap { Int32($0) })
             // Killed (and reaped) promptly, not left running in the background.
-            try await eventually("the timed-out process to be killed and reaped", within: .seconds(5)) { kill(pid, 0) != 0 }
+            try await eventually("the timed-out process to be killed and reaped", within: .seconds(30)) { kill(pid, 0) != 0 }
             let next = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
             #expect(next.status == .success)
             #expect(next.initDuration != nil, "a new environment (cold start) after the kill")
@@ -290,7 +290,7 @@ import Testing
         try await RuntimeHarness.run([RuntimeHarness.chaos()], configuration: configuration) { runtime, _ in
             let first = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
             let pid = try #require(first.json["pid"].flatMap { Int32($0) })
-            try await eventually("the idle environment's process to be stopped", within: .seconds(10)) { kill(pid, 0) != 0 }
+            try await eventually("the idle environment's process to be stopped", within: .seconds(30)) { kill(pid, 0) != 0 }
             let next = try await runtime.invoke("chaos", payload: ByteBuffer(string: "{}"))
             #expect(next.initDuration != nil, "a cold start after the idle shutdown")
         }

@@ -281,8 +281,14 @@ final class JobLifecycle: Sendable {
         do {
             try await fail(jobId: jobId, attempt: attempt, with: failure)
         } catch {
-            let reason = StorageFailure(error).map { "\($0 == .full ? "storage full" : "store unavailable")" } ?? "\(error)"
-            logger.error("job \(jobId): could not record its failure (\(reason)); the janitor tries again")
+            if error is CancellationError {
+                // Shutting down, most often: not a fault. The janitor records it, or, when this instance stops
+                // first, a janitor settles the job once its lease lapses, as for any instance that stopped.
+                logger.notice("job \(jobId): recording its failure was cancelled; the janitor records it")
+            } else {
+                let reason = StorageFailure(error).map { "\($0 == .full ? "storage full" : "store unavailable")" } ?? "\(error)"
+                logger.error("job \(jobId): could not record its failure (\(reason)); the janitor tries again")
+            }
             unrecorded.withLock { $0[jobId, default: []].append(.failure(attempt: attempt, failure)) }
         }
     }
