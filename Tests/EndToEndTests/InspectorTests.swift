@@ -125,6 +125,11 @@ extension EndToEnd {
                 #expect(token.count == 5 && token.hasSuffix("…"), "\(token)")
                 #expect(try await Self.get(gateway + "/inspect/api/jobs/\(RandomToken.make())").status == 404)
                 #expect(try await Self.get(gateway + "/inspect/api/invocations/nope").status == 404)
+                // One attempt (the job's function succeeded at once): it is attempt 1, and there is no second.
+                #expect(try await Self.get(gateway + "/inspect/api/invocations/\(requestId)?attempt=1").body == invocation.body)
+                #expect(try await Self.get(gateway + "/inspect/api/invocations/\(requestId)?attempt=2").status == 404)
+                #expect(try await Self.get(gateway + "/inspect/api/invocations/\(requestId)?attempt=0").status == 400)
+                #expect(record.attempt == 1)
             }
         }
 
@@ -146,7 +151,10 @@ extension EndToEnd {
         }
 
         /// The invocation record as the API writes it (only what this test reads).
-        struct LocalRuntimeRecord: Decodable { var payload: String }
+        struct LocalRuntimeRecord: Decodable {
+            var payload: String
+            var attempt: Int
+        }
 
         @Test func theInspectorAnswersThisMachineOnlyUnlessGivenItsToken() async throws {
             guard let outside = Self.nonLoopbackIPv4() else {

@@ -371,6 +371,10 @@ import Testing
             #expect(event.status == .accepted)
             // Counted until it ends (after retries): still there when the 202 came.
             #expect(runtime.gauges["pending_event_invocations"] == 1, "Event returns before the function finishes")
+            // The 202's request id is the one the invocation runs under.
+            let eventID = try #require(event.headers.first(name: "x-amzn-RequestId"))
+            try await eventually("the event's invocation to begin") { runtime.invocations.record(requestId: eventID) != nil }
+            #expect(runtime.invocations.record(requestId: eventID)?.payload.contains(#""seconds":60"#) == true)
 
             var tail = HTTPClientRequest(url: "\(base)/chaos/invocations")
             tail.method = .POST
@@ -431,12 +435,25 @@ import Testing
             }
             #expect(failed.status == .functionError)
             #expect(attempts.value == [2, 3])
+            // All three ran under the event's one request id, as Lambda's retries do; each is in the log.
+            let runs = runtime.invocations.recent().filter { $0.requestId == failed.requestID }
+            #expect(runs.map(\.attempt) == [3, 2, 1])
+            #expect(runs.allSatisfy { $0.status == "functionError" })
+            for attempt in 1...3 {
+                let log = runtime.invocations.record(requestId: failed.requestID, attempt: attempt)?.log ?? []
+                #expect(log.first == "START RequestId: \(failed.requestID) Version: $LATEST", "attempt \(attempt): \(log)")
+            }
 
-            // The payload of a retry is the one the caller hands back: here the retry succeeds.
-            let recovered = try await runtime.invokeRetrying("chaos", payload: ByteBuffer(string: #"{"mode":"crash"}"#)) { _, _ in
-                ByteBuffer(string: #"{"mode":"echo"}"#)
+            // The payload of a retry is the one the caller hands back: here the retry succeeds, and the
+            // function sees the same request id the crashed attempt had.
+            let crashed = Locked<String?>(nil)
+            let recovered = try await runtime.invokeRetrying("chaos", payload: ByteBuffer(string: #"{"mode":"crash"}"#)) { result, _ in
+                crashed.update { $0 = result.requestID }
+                return ByteBuffer(string: #"{"mode":"echo"}"#)
             }
             #expect(recovered.status == .success)
+            #expect(recovered.json["requestId"] == crashed.value)
+            #expect(recovered.requestID == crashed.value)
 
             // A caller that declines stops the retries.
             let stopped = try await runtime.invokeRetrying("chaos", payload: ByteBuffer(string: #"{"mode":"error"}"#)) { _, _ in nil }

@@ -15,7 +15,15 @@ extension Inspector {
         }
         group.get("api/snapshot") { _, _ in try Self.json(try await snapshot()) }
         group.get("api/jobs/{id}") { _, context in try Self.json(try await job(id: try context.parameters.require("id"))) }
-        group.get("api/invocations/{id}") { _, context in try Self.json(try invocation(requestId: try context.parameters.require("id"))) }
+        group.get("api/invocations/{id}") { request, context in
+            let attempt = try request.uri.queryParameters["attempt"].map { text -> Int in
+                guard let attempt = Int(text), attempt >= 1 else {
+                    throw GatewayError(.badRequest, .invalidRequest, "attempt must be a whole number from 1")
+                }
+                return attempt
+            }
+            return try Self.json(try invocation(requestId: try context.parameters.require("id"), attempt: attempt))
+        }
         group.post("api/replay/{id}") { _, context in
             try Self.json(try await replay(try context.parameters.require("id")), status: .accepted)
         }

@@ -43,10 +43,11 @@ public struct Inspector: Sendable {
         return detail
     }
 
-    /// One invocation in full.
-    public func invocation(requestId: String) throws -> InvocationLog.Record {
-        guard let record = runtime.invocations.record(requestId: requestId) else {
-            throw GatewayError(.notFound, .invocationNotFound, "no invocation \(requestId) in the inspector's memory")
+    /// One invocation in full: attempt `attempt` of the request id (the retries of an `Event` share it), or its latest.
+    public func invocation(requestId: String, attempt: Int? = nil) throws -> InvocationLog.Record {
+        guard let record = runtime.invocations.record(requestId: requestId, attempt: attempt) else {
+            let which = attempt.map { " attempt \($0)" } ?? ""
+            throw GatewayError(.notFound, .invocationNotFound, "no invocation \(requestId)\(which) in the inspector's memory")
         }
         return record
     }

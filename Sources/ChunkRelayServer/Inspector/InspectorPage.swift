@@ -1,6 +1,6 @@
 /// The inspector's page: one self-contained file (no script, style or font from elsewhere), reading
 /// `/inspect/api/…`. A `?token=` in its address is passed on to the API; `?job=ID` or
-/// `?invocation=ID` opens that one's detail.
+/// `?invocation=ID` (and `&attempt=N`, one retry of an `Event`) opens that one's detail.
 enum InspectorPage {
     static let html = #"""
 <!doctype html>
@@ -48,7 +48,7 @@ enum InspectorPage {
   <div>
     <section><h2>Queue</h2><table id="queue" data-count="0"><thead><tr><th>#</th><th>job</th><th>function</th><th>delivery</th><th>waiting</th></tr></thead><tbody></tbody></table></section>
     <section><h2>Jobs</h2><table id="jobs"><thead><tr><th>job</th><th>function</th><th>delivery</th><th>state</th><th>attempt</th><th>chunks</th><th>bytes</th><th>created</th><th>image</th><th>error</th></tr></thead><tbody></tbody></table></section>
-    <section><h2>Invocations</h2><table id="invocations"><thead><tr><th>request id</th><th>function</th><th>job</th><th>status</th><th>duration</th><th>billed</th><th>init</th><th>max memory</th></tr></thead><tbody></tbody></table></section>
+    <section><h2>Invocations</h2><table id="invocations"><thead><tr><th>request id</th><th>attempt</th><th>function</th><th>job</th><th>status</th><th>duration</th><th>billed</th><th>init</th><th>max memory</th></tr></thead><tbody></tbody></table></section>
   </div>
   <div>
     <section><h2>Detail</h2><div id="detail" class="muted">Pick a job or an invocation.</div></section>
@@ -62,7 +62,7 @@ const params = new URLSearchParams(location.search);
 const token = params.get("token");
 const api = (path) => "/inspect/api/" + path + (token ? (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : "");
 let snapshot = null;
-let selected = params.get("job") ? {kind: "job", id: params.get("job")} : params.get("invocation") ? {kind: "invocation", id: params.get("invocation")} : null;
+let selected = params.get("job") ? {kind: "job", id: params.get("job")} : params.get("invocation") ? {kind: "invocation", id: params.get("invocation"), attempt: Number(params.get("attempt")) || undefined} : null;
 
 const text = (value) => value === undefined || value === null ? "" : String(value);
 const escape = (value) => text(value).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"}[c]));
@@ -92,7 +92,8 @@ function render() {
     `<td class="state-${escape(j.state)}">${escape(j.state)}</td><td>${j.attempt}</td><td>${j.chunks}</td><td>${size(j.bytes)}</td><td>${when(j.createdAt)}</td>` +
     `<td>${escape(j.image)}</td><td>${escape(j.error ? j.error.code : "")}</td></tr>`);
   rows("invocations", snapshot.invocations.filter((i) => matches([i.requestId, i.function, i.jobId, i.status, i.errorType])), (i) =>
-    `<tr data-invocation="${escape(i.requestId)}" class="${selected && selected.id === i.requestId ? "selected" : ""}"><td>${escape(i.requestId)}</td><td>${escape(i.function)}</td><td>${escape(i.jobId)}</td>` +
+    `<tr data-invocation="${escape(i.requestId)}" data-attempt="${i.attempt}" class="${selected && selected.id === i.requestId && (!selected.attempt || selected.attempt === i.attempt) ? "selected" : ""}">` +
+    `<td>${escape(i.requestId)}</td><td>${i.attempt}</td><td>${escape(i.function)}</td><td>${escape(i.jobId)}</td>` +
     `<td class="status-${escape(i.status)}">${escape(i.status)}${i.errorType ? " (" + escape(i.errorType) + ")" : ""}</td><td>${ms(i.durationMs)}</td>` +
     `<td>${i.billedDurationMs === undefined ? "" : i.billedDurationMs + " ms"}</td><td>${ms(i.initDurationMs)}</td><td>${i.maxMemoryUsedMB === undefined ? "" : i.maxMemoryUsedMB + " / " + i.memorySizeMB + " MB"}</td></tr>`);
   rows("functions", snapshot.functions.filter((f) => matches([f.name, f.runtime])), (f) =>
@@ -128,11 +129,11 @@ async function showDetail() {
         `<ul class="timeline" id="timeline">${d.timeline.map((e) =>
           `<li class="${e.chunk !== undefined && e.chunk !== null ? "chunk" : ""}"><span class="at">+${(e.time - start).toFixed(3)} s</span> ${escape(e.event)} <span class="muted">→ ${escape(e.state)}</span></li>`).join("")}</ul>`;
     } else {
-      const d = await fetchJSON("invocations/" + encodeURIComponent(selected.id));
+      const d = await fetchJSON("invocations/" + encodeURIComponent(selected.id) + (selected.attempt ? "?attempt=" + selected.attempt : ""));
       detail.dataset.kind = "invocation";
       detail.dataset.id = d.requestId;
       detail.innerHTML =
-        `<p><b>invocation ${escape(d.requestId)}</b> · ${escape(d.function)} · <span class="status-${escape(d.status)}">${escape(d.status)}</span>` +
+        `<p><b>invocation ${escape(d.requestId)}</b>${d.attempt > 1 ? " (attempt " + d.attempt + ")" : ""} · ${escape(d.function)} · <span class="status-${escape(d.status)}">${escape(d.status)}</span>` +
         `${d.jobId ? " · job " + escape(d.jobId) : ""} <button id="replay">Replay</button></p>` +
         `<p class="muted">duration ${ms(d.durationMs)} · billed ${text(d.billedDurationMs)} ms · init ${ms(d.initDurationMs) || "warm"} · max memory ${text(d.maxMemoryUsedMB)} / ${d.memorySizeMB} MB` +
         `${d.message ? "<br>" + escape(d.message) : ""}</p>` +
@@ -159,7 +160,7 @@ async function replay() {
 document.addEventListener("click", (event) => {
   const row = event.target.closest("tr[data-job], tr[data-invocation]");
   if (!row) return;
-  selected = row.dataset.job ? {kind: "job", id: row.dataset.job} : {kind: "invocation", id: row.dataset.invocation};
+  selected = row.dataset.job ? {kind: "job", id: row.dataset.job} : {kind: "invocation", id: row.dataset.invocation, attempt: Number(row.dataset.attempt)};
   render();
   showDetail();
 });

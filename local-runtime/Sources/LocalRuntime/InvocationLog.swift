@@ -9,8 +9,10 @@ import Synchronization
 public final class InvocationLog: Sendable {
     /// One invocation.
     public struct Record: Sendable, Codable, Hashable {
-        /// Its request id.
+        /// Its request id; the retries of an `Event` invocation share it, as on Lambda.
         public var requestId: String
+        /// Which run under that request id: 1, then 2 and 3 for the retries of an `Event` invocation.
+        public var attempt: Int
         /// The function.
         public var function: String
         /// The gateway job it worked for, when it did.
@@ -67,9 +69,9 @@ public final class InvocationLog: Sendable {
         } }
     }
 
-    /// One invocation in full.
-    public func record(requestId: String) -> Record? {
-        state.withLock { $0.records.last { $0.requestId == requestId } }
+    /// One invocation in full: attempt `attempt` of the request id, or its latest.
+    public func record(requestId: String, attempt: Int? = nil) -> Record? {
+        state.withLock { $0.records.last { $0.requestId == requestId && (attempt == nil || $0.attempt == attempt) } }
     }
 
     /// What a replay needs: the function and the payload as it was.
@@ -85,15 +87,18 @@ public final class InvocationLog: Sendable {
         let jobId = (json as? [String: Any])?["jobId"] as? String
         let shown = json.map { Self.redacted($0) }.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .withoutEscapingSlashes]) }
             .map { String(decoding: $0, as: UTF8.self) } ?? String(decoding: payload.readableBytesView.prefix(4096), as: UTF8.self)
-        let record = Record(
-            requestId: requestID, function: function.name, jobId: jobId, startedAt: Date().timeIntervalSince1970, status: "running",
-            memorySizeMB: function.memorySize, log: [], payload: shown)
         state.withLock { state in
-            state.records.append(record)
-            if payload.readableBytes <= Self.payloadLimit { state.payloads[requestID] = payload }
+            // A retry runs under its event's request id (records in order: the previous attempt is the last one).
+            let attempt = (state.records.last { $0.requestId == requestID }?.attempt ?? 0) + 1
+            state.records.append(Record(
+                requestId: requestID, attempt: attempt, function: function.name, jobId: jobId, startedAt: Date().timeIntervalSince1970,
+                status: "running", memorySizeMB: function.memorySize, log: [], payload: shown))
+            // The latest attempt's payload is what a replay sends.
+            state.payloads[requestID] = payload.readableBytes <= Self.payloadLimit ? payload : nil
             if state.records.count > Self.remembered {
-                for gone in state.records.prefix(state.records.count - Self.remembered) { state.payloads[gone.requestId] = nil }
+                let gone = state.records.prefix(state.records.count - Self.remembered).map(\.requestId)
                 state.records.removeFirst(state.records.count - Self.remembered)
+                for id in gone where !state.records.contains(where: { $0.requestId == id }) { state.payloads[id] = nil }
             }
         }
         changes.add(1, ordering: .relaxed)

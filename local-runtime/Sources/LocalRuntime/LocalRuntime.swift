@@ -55,7 +55,9 @@ public final class LocalRuntime: Service, Sendable {
                     if let event = request.event {
                         group.addTask {
                             defer { self.pendingEvents.withLock { $0 -= 1 } }
-                            let result = try? await self.invokeRetrying(event.function, payload: event.payload, trace: event.trace) { failed, attempt in
+                            let result = try? await self.invokeRetrying(
+                                event.function, payload: event.payload, trace: event.trace, requestID: event.requestID
+                            ) { failed, attempt in
                                 self.logger.warning("Event invocation of \(event.function) failed (\(failed.errorType ?? "")); retry \(attempt - 1)")
                                 return event.payload
                             }
@@ -162,10 +164,13 @@ public final class LocalRuntime: Service, Sendable {
     /// retried up to the function's `maximumRetryAttempts` with a growing pause. Before each retry
     /// `beforeRetry` gets the failed result and the next attempt's number and returns that attempt's
     /// payload (Lambda resends the same event; the gateway hands out a new upload token), or nil to stop.
+    /// Every attempt runs under the one `requestID`, as Lambda's retries of an event do: a function that
+    /// keeps the ids it has seen knows a retry by it.
     public func invokeRetrying(
-        _ name: String, payload: ByteBuffer, trace: XRayTraceID = .begin(),
+        _ name: String, payload: ByteBuffer, trace: XRayTraceID = .begin(), requestID: String? = nil,
         beforeRetry: @Sendable (InvocationResult, Int) async -> ByteBuffer?
     ) async throws(RuntimeError) -> InvocationResult {
+        let requestID = requestID ?? Self.newRequestID()
         guard let function = registry.function(named: name) else {
             throw RuntimeError.functionNotFound(name)
         }
@@ -174,7 +179,7 @@ public final class LocalRuntime: Service, Sendable {
         var pause = configuration.retryBackoff
         while true {
             // Every attempt of one event belongs to the same trace, as Lambda's retries do.
-            let result = try await invoke(name, payload: payload, trace: trace)
+            let result = try await invoke(name, payload: payload, clientContext: nil, trace: trace, throttle: false, requestID: requestID)
             switch result.status {
             case .success, .cancelled:
                 return result
@@ -191,8 +196,10 @@ public final class LocalRuntime: Service, Sendable {
         }
     }
 
-    /// Queues an `Event` invocation: checks it and returns at once; the outcome (after retries) is only logged.
-    public func invokeAsync(_ name: String, payload: ByteBuffer, trace: XRayTraceID = .begin()) throws(RuntimeError) {
+    /// Queues an `Event` invocation: checks it and returns at once with the request id it (and each of its
+    /// retries) will run under; the outcome is only logged.
+    @discardableResult
+    public func invokeAsync(_ name: String, payload: ByteBuffer, trace: XRayTraceID = .begin()) throws(RuntimeError) -> String {
         guard let function = registry.function(named: name) else {
             throw RuntimeError.functionNotFound(name)
         }
@@ -210,10 +217,12 @@ public final class LocalRuntime: Service, Sendable {
                 reason: "ConcurrentInvocationLimitExceeded"
             )
         }
-        if case .terminated = spawnContinuation.yield(SpawnRequest(environment: nil, event: (name, payload, trace))) {
+        let requestID = Self.newRequestID()
+        if case .terminated = spawnContinuation.yield(SpawnRequest(environment: nil, event: (name, payload, trace, requestID))) {
             pendingEvents.withLock { $0 -= 1 }
             throw RuntimeError(.shuttingDown, "the runtime is shutting down")
         }
+        return requestID
     }
 
     /// Takes an environment of `name` (warm, or the right to start one) for an invocation that answers as
@@ -229,9 +238,9 @@ public final class LocalRuntime: Service, Sendable {
     public func invoke(
         _ reservation: Reservation, payload: ByteBuffer, clientContext: String? = nil, trace: XRayTraceID = .begin(), sink: ResponseStreamSink
     ) async throws(RuntimeError) -> InvocationResult {
-        try await invoke(
+        try await invokeRecorded(
             reservation.function, pool: reservation.pool, lease: reservation.take(), payload: payload, clientContext: clientContext,
-            trace: trace, throttle: false, sink: sink
+            trace: trace, throttle: false, sink: sink, requestID: Self.newRequestID()
         )
     }
 
@@ -246,19 +255,22 @@ public final class LocalRuntime: Service, Sendable {
     }
 
     private func invoke(
-        _ name: String, payload: ByteBuffer, clientContext: String?, trace: XRayTraceID, throttle: Bool
+        _ name: String, payload: ByteBuffer, clientContext: String?, trace: XRayTraceID, throttle: Bool, requestID: String = newRequestID()
     ) async throws(RuntimeError) -> InvocationResult {
         let (function, pool) = try target(name, payloadBytes: payload.readableBytes)
-        return try await invoke(
-            function, pool: pool, lease: nil, payload: payload, clientContext: clientContext, trace: trace, throttle: throttle, sink: nil)
+        return try await invokeRecorded(
+            function, pool: pool, lease: nil, payload: payload, clientContext: clientContext, trace: trace, throttle: throttle, sink: nil,
+            requestID: requestID)
     }
 
+    /// A request id as Lambda makes them: a lowercase UUID.
+    static func newRequestID() -> String { UUID().uuidString.lowercased() }
+
     /// Every invocation goes through here: the inspector's log hears it begin and end, however it ends.
-    private func invoke(
+    private func invokeRecorded(
         _ function: FunctionConfiguration, pool: EnvironmentPool, lease reserved: EnvironmentPool.Lease?, payload: ByteBuffer,
-        clientContext: String?, trace: XRayTraceID, throttle: Bool, sink: ResponseStreamSink?
+        clientContext: String?, trace: XRayTraceID, throttle: Bool, sink: ResponseStreamSink?, requestID: String
     ) async throws(RuntimeError) -> InvocationResult {
-        let requestID = UUID().uuidString.lowercased()
         invocations.began(requestID: requestID, function: function, payload: payload)
         do {
             let result = try await invoke(

@@ -4,5 +4,5 @@ import NIOCore
 struct SpawnRequest: Sendable {
     var environment: ExecutionEnvironment?
     var commandLine: [String] = []
-    var event: (function: String, payload: ByteBuffer, trace: XRayTraceID)?
+    var event: (function: String, payload: ByteBuffer, trace: XRayTraceID, requestID: String)?
 }

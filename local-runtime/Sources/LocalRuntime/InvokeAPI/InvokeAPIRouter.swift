@@ -26,8 +26,8 @@ public enum InvokeAPIRouter {
             let payload = try await readPayload(request, operation: "InvokeFunction")
                 switch type {
                 case "Event":
-                    try runtime.invokeAsync(name, payload: payload, trace: .continuing(from: request.headers))
-                    return Response(status: .accepted, headers: [requestID: UUID().uuidString.lowercased()])
+                    let id = try runtime.invokeAsync(name, payload: payload, trace: .continuing(from: request.headers))
+                    return Response(status: .accepted, headers: [requestID: id])
                 case "DryRun":
                     return try dryRun(name, runtime: runtime)
                 case "RequestResponse":
