@@ -207,11 +207,19 @@ final class FunctionProcess: Sendable {
         defer { close(descriptor) }
         // The function may have pointed its standard output elsewhere (a file): nothing is written there.
         guard let opened = pipeIdentity(descriptor: descriptor), opened == pipe else { return .notPossible }
+        // The reader may close its end between the open and the write: that must be EPIPE, not a signal that
+        // ends the server (NIO ignores SIGPIPE process-wide on Linux too, but only once it has made a socket).
+        _ = ignoringBrokenPipes
         let bytes = LineSplitter.marker(number)
         // Shorter than PIPE_BUF, so written whole or not at all; a full pipe (a reader far behind) is not waited on.
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
         return written == bytes.count ? .written : .notPossible
     }
+
+    private static let ignoringBrokenPipes: Bool = {
+        _ = Glibc.signal(SIGPIPE, SIG_IGN)
+        return true
+    }()
 
     private static func pipeIdentity(path: String) -> (device: UInt64, inode: UInt64)? {
         var status = stat()
