@@ -35,7 +35,8 @@ struct ReplayCommand: AsyncParsableCommand {
             print("job \(job.id) queued: follow \(base)\(job.events), or \(base)/inspect?job=\(job.id)")
             if let image = job.image { print("image (once ready): \(base)\(image)") }
         } else {
-            print("\(replay.function ?? id) invoked again (Event): see \(base)/inspect")
+            let detail = replay.requestId.map { "?invocation=\($0)" } ?? ""
+            print("\(replay.function ?? id) invoked again (Event): see \(base)/inspect\(detail)")
         }
     }
 }

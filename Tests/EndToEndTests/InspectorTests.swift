@@ -96,6 +96,28 @@ extension EndToEnd {
             }
         }
 
+        @Test func aReplayedInvocationRunsAgainUnderANewRequestIdTheReplayNames() async throws {
+            try await withChunkRelay { gateway, runtime in
+                var invoke = HTTPClientRequest(url: "\(runtime)/2015-03-31/functions/chaos/invocations")
+                invoke.method = .POST
+                invoke.body = .bytes(ByteBuffer(string: #"{"mode":"echo","mark":"replay-me"}"#))
+                let first = try await HTTPClient.shared.execute(invoke, timeout: .seconds(30))
+                _ = try await first.body.collect(upTo: 1 << 20)
+                let original = try #require(first.headers.first(name: "x-amzn-RequestId"))
+
+                let replay = try await Self.post(gateway + "/inspect/api/replay/\(original)")
+                #expect(replay.status == 202, "\(replay.body)")
+                let started = try JSONDecoder().decode(InspectorReplay.self, from: Data(replay.body.utf8))
+                #expect(started.kind == "invocation" && started.function == "chaos")
+                let again = try #require(started.requestId)
+                #expect(again != original)
+                try await eventually("the replayed invocation to succeed") {
+                    let detail = try await Self.get(gateway + "/inspect/api/invocations/\(again)")
+                    return detail.status == 200 && detail.body.contains(#""status":"success""#) && detail.body.contains("replay-me")
+                }
+            }
+        }
+
         static func post(_ url: String) async throws -> (status: Int, body: String) {
             var request = HTTPClientRequest(url: url)
             request.method = .POST

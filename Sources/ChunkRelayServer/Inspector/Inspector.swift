@@ -65,11 +65,12 @@ public struct Inspector: Sendable {
         if let jobId = invocation.jobId {
             return InspectorReplay(kind: "job", job: try await gateway.replayJob(id: jobId))
         }
+        let requestId: String
         do {
-            try runtime.invokeAsync(invocation.function, payload: invocation.payload)
+            requestId = try runtime.invokeAsync(invocation.function, payload: invocation.payload)
         } catch {
             throw GatewayError(error.status, .invalidRequest, "\(invocation.function) could not be invoked again: \(error.message)")
         }
-        return InspectorReplay(kind: "invocation", function: invocation.function)
+        return InspectorReplay(kind: "invocation", function: invocation.function, requestId: requestId)
     }
 }

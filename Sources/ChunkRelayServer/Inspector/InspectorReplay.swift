@@ -9,4 +9,6 @@ public struct InspectorReplay: Sendable, Codable {
     public var job: JobCreated?
     /// The function invoked again, for an invocation.
     public var function: String?
+    /// The new invocation's request id, for an invocation.
+    public var requestId: String?
 }
