@@ -155,12 +155,12 @@ final class FunctionProcess: Sendable {
     /// order, so when the reader meets the marker it has read everything before it. A process that is gone
     /// has closed its end, and then the wait is for the reader to reach the end of the output.
     func catchUpWithOutput(within timeout: Duration) async {
-        let ticket: UInt64? = reading.withLock { reading in
-            guard !reading.closed, reading.pipe != nil else { return nil }
+        let taken: (ticket: UInt64, pipe: (device: UInt64, inode: UInt64))? = reading.withLock { reading in
+            guard !reading.closed, let pipe = reading.pipe else { return nil }
             reading.lastTicket += 1
-            return reading.lastTicket
+            return (reading.lastTicket, pipe)
         }
-        guard let ticket, let pipe = reading.withLock({ $0.pipe }), let pid else { return }
+        guard let (ticket, pipe) = taken, let pid else { return }
         let marker: UInt64
         switch Self.writeMarker(ticket, pid: pid, pipe: pipe) {
         case .written: marker = ticket
