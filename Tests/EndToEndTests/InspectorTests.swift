@@ -151,6 +151,10 @@ extension EndToEnd {
                 #expect(try await Self.get(gateway + "/inspect/api/invocations/\(requestId)?attempt=1").body == invocation.body)
                 #expect(try await Self.get(gateway + "/inspect/api/invocations/\(requestId)?attempt=2").status == 404)
                 #expect(try await Self.get(gateway + "/inspect/api/invocations/\(requestId)?attempt=0").status == 400)
+                #expect(try await Self.get(gateway + "/inspect/api/invocations/\(requestId)?attempt=-1").status == 400)
+                #expect(try await Self.get(gateway + "/inspect/api/invocations/\(requestId)?attempt=one").status == 400)
+                // The document says any whole number from 1: one past Int's range is an attempt that never ran.
+                #expect(try await Self.get(gateway + "/inspect/api/invocations/\(requestId)?attempt=158756697939813858469274976256").status == 404)
                 #expect(record.attempt == 1)
             }
         }
