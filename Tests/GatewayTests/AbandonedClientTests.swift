@@ -80,21 +80,28 @@ import Testing
 
     @Test(arguments: [false, true])
     func aStreamWhoseOnlyClientResetsIsCancelledWithinItsGrace(readFirst: Bool) async throws {
-        // Heartbeats an hour apart: a reset noticed only at the next write would leave the job running
-        // past the bound below, so its cancellation shows the reset was noticed as the connection closed.
+        // Heartbeats an hour apart and a function that never returns: a reset noticed only at the next
+        // write would leave the job running for good, so its cancellation shows the reset was noticed as
+        // the connection closed.
         try await GatewayHarness.run(configure: {
-            // Enough for the job to be dispatched first on a loaded machine (a queued stream job nobody
-            // has watched for the grace is cancelled before it is invoked).
             $0.clientGrace = .seconds(5)
             $0.janitorInterval = .milliseconds(100)
             $0.heartbeatInterval = .seconds(3600)
         }) { h in
-            let (created, event) = try await h.createStreamJob()
+            let created = try await h.json(.POST, "/v1/jobs", #"{"function":"map-render","delivery":"stream"}"#).decode(JobCreated.self)
+            // A first client watches from the start, so the job is invoked however long dispatch takes
+            // on a loaded machine (the PostgreSQL pass once took more than the grace: a queued stream job
+            // nobody watched was cancelled before it ran, and this test never reached its point).
+            let keeper = try RawClient(port: Self.port(h))
+            keeper.sendGET(created.events)
+            #expect(await keeper.read(atLeast: 20, timeout: .seconds(60)).count >= 20)
+            let event = try await h.invocation(of: created)
             let client = try RawClient(port: Self.port(h))
             client.sendGET(created.events)
-            if readFirst { await client.read(atLeast: 20) }  // the head and `retry:` arrived: reset mid-stream
+            if readFirst { #expect(await client.read(atLeast: 20, timeout: .seconds(60)).count >= 20) }  // reset mid-stream
+            keeper.reset()
             client.reset()
-            try await eventually("the abandoned stream job to be cancelled", within: .seconds(30)) {
+            try await eventually("the abandoned stream job to be cancelled", within: .seconds(120)) {
                 try await h.job(created.id).state == .cancelled
             }
             let status = try await h.job(created.id)

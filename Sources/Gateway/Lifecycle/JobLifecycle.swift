@@ -281,7 +281,7 @@ final class JobLifecycle: Sendable {
         do {
             try await fail(jobId: jobId, attempt: attempt, with: failure)
         } catch {
-            if error is CancellationError {
+            if StorageFailure.isCancellation(error) {
                 // Shutting down, most often: not a fault. The janitor records it, or, when this instance stops
                 // first, a janitor settles the job once its lease lapses, as for any instance that stopped.
                 logger.notice("job \(jobId): recording its failure was cancelled; the janitor records it")
@@ -496,7 +496,11 @@ final class JobLifecycle: Sendable {
         } catch {
             // Not recorded: the key stays retrievable meanwhile (the safe side); a shared claim runs out by
             // itself; what was delivered is recorded by the janitor once the ledger takes writes.
-            logger.error("job \(jobId): could not record the end of a transfer: \(error)")
+            if StorageFailure.isCancellation(error) {
+                logger.notice("job \(jobId): recording the end of a transfer was cancelled; the janitor records it")
+            } else {
+                logger.error("job \(jobId): could not record the end of a transfer: \(error)")
+            }
             if let acknowledged, !acknowledged.isEmpty { unrecorded.withLock { $0[jobId, default: []].append(.transferEnd(acknowledged)) } }
         }
     }

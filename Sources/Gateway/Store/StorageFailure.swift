@@ -42,6 +42,14 @@ enum StorageFailure: Equatable, Sendable {
         return nil
     }
 
+    /// Whether `error` is the task's cancellation (shutting down, most often), bare or as the PostgreSQL
+    /// store wraps it: not a failure of the store, and not worth an error in the log.
+    static func isCancellation(_ error: any Error) -> Bool {
+        if error is CancellationError { return true }
+        guard let transaction = error as? PostgresTransactionError else { return false }
+        return [transaction.closureError, transaction.beginError, transaction.commitError].contains { $0 is CancellationError }
+    }
+
     /// The errno under a file-system error (its `cause` chain ends in the system call's).
     private static func errno(of error: FileSystemError) -> Int32? {
         var cause: (any Error)? = error.cause
