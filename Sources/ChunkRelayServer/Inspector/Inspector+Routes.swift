@@ -17,13 +17,11 @@ extension Inspector {
         group.get("api/jobs/{id}") { _, context in try Self.json(try await job(id: try context.parameters.require("id"))) }
         group.get("api/invocations/{id}") { request, context in
             let attempt = try request.uri.queryParameters["attempt"].map { text -> Int in
-                guard !text.isEmpty, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-                      text.utf8.contains(where: { $0 != UInt8(ascii: "0") })
-                else {
-                    throw GatewayError(.badRequest, .invalidRequest, "attempt must be a whole number from 1")
-                }
-                // A number past Int's range is still a valid attempt number, just one that never ran: 404, not 400.
-                return Int(text) ?? .max
+                // Digits only; a number past Int's range is still a valid attempt number, one that never ran: 404, not 400.
+                let digits = !text.isEmpty && text.utf8.allSatisfy { (0x30...0x39).contains($0) }
+                let attempt = digits ? Int(text) ?? .max : 0
+                guard attempt >= 1 else { throw GatewayError(.badRequest, .invalidRequest, "attempt must be a whole number from 1") }
+                return attempt
             }
             return try Self.json(try invocation(requestId: try context.parameters.require("id"), attempt: attempt))
         }
